@@ -1,0 +1,65 @@
+"""Atomic outputs: a stage writes into a temporary sibling and renames it into place.
+
+An interrupted or failed run therefore never leaves a half-written artifact that DVC
+could cache or a later stage could read.
+"""
+
+import contextlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+
+def _temporary_sibling(final: Path) -> Path:
+    return final.parent / f".{final.name}.tmp-{os.getpid()}"
+
+
+@contextlib.contextmanager
+def atomic_dir(final):
+    """Yield an empty temporary directory; on success it replaces `final`, on error it is removed."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temporary_sibling(final)
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = final.parent / f".{final.name}.old-{os.getpid()}"
+    if final.exists():
+        os.rename(final, old)
+    os.rename(tmp, final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def atomic_file(final, mode="w"):
+    """Yield an open temporary file; on success it replaces `final`, on error it is removed."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temporary_sibling(final)
+    try:
+        with open(tmp, mode) as handle:
+            yield handle
+        os.replace(tmp, final)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_json(path, data):
+    with atomic_file(path) as handle:
+        json.dump(data, handle, indent=2, sort_keys=False)
+        handle.write("\n")
+
+
+def remove_stale(*paths):
+    """Remove outputs of an earlier run before a stage starts, so a failure cannot leave them behind."""
+    for path in map(Path, paths):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)

@@ -1,0 +1,155 @@
+"""The prepared data set on disk, and how later stages stream it.
+
+`data/prepared/` holds:
+- `images.npy`: every usable image, resized, as one (N, size, size, 3) uint8 NumPy array;
+- `manifest.csv`: one row per image: its row in images.npy, source path, label and split;
+- `summary.json`: counts per class and split, and every skipped file with its reason.
+
+Images are written and read a batch at a time with plain file I/O (not a memory map,
+whose touched pages would stay in the process's resident set), so memory is bounded
+by the batch, not by the data set.
+"""
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from stages.errors import PipelineError
+
+PREPARED_DIR = Path("data/prepared")
+IMAGES_FILE = "images.npy"
+MANIFEST_FILE = "manifest.csv"
+SUMMARY_FILE = "summary.json"
+SPLITS = ("train", "validation", "test")
+MANIFEST_COLUMNS = ("row", "path", "label", "label_index", "split", "sha256")
+
+# A fixed-size .npy header (format 1.0) so the row count can be rewritten in place once
+# the number of usable images is known, without copying the data.
+_NPY_MAGIC = b"\x93NUMPY\x01\x00"
+_NPY_HEADER_BYTES = 128
+
+
+def _npy_header(rows, size):
+    fields = {"descr": "|u1", "fortran_order": False, "shape": (rows, size, size, 3)}
+    text = repr(fields)
+    body_len = _NPY_HEADER_BYTES - len(_NPY_MAGIC) - 2
+    padded = text + " " * (body_len - len(text) - 1) + "\n"
+    return _NPY_MAGIC + body_len.to_bytes(2, "little") + padded.encode("latin1")
+
+
+class ImageStoreWriter:
+    """Append (n, size, size, 3) uint8 batches to an .npy file; `close()` fixes the row count."""
+
+    def __init__(self, path, size):
+        self.path = Path(path)
+        self.size = size
+        self.rows = 0
+        self._file = open(self.path, "wb")
+        self._file.write(_npy_header(0, size))
+
+    def append(self, images):
+        images = np.ascontiguousarray(images, dtype=np.uint8)
+        if images.shape[1:] != (self.size, self.size, 3):
+            raise ValueError(f"expected images of shape (n, {self.size}, {self.size}, 3), got {images.shape}")
+        self._file.write(images.tobytes())
+        first = self.rows
+        self.rows += len(images)
+        return range(first, self.rows)
+
+    def close(self):
+        self._file.seek(0)
+        self._file.write(_npy_header(self.rows, self.size))
+        self._file.close()
+
+
+class ImageStore:
+    """Random access to the rows of images.npy with bounded memory."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        with open(self.path, "rb") as handle:
+            if np.lib.format.read_magic(handle) != (1, 0):
+                raise PipelineError(f"{self.path} is not a prepared image array; run `dvc repro prepare` again")
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(handle)
+            self._offset = handle.tell()
+        if dtype != np.uint8 or fortran or len(shape) != 4 or shape[3] != 3 or shape[1] != shape[2]:
+            raise PipelineError(f"{self.path} is not a prepared image array; run `dvc repro prepare` again")
+        self.shape = shape
+        self.size = shape[1]
+        self._row_bytes = shape[1] * shape[2] * 3
+        self._fd = os.open(self.path, os.O_RDONLY)
+
+    def __len__(self):
+        return self.shape[0]
+
+    def read(self, rows):
+        """The images at the given row numbers, in that order, as one uint8 array."""
+        rows = np.asarray(rows, dtype=np.int64)
+        out = np.empty((len(rows), self.size, self.size, 3), dtype=np.uint8)
+        flat = out.reshape(len(rows), self._row_bytes)
+        start = 0
+        # Read runs of consecutive rows with one call: streaming in order is one read per batch.
+        while start < len(rows):
+            end = start + 1
+            while end < len(rows) and rows[end] == rows[end - 1] + 1:
+                end += 1
+            nbytes = (end - start) * self._row_bytes
+            data = os.pread(self._fd, nbytes, self._offset + int(rows[start]) * self._row_bytes)
+            if len(data) != nbytes:
+                raise PipelineError(f"{self.path} is truncated; run `dvc repro prepare` again")
+            flat[start:end] = np.frombuffer(data, dtype=np.uint8).reshape(end - start, self._row_bytes)
+            start = end
+        return out
+
+    def batches(self, rows, batch_size):
+        """Yield the images at `rows` in order, batch_size at a time."""
+        for start in range(0, len(rows), batch_size):
+            yield self.read(rows[start:start + batch_size])
+
+    def close(self):
+        os.close(self._fd)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def write_manifest(path, records):
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=MANIFEST_COLUMNS)
+        writer.writeheader()
+        for record in records:
+            writer.writerow({column: record[column] for column in MANIFEST_COLUMNS})
+
+
+def read_manifest(prepared_dir=PREPARED_DIR):
+    """The manifest as a list of dicts, with row and label_index as ints."""
+    path = Path(prepared_dir) / MANIFEST_FILE
+    if not path.is_file():
+        raise PipelineError(f"{path} not found; run `dvc repro prepare` first")
+    with open(path, newline="") as handle:
+        records = list(csv.DictReader(handle))
+    for record in records:
+        record["row"] = int(record["row"])
+        record["label_index"] = int(record["label_index"])
+    return records
+
+
+def read_summary(prepared_dir=PREPARED_DIR):
+    path = Path(prepared_dir) / SUMMARY_FILE
+    if not path.is_file():
+        raise PipelineError(f"{path} not found; run `dvc repro prepare` first")
+    return json.loads(path.read_text())
+
+
+def split_arrays(records, split):
+    """Row numbers and label indices of one split, in manifest order."""
+    chosen = [record for record in records if record["split"] == split]
+    rows = np.array([record["row"] for record in chosen], dtype=np.int64)
+    labels = np.array([record["label_index"] for record in chosen], dtype=np.int64)
+    return rows, labels

@@ -1,0 +1,169 @@
+"""Read and validate params.yaml: the one place that knows what a valid configuration is.
+
+Every stage calls `load_params()`, which checks the whole file, so a typo anywhere is
+reported before any work starts, with the key's full name and the allowed values.
+"""
+
+import difflib
+import math
+from pathlib import Path
+
+import yaml
+
+from stages.errors import PipelineError
+
+PARAMS_FILE = "params.yaml"
+
+SOURCES = ("synthetic", "folder", "fashion_mnist")
+RESIZE_MODES = ("stretch", "pad", "crop")
+BACKBONES = ("mobilenet", "mobilenet_v2", "vgg16", "resnet50")
+SYNTHETIC_DIR = "data/synthetic"
+
+
+# --- validators: each takes (value, key) and returns the value or raises PipelineError ---
+
+def _fail(key, message):
+    raise PipelineError(f"{PARAMS_FILE}: '{key}' {message}")
+
+
+def choice(*allowed):
+    def check(value, key):
+        if value not in allowed:
+            _fail(key, f"is {value!r}; allowed values: {', '.join(map(str, allowed))}")
+        return value
+    return check
+
+
+def integer(low=None, high=None):
+    def check(value, key):
+        if isinstance(value, bool) or not isinstance(value, int):
+            _fail(key, f"must be a whole number, got {value!r}")
+        if (low is not None and value < low) or (high is not None and value > high):
+            _fail(key, f"is {value}; it must be {_range_text(low, high)}")
+        return value
+    return check
+
+
+def number(low=None, high=None, low_open=False, high_open=False):
+    def check(value, key):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            _fail(key, f"must be a number, got {value!r}")
+        too_low = low is not None and (value <= low if low_open else value < low)
+        too_high = high is not None and (value >= high if high_open else value > high)
+        if too_low or too_high:
+            _fail(key, f"is {value}; it must be {_range_text(low, high, low_open, high_open)}")
+        return float(value)
+    return check
+
+
+def text():
+    def check(value, key):
+        if not isinstance(value, str) or not value.strip():
+            _fail(key, f"must be a non-empty string, got {value!r}")
+        return value
+    return check
+
+
+def boolean():
+    def check(value, key):
+        if not isinstance(value, bool):
+            _fail(key, f"must be true or false, got {value!r}")
+        return value
+    return check
+
+
+def counts_by_name():
+    """A mapping of class name to a positive image count (the synthetic data set's classes)."""
+    def check(value, key):
+        if not isinstance(value, dict) or not value:
+            _fail(key, f"must be a mapping of class name to image count, got {value!r}")
+        return {str(name): integer(1, 100_000)(count, f"{key}.{name}") for name, count in value.items()}
+    return check
+
+
+def _range_text(low, high, low_open=False, high_open=False):
+    if low is not None and high is not None:
+        return f"between {low} and {high}" + (" (exclusive)" if low_open or high_open else "")
+    if low is not None:
+        return f"{'>' if low_open else '>='} {low}"
+    return f"{'<' if high_open else '<='} {high}"
+
+
+SCHEMA = {
+    "seed": integer(0, 2**32 - 1),
+    "model": choice(*BACKBONES),
+    "data": {
+        "source": choice(*SOURCES),
+        "path": text(),
+        "image_size": integer(16, 1024),
+        "resize": choice(*RESIZE_MODES),
+        "max_pixels": integer(1, 2**40),
+    },
+    "split": {
+        "validation": number(0, 1, low_open=True, high_open=True),
+        "test": number(0, 1, low_open=True, high_open=True),
+    },
+    "synthetic": {
+        "image_size": integer(32, 1024),
+        "counts": counts_by_name(),
+    },
+}
+
+
+def validate(params):
+    """Check every key of params.yaml and the rules between keys; return the validated copy."""
+    validated = _validate_section(params, SCHEMA, prefix="")
+    _check_cross_field(validated)
+    return validated
+
+
+def _validate_section(params, schema, prefix):
+    if not isinstance(params, dict):
+        where = f"'{prefix.rstrip('.')}'" if prefix else "the file"
+        raise PipelineError(f"{PARAMS_FILE}: {where} must be a mapping of keys to values, got {params!r}")
+    for key in params:
+        if key not in schema:
+            raise PipelineError(_unknown_key_message(prefix, key, schema))
+    validated = {}
+    for key, rule in schema.items():
+        full_key = prefix + key
+        if key not in params:
+            raise PipelineError(f"{PARAMS_FILE}: '{full_key}' is missing; add it (see the README for its meaning)")
+        if isinstance(rule, dict):
+            validated[key] = _validate_section(params[key], rule, full_key + ".")
+        else:
+            validated[key] = rule(params[key], full_key)
+    return validated
+
+
+def _unknown_key_message(prefix, key, schema):
+    suggestion = difflib.get_close_matches(str(key), list(schema), n=1)
+    hint = f" (did you mean '{prefix}{suggestion[0]}'?)" if suggestion else ""
+    allowed = ", ".join(prefix + name for name in schema)
+    return f"{PARAMS_FILE}: unknown key '{prefix}{key}'{hint}; allowed keys here: {allowed}"
+
+
+def _check_cross_field(params):
+    split = params["split"]
+    if split["validation"] + split["test"] >= 1:
+        raise PipelineError(
+            f"{PARAMS_FILE}: 'split.validation' + 'split.test' = {split['validation'] + split['test']:g}; "
+            "they must add up to less than 1 so that some images are left for training")
+    data = params["data"]
+    if data["source"] == "synthetic" and Path(data["path"]) != Path(SYNTHETIC_DIR):
+        raise PipelineError(
+            f"{PARAMS_FILE}: 'data.source' is synthetic but 'data.path' is {data['path']!r}; the generated "
+            f"data set lives in {SYNTHETIC_DIR}. To use your own photos set data.source=folder "
+            "(dvc exp run -S data.source=folder -S data.path=/your/photos)")
+
+
+def load_params(path=PARAMS_FILE):
+    """Read and validate params.yaml; raise PipelineError with a readable message when it is wrong."""
+    path = Path(path)
+    if not path.is_file():
+        raise PipelineError(f"{path} not found; run the stage from the repository root, where params.yaml lives")
+    try:
+        params = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise PipelineError(f"{path} is not valid YAML: {err}") from None
+    return validate(params)

@@ -1,0 +1,281 @@
+"""Stage `prepare`: find, validate, decode and resize the images; split them without leakage.
+
+Reads a folder with one sub-folder per class (the generated default data set is such a
+folder too) or Fashion-MNIST IDX files, and writes `data/prepared/` (see stages/dataset.py).
+Unusable files are skipped with a reason; problems that make the data set unusable as a
+whole stop the stage with a message saying what to fix, and leave no output behind.
+"""
+
+import errno
+import hashlib
+import logging
+import os
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from stages import dataset
+from stages.atomic import atomic_dir, write_json
+from stages.errors import PipelineError, run_stage
+from stages.idx import FASHION_MNIST_CLASSES, read_fashion_mnist
+from stages.images import SUPPORTED_EXTENSIONS, ImageError, decode_rgb, resize_image
+from stages.params import load_params
+
+log = logging.getLogger("prepare")
+
+DECODE_BATCH = 256  # images decoded, resized and written per step: bounds memory
+SYSTEM_FILES = {"thumbs.db", "desktop.ini", "icon\r"}
+
+
+@dataclass
+class Candidate:
+    """An image to try: where it comes from, its class, and how to decode it."""
+    path: str                                 # as shown to users: relative to data.path
+    label: str
+    load: Callable[[], np.ndarray]            # returns HxWx3 uint8 RGB, or raises ImageError
+    fixed_split: str | None = None            # an official split given by the source (Fashion-MNIST's t10k)
+
+
+def _skip(skipped, path, kind, reason):
+    log.warning("skipped %s: %s", path, reason)
+    skipped.append({"path": str(path), "kind": kind, "reason": reason})
+
+
+# --- sources -------------------------------------------------------------------------
+
+def discover_folder(root, image_size, max_pixels):
+    """Class names and candidates from a folder with one sub-folder per class."""
+    root = Path(root)
+    if not root.exists():
+        raise PipelineError(f"data.path {root} does not exist; point data.path at a folder with one "
+                            "sub-folder per class (dvc exp run -S data.path=/your/photos)")
+    if not root.is_dir():
+        raise PipelineError(f"data.path {root} is a file, not a folder; it must hold one sub-folder per class")
+    skipped, class_dirs = [], []
+    for entry in sorted(root.iterdir()):
+        if entry.name.startswith("."):
+            _skip(skipped, entry.relative_to(root), "hidden", "hidden file or folder")
+        elif entry.is_dir():
+            class_dirs.append(entry)
+        else:
+            _skip(skipped, entry.relative_to(root), "outside_class_folder",
+                  "file is not inside a class folder; move it into the folder of its class")
+    if len(class_dirs) < 2:
+        found = ", ".join(d.name for d in class_dirs) or "none"
+        raise PipelineError(f"{root} has {len(class_dirs)} class folder(s) ({found}); a classifier needs at "
+                            "least two classes: put each class's images in its own sub-folder of data.path")
+    candidates = []
+    for class_dir in class_dirs:
+        files = list(_walk_class_folder(root, class_dir, skipped))
+        if not files:
+            raise PipelineError(f"class folder {class_dir} has no image files; add images "
+                                f"({', '.join(SUPPORTED_EXTENSIONS)}) or remove the folder")
+        for file in files:
+            candidates.append(Candidate(
+                path=file.relative_to(root).as_posix(), label=class_dir.name,
+                load=lambda file=file: decode_rgb(file, max_pixels=max_pixels, min_size=image_size)))
+    return [d.name for d in class_dirs], candidates, skipped
+
+
+def _walk_class_folder(root, class_dir, skipped):
+    """Image files under class_dir, recursively, in sorted order; everything else is skipped."""
+    visited = set()
+    for folder, subfolders, files in os.walk(class_dir, followlinks=True):
+        real = os.path.realpath(folder)
+        # A symlink to a folder already walked, or to one of its ancestors, would never end.
+        if real in visited or any(seen.startswith(real + os.sep) for seen in visited):
+            _skip(skipped, Path(folder).relative_to(root), "symlink_loop",
+                  "folder symlink points back into a folder already read; remove the link")
+            subfolders[:] = []
+            continue
+        visited.add(real)
+        for name in sorted(subfolders):
+            if name.startswith("."):
+                _skip(skipped, (Path(folder) / name).relative_to(root), "hidden", "hidden file or folder")
+        subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))
+        for name in sorted(files):
+            path = Path(folder) / name
+            shown = path.relative_to(root)
+            if name.startswith("."):
+                _skip(skipped, shown, "hidden", "hidden file or folder")
+            elif name.lower() in SYSTEM_FILES:
+                _skip(skipped, shown, "system_file", "operating-system metadata file")
+            elif path.suffix.lower() not in SUPPORTED_EXTENSIONS:
+                _skip(skipped, shown, "unsupported_type",
+                      f"unsupported file type '{path.suffix}'; supported: {', '.join(SUPPORTED_EXTENSIONS)}")
+            elif not _readable_file(path, shown, skipped):
+                continue
+            else:
+                yield path
+
+
+def _readable_file(path, shown, skipped):
+    try:
+        os.stat(path)  # follows symlinks: fails on loops and dangling links
+        return True
+    except OSError as err:
+        kind = "symlink_loop" if err.errno == errno.ELOOP else "unreadable"
+        _skip(skipped, shown, kind, f"cannot open: {err.strerror}")
+        return False
+
+
+def discover_fashion_mnist(folder):
+    """Candidates from the IDX files; t10k is the official test split and comes first,
+    so that a training image identical to a test image is the one dropped."""
+    parts = read_fashion_mnist(folder)
+    candidates = []
+    for part in ("t10k", "train"):
+        images, labels, file_name = parts[part]
+        for index, (image, label) in enumerate(zip(images, labels)):
+            candidates.append(Candidate(
+                path=f"{file_name}#{index}", label=FASHION_MNIST_CLASSES[label],
+                load=lambda image=image: np.repeat(image[:, :, None], 3, axis=2),
+                fixed_split="test" if part == "t10k" else None))
+    return list(FASHION_MNIST_CLASSES), candidates, []
+
+
+# --- decoding, deduplication and the image store ---------------------------------------
+
+def _decode(candidate, size, resize_mode):
+    try:
+        rgb = candidate.load()
+    except ImageError as err:
+        return None, None, str(err)
+    digest = hashlib.sha256(np.ascontiguousarray(rgb).tobytes() + str(rgb.shape).encode()).hexdigest()
+    return resize_image(rgb, size, resize_mode), digest, None
+
+
+def decode_into_store(candidates, writer, size, resize_mode, skipped, workers=None):
+    """Decode, resize and append every usable candidate; drop duplicates and label conflicts.
+
+    Returns the kept records, each with its row in the store. An image that appears in two
+    classes is dropped everywhere (its label is unknowable); a repeated image within a class
+    is kept once, so identical images can never land in two splits.
+    """
+    first_by_hash, conflicted, records = {}, set(), []
+    with ThreadPoolExecutor(max_workers=workers or os.cpu_count()) as pool:
+        # Pillow, OpenCV and hashlib release the GIL, so threads decode in parallel.
+        for start in range(0, len(candidates), DECODE_BATCH):
+            batch = candidates[start:start + DECODE_BATCH]
+            kept_images = []
+            for candidate, (image, digest, error) in zip(
+                    batch, pool.map(lambda c: _decode(c, size, resize_mode), batch)):
+                if error:
+                    _skip(skipped, candidate.path, "bad_image", error)
+                    continue
+                first = first_by_hash.get(digest)
+                if first is None:
+                    record = {"path": candidate.path, "label": candidate.label, "sha256": digest,
+                              "fixed_split": candidate.fixed_split}
+                    first_by_hash[digest] = record
+                    records.append(record)
+                    kept_images.append(image)
+                elif first["label"] == candidate.label:
+                    _skip(skipped, candidate.path, "duplicate", f"identical to {first['path']}; kept that one")
+                else:
+                    conflicted.add(digest)
+                    _skip(skipped, candidate.path, "label_conflict",
+                          f"identical to {first['path']} but labelled {candidate.label!r}, not "
+                          f"{first['label']!r}; both dropped: fix the label")
+            if kept_images:
+                rows = writer.append(np.stack(kept_images))
+                for record, row in zip(records[-len(kept_images):], rows):
+                    record["row"] = row
+            log.info("decoded %d/%d files", min(start + DECODE_BATCH, len(candidates)), len(candidates))
+    for record in records:
+        if record["sha256"] in conflicted:  # its row stays in the store, unused
+            _skip(skipped, record["path"], "label_conflict", "identical image found in another class; dropped")
+    return [record for record in records if record["sha256"] not in conflicted]
+
+
+# --- the split -----------------------------------------------------------------------
+
+def assign_splits(records, classes, validation, test, seed):
+    """Give each record a split: stratified per class, seeded, at least one image per split.
+
+    Records with a fixed split (an official test set) keep it; then the rest of each class
+    is split into train and validation only.
+    """
+    has_fixed_test = any(r["fixed_split"] == "test" for r in records)
+    for class_index, name in enumerate(classes):
+        pool = sorted((r for r in records if r["label"] == name and not r["fixed_split"]),
+                      key=lambda r: r["path"])
+        n = len(pool)
+        n_test = 0 if has_fixed_test else max(1, round(n * test))
+        n_val = max(1, round(n * validation))
+        if n - n_test - n_val < 1:
+            needed = 2 if has_fixed_test else 3
+            raise PipelineError(
+                f"class '{name}' has {n} usable image(s); each class needs at least {needed} "
+                "(one per split) and many more to learn from. Add images to its folder or remove the folder")
+        order = np.random.default_rng([seed, class_index]).permutation(n)
+        for position, index in enumerate(order):
+            pool[index]["split"] = ("test" if position < n_test else
+                                    "validation" if position < n_test + n_val else "train")
+    for record in records:
+        if record["fixed_split"]:
+            record["split"] = record["fixed_split"]
+        record["label_index"] = classes.index(record["label"])
+
+
+def summarize(params, classes, records, skipped):
+    counts = {name: {split: 0 for split in dataset.SPLITS} for name in classes}
+    for record in records:
+        counts[record["label"]][record["split"]] += 1
+    for per_split in counts.values():
+        per_split["total"] = sum(per_split.values())
+    totals = {split: sum(c[split] for c in counts.values()) for split in (*dataset.SPLITS, "total")}
+    return {
+        "source": params["data"]["source"],
+        "path": params["data"]["path"],
+        "image_size": params["data"]["image_size"],
+        "resize": params["data"]["resize"],
+        "classes": classes,
+        "counts": counts,
+        "totals": totals,
+        "skipped_count": len(skipped),
+        "skipped_by_kind": dict(sorted(Counter(s["kind"] for s in skipped).items())),
+        "skipped": skipped,
+    }
+
+
+def prepare(params, out_dir=dataset.PREPARED_DIR):
+    """Build the prepared data set in out_dir atomically; return its summary."""
+    data, split = params["data"], params["split"]
+    size = data["image_size"]
+    if data["source"] == "fashion_mnist":
+        classes, candidates, skipped = discover_fashion_mnist(data["path"])
+    else:
+        classes, candidates, skipped = discover_folder(data["path"], size, data["max_pixels"])
+    log.info("found %d candidate files in %d classes", len(candidates), len(classes))
+    with atomic_dir(out_dir) as tmp:
+        writer = dataset.ImageStoreWriter(tmp / dataset.IMAGES_FILE, size)
+        try:
+            records = decode_into_store(candidates, writer, size, data["resize"], skipped)
+        finally:
+            writer.close()
+        usable = Counter(r["label"] for r in records)
+        for name in classes:
+            if not usable[name] and data["source"] != "fashion_mnist":
+                raise PipelineError(
+                    f"class folder {Path(data['path']) / name} has no usable images (every file was "
+                    "skipped; see the warnings above); add readable images or remove the folder")
+        assign_splits(records, classes, split["validation"], split["test"], params["seed"])
+        dataset.write_manifest(tmp / dataset.MANIFEST_FILE, records)
+        summary = summarize(params, classes, records, skipped)
+        write_json(tmp / dataset.SUMMARY_FILE, summary)
+    log.info("prepared %d images (%s); skipped %d files",
+             len(records), ", ".join(f"{k} {v}" for k, v in summary["totals"].items()), len(skipped))
+    return summary
+
+
+def main():
+    prepare(load_params())
+
+
+if __name__ == "__main__":
+    run_stage(main)

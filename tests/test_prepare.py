@@ -1,0 +1,227 @@
+"""The prepare stage on real files: decoding, skipping, splitting, errors and atomic output."""
+
+import gzip
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from stages import dataset
+from stages.errors import PipelineError
+from stages.prepare import prepare
+from tests.conftest import REPO, make_params, shared_path
+from tests.corpus import write_bad_files, write_hidden_and_links
+
+NECKLINES = shared_path("data/necklines")
+SIZE = 32
+
+
+def copy_photos(target, per_class, classes=("round_neck", "v_neck", "henley")):
+    """A small folder of real neckline photos: the first per_class files of each class."""
+    source = NECKLINES()
+    for name in classes:
+        (target / name).mkdir(parents=True)
+        for photo in sorted((source / name).glob("*.jpg"))[:per_class]:
+            shutil.copy(photo, target / name / photo.name)
+    return target
+
+
+def run_prepare(data_path, tmp_path, **overrides):
+    params = make_params(**{"data.source": "folder", "data.path": str(data_path),
+                            "data.image_size": SIZE, **overrides})
+    out = tmp_path / "prepared"
+    return prepare(params, out), out
+
+
+def test_real_photos_are_decoded_resized_and_listed(tmp_path):
+    photos = copy_photos(tmp_path / "photos", per_class=10)
+    summary, out = run_prepare(photos, tmp_path)
+
+    images = np.load(out / dataset.IMAGES_FILE)
+    records = dataset.read_manifest(out)
+    assert images.shape == (30, SIZE, SIZE, 3) and images.dtype == np.uint8
+    assert summary["classes"] == ["henley", "round_neck", "v_neck"]
+    assert summary["totals"] == {"train": 18, "validation": 6, "test": 6, "total": 30}
+    assert summary["skipped_count"] == 0
+    # each manifest row points at the decoded photo it names
+    for record in records:
+        assert (photos / record["path"]).is_file()
+        assert record["label"] == Path(record["path"]).parts[0]
+        assert summary["classes"][record["label_index"]] == record["label"]
+    assert images.std() > 20  # real content, not blank
+
+
+def test_split_is_stratified_disjoint_and_deterministic(tmp_path):
+    photos = copy_photos(tmp_path / "photos", per_class=20)
+    summary, out = run_prepare(photos, tmp_path, **{"split.validation": 0.2, "split.test": 0.25})
+    records = dataset.read_manifest(out)
+
+    for name in summary["classes"]:  # the same fractions in every class
+        assert summary["counts"][name] == {"train": 11, "validation": 4, "test": 5, "total": 20}
+    by_split = {s: {r["sha256"] for r in records if r["split"] == s} for s in dataset.SPLITS}
+    assert not (by_split["train"] & by_split["validation"])
+    assert not (by_split["train"] & by_split["test"])
+    assert not (by_split["validation"] & by_split["test"])
+
+    _, again = run_prepare(photos, tmp_path / "again", **{"split.validation": 0.2, "split.test": 0.25})
+    assert (again / dataset.MANIFEST_FILE).read_bytes() == (out / dataset.MANIFEST_FILE).read_bytes()
+    assert (again / dataset.IMAGES_FILE).read_bytes() == (out / dataset.IMAGES_FILE).read_bytes()
+
+    _, other_seed = run_prepare(photos, tmp_path / "seed", seed=7, **{"split.validation": 0.2, "split.test": 0.25})
+    splits = [r["split"] for r in dataset.read_manifest(out)]
+    assert splits != [r["split"] for r in dataset.read_manifest(other_seed)]
+
+
+def test_identical_images_never_land_in_two_splits(tmp_path):
+    photos = copy_photos(tmp_path / "photos", per_class=8)
+    first = sorted((photos / "round_neck").glob("*.jpg"))[0]
+    for copy in range(5):  # five copies in the same class: kept once
+        shutil.copy(first, photos / "round_neck" / f"copy{copy}.jpg")
+    conflict = sorted((photos / "v_neck").glob("*.jpg"))[0]
+    shutil.copy(conflict, photos / "henley" / "mislabelled.jpg")  # same photo, two classes
+
+    summary, out = run_prepare(photos, tmp_path)
+    records = dataset.read_manifest(out)
+
+    hashes = [r["sha256"] for r in records]
+    assert len(hashes) == len(set(hashes))
+    assert summary["skipped_by_kind"] == {"duplicate": 5, "label_conflict": 2}
+    paths = {r["path"] for r in records}
+    assert f"v_neck/{conflict.name}" not in paths and "henley/mislabelled.jpg" not in paths
+    assert summary["totals"]["total"] == 24 - 1
+
+
+def test_bad_files_are_skipped_with_reasons(tmp_path):
+    photos = copy_photos(tmp_path / "photos", per_class=6)
+    bad = write_bad_files(photos / "v_neck")
+    hidden = write_hidden_and_links(photos / "round_neck")
+    (photos / "henley" / "notes.txt").write_text("not an image")
+    (photos / "stray.jpg").write_bytes(next((photos / "henley").glob("*.jpg")).read_bytes())
+
+    summary, out = run_prepare(photos, tmp_path)
+
+    skipped = {Path(s["path"]).name: s for s in summary["skipped"]}
+    for name, (path, expected_reason) in bad.items():
+        assert expected_reason in skipped[path.name]["reason"], name
+        assert skipped[path.name]["kind"] == "bad_image"
+    for name, path in hidden.items():
+        assert path.name in skipped, name
+    assert skipped["notes.txt"]["kind"] == "unsupported_type"
+    assert skipped["stray.jpg"]["kind"] == "outside_class_folder"
+    assert summary["totals"]["total"] == 18  # every good photo, nothing else
+    assert np.load(out / dataset.IMAGES_FILE).shape[0] == 18
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("missing_path", "does not exist"),
+    ("single_class", "at least two classes"),
+    ("empty_class", "has no image files"),
+    ("only_corrupt_class", "has no usable images"),
+    ("tiny_class", "needs at least 3"),
+])
+def test_unusable_data_sets_stop_with_a_clear_error_and_no_output(tmp_path, case, expected):
+    photos = copy_photos(tmp_path / "photos", per_class=6, classes=("round_neck", "v_neck"))
+    if case == "missing_path":
+        photos = tmp_path / "nowhere"
+    elif case == "single_class":
+        shutil.rmtree(photos / "v_neck")
+    elif case == "empty_class":
+        (photos / "scoop_neck").mkdir()
+    elif case == "only_corrupt_class":
+        (photos / "scoop_neck").mkdir()
+        write_bad_files(photos / "scoop_neck")
+    elif case == "tiny_class":
+        for extra in sorted((photos / "v_neck").glob("*.jpg"))[2:]:
+            extra.unlink()
+
+    out = tmp_path / "prepared"
+    out.mkdir()
+    (out / "old.txt").write_text("an earlier run's output")
+    with pytest.raises(PipelineError, match=expected) as err:
+        prepare(make_params(**{"data.source": "folder", "data.path": str(photos), "data.image_size": SIZE}), out)
+    if case in ("empty_class", "only_corrupt_class"):
+        assert "scoop_neck" in str(err.value)
+    # the earlier output is untouched and no temporary directory is left behind
+    assert [p.name for p in out.iterdir()] == ["old.txt"]
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def write_idx(path, array):
+    header = bytes([0, 0, 8, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    with gzip.open(path, "wb") as handle:
+        handle.write(header + array.astype(np.uint8).tobytes())
+
+
+def test_fashion_mnist_idx_files_become_rgb_with_official_test_split(tmp_path):
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "fmnist"
+    folder.mkdir()
+    for part, n in (("train", 60), ("t10k", 20)):
+        labels = np.arange(n) % 10
+        images = rng.integers(0, 256, (n, 28, 28))
+        write_idx(folder / f"{part}-images-idx3-ubyte.gz", images)
+        write_idx(folder / f"{part}-labels-idx1-ubyte.gz", labels)
+        if part == "t10k":
+            t10k_images = images
+
+    params = make_params(**{"data.source": "fashion_mnist", "data.path": str(folder), "data.image_size": SIZE})
+    summary = prepare(params, tmp_path / "prepared")
+
+    assert summary["classes"][0] == "T-shirt/top" and len(summary["classes"]) == 10
+    assert summary["totals"] == {"train": 50, "validation": 10, "test": 20, "total": 80}
+    images = np.load(tmp_path / "prepared" / dataset.IMAGES_FILE)
+    records = dataset.read_manifest(tmp_path / "prepared")
+    first_test = next(r for r in records if r["split"] == "test")
+    assert first_test["path"] == "t10k-images-idx3-ubyte.gz#0"
+    image = images[first_test["row"]]
+    assert image.shape == (SIZE, SIZE, 3)
+    assert (image[..., 0] == image[..., 1]).all() and (image[..., 1] == image[..., 2]).all()  # gray as RGB
+    # bright pixels of the 28x28 original stay bright after resizing
+    assert abs(float(image.mean()) - float(t10k_images[0].mean())) < 20
+
+
+def test_real_fashion_mnist(tmp_path):
+    params = make_params(**{"data.source": "fashion_mnist", "data.path": str(shared_path("data/fashion-mnist")()),
+                            "data.image_size": SIZE})
+    summary = prepare(params, tmp_path / "prepared")
+    assert summary["totals"]["test"] + sum(1 for s in summary["skipped"] if "t10k" in s["path"]) == 2443
+    assert summary["totals"]["train"] + summary["totals"]["validation"] + summary["totals"]["test"] \
+        + summary["skipped_count"] == 12443
+    assert min(c["test"] for c in summary["counts"].values()) > 150
+
+
+def test_bad_idx_file_is_a_clear_error(tmp_path):
+    folder = tmp_path / "fmnist"
+    folder.mkdir()
+    for part in ("train", "t10k"):
+        write_idx(folder / f"{part}-images-idx3-ubyte.gz", np.zeros((4, 28, 28)))
+        write_idx(folder / f"{part}-labels-idx1-ubyte.gz", np.zeros(4))
+    (folder / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(b"\x00\x00\x08\x01\x00\x00\x00\x09abc"))
+    params = make_params(**{"data.source": "fashion_mnist", "data.path": str(folder), "data.image_size": SIZE})
+    with pytest.raises(PipelineError, match="truncated or corrupt"):
+        prepare(params, tmp_path / "prepared")
+    assert not (tmp_path / "prepared").exists()
+
+
+def test_command_line_error_has_no_traceback(tmp_path):
+    params = (REPO / "params.yaml").read_text().replace("source: synthetic", "source: folder") \
+        .replace("path: data/synthetic", f"path: {tmp_path / 'missing'}")
+    (tmp_path / "params.yaml").write_text(params)
+    result = subprocess.run([sys.executable, "-m", "stages.prepare"], cwd=tmp_path, capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: data.path") and "Traceback" not in result.stderr
+    assert not (tmp_path / "data" / "prepared").exists()
+
+
+def test_summary_is_valid_json_with_counts_per_class_and_split(tmp_path):
+    photos = copy_photos(tmp_path / "photos", per_class=7)
+    run_prepare(photos, tmp_path)
+    summary = json.loads((tmp_path / "prepared" / dataset.SUMMARY_FILE).read_text())
+    assert set(summary["counts"]) == {"henley", "round_neck", "v_neck"}
+    assert all(set(c) == {"train", "validation", "test", "total"} for c in summary["counts"].values())
