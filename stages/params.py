@@ -81,6 +81,15 @@ def counts_by_name():
     return check
 
 
+def positive_integers():
+    """A non-empty list of whole numbers >= 1 (layer widths)."""
+    def check(value, key):
+        if not isinstance(value, list) or not value:
+            _fail(key, f"must be a list of whole numbers, e.g. [32, 64], got {value!r}")
+        return [integer(1, 65536)(item, f"{key}[{i}]") for i, item in enumerate(value)]
+    return check
+
+
 def _range_text(low, high, low_open=False, high_open=False):
     if low is not None and high is not None:
         return f"between {low} and {high}" + (" (exclusive)" if low_open or high_open else "")
@@ -106,6 +115,45 @@ SCHEMA = {
     "synthetic": {
         "image_size": integer(32, 1024),
         "counts": counts_by_name(),
+    },
+    "features": {
+        "weights": text(),
+        "alpha": choice(0.25, 0.35, 0.5, 0.75, 1.0, 1.3, 1.4),
+        "precision": choice("float32", "bfloat16"),
+        "batch_size": integer(1, 4096),
+    },
+    "smote": {
+        "enabled": boolean(),
+        "k_neighbors": integer(1, 100),
+    },
+    "head": {
+        "units": integer(1, 65536),
+        "dropout": number(0, 1, high_open=True),
+        "epochs": integer(1, 10_000),
+        "patience": integer(1, 10_000),
+        "learning_rate": number(0, 1, low_open=True),
+        "batch_size": integer(1, 65536),
+    },
+    "cnn": {
+        "image_size": integer(16, 1024),
+        "filters": positive_integers(),
+        "dense_units": positive_integers(),
+        "dropout": number(0, 1, high_open=True),
+        "batch_norm": boolean(),
+        "pooling": choice("flatten", "global_average"),
+        "epochs": integer(1, 10_000),
+        "patience": integer(1, 10_000),
+        "learning_rate": number(0, 1, low_open=True),
+        "batch_size": integer(1, 65536),
+        "class_weight": boolean(),
+        "augment": {
+            "flip": boolean(),
+            "rotation": number(0, 0.5),
+            "zoom": number(0, 0.9),
+            "shift": number(0, 0.9),
+            "brightness": number(0, 1),
+            "contrast": number(0, 1),
+        },
     },
 }
 

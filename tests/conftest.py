@@ -2,6 +2,7 @@
 
 import copy
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -38,3 +39,28 @@ def shared_path(relative):
             pytest.skip(message)
         return path
     return locate
+
+
+NECKLINES = shared_path("data/necklines")
+MOBILENET_025 = shared_path("weights/mobilenet_0.25_224_no_top.h5")
+
+
+def copy_photos(target, per_class, classes=("round_neck", "v_neck", "henley")):
+    """A small folder of real neckline photos: the first per_class files of each class."""
+    source = NECKLINES()
+    for name in classes:
+        (target / name).mkdir(parents=True)
+        for photo in sorted((source / name).glob("*.jpg"))[:per_class]:
+            shutil.copy(photo, target / name / photo.name)
+    return target
+
+
+def prepared_photos(tmp_path, per_class=8, size=64, **overrides):
+    """A prepared data set of real photos in tmp_path/prepared; returns (params, prepared_dir)."""
+    from stages.prepare import prepare
+
+    photos = copy_photos(tmp_path / "photos", per_class)
+    params = make_params(**{"data.source": "folder", "data.path": str(photos), "data.image_size": size,
+                            **overrides})
+    prepare(params, tmp_path / "prepared")
+    return params, tmp_path / "prepared"

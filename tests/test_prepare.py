@@ -14,21 +14,10 @@ import pytest
 from stages import dataset
 from stages.errors import PipelineError
 from stages.prepare import prepare
-from tests.conftest import REPO, make_params, shared_path
+from tests.conftest import REPO, copy_photos, make_params, shared_path
 from tests.corpus import write_bad_files, write_hidden_and_links
 
-NECKLINES = shared_path("data/necklines")
 SIZE = 32
-
-
-def copy_photos(target, per_class, classes=("round_neck", "v_neck", "henley")):
-    """A small folder of real neckline photos: the first per_class files of each class."""
-    source = NECKLINES()
-    for name in classes:
-        (target / name).mkdir(parents=True)
-        for photo in sorted((source / name).glob("*.jpg"))[:per_class]:
-            shutil.copy(photo, target / name / photo.name)
-    return target
 
 
 def run_prepare(data_path, tmp_path, **overrides):

@@ -1,0 +1,83 @@
+"""Stage `train_head`: a small classifier on the cached backbone features.
+
+The backbone already pooled each image into one vector (global average pooling), so the
+head is the original project's top: Dense + ReLU, Dropout, softmax, here with the inputs
+standardised by a Normalization layer fitted on the training features and saved in the
+model. It trains in seconds because the backbone never runs here.
+"""
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from stages import extract, resample
+from stages.errors import PipelineError, run_stage
+from stages.params import load_params
+from stages.training import best_epoch, early_stopping, make_reproducible, save_model, write_history
+
+log = logging.getLogger("train_head")
+
+MODEL_PATH = Path("models/head.keras")
+HISTORY_PATH = Path("plots/head/history.csv")
+
+
+def build_head(train_features, num_classes, units, dropout, learning_rate):
+    import keras
+
+    standardize = keras.layers.Normalization(name="standardize")
+    standardize.adapt(train_features)
+    inputs = keras.Input(shape=(train_features.shape[1],), name="features")
+    x = standardize(inputs)
+    x = keras.layers.Dense(units, activation="relu", name="dense")(x)
+    x = keras.layers.Dropout(dropout, name="dropout")(x)
+    outputs = keras.layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
+    model = keras.Model(inputs, outputs, name="head")
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def train_head(params, features_dir=extract.FEATURES_DIR, resampled_dir=resample.RESAMPLED_DIR,
+               model_path=MODEL_PATH, history_path=HISTORY_PATH):
+    make_reproducible(params["seed"])
+    info = extract.read_info(features_dir)
+    train_x, train_y = extract.load_split(resampled_dir, "train")
+    val_x, val_y = extract.load_split(features_dir, "validation")
+    if not len(val_y):
+        raise PipelineError("the validation split is empty; early stopping needs it: raise split.validation")
+    head = params["head"]
+    model = build_head(train_x, len(info["classes"]), head["units"], head["dropout"], head["learning_rate"])
+    start = time.perf_counter()
+    history = model.fit(train_x, train_y, validation_data=(val_x, val_y), epochs=head["epochs"],
+                        batch_size=head["batch_size"], callbacks=[early_stopping(head["patience"])],
+                        shuffle=True, verbose=2)
+    seconds = time.perf_counter() - start
+    best = best_epoch(history)
+    write_history(history, history_path)
+    save_model(model, model_path, {
+        "kind": "head",
+        "classes": info["classes"],
+        "backbone": {key: info[key] for key in ("model", "weights", "alpha", "precision", "image_size")},
+        "image_size": info["image_size"],
+        "resize": info["resize"],
+        "seed": params["seed"],
+        "best_epoch": best,
+        "epochs_run": len(history.history["loss"]),
+        "best_val_loss": round(float(history.history["val_loss"][best - 1]), 6),
+        "best_val_accuracy": round(float(history.history["val_accuracy"][best - 1]), 6),
+        "train_seconds": round(seconds, 2),
+    })
+    log.info("best epoch %d of %d: val_loss %.4f, val_accuracy %.4f (%.1f s)", best,
+             len(history.history["loss"]), history.history["val_loss"][best - 1],
+             history.history["val_accuracy"][best - 1], seconds)
+    return model
+
+
+def main():
+    train_head(load_params())
+
+
+if __name__ == "__main__":
+    run_stage(main)

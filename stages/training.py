@@ -1,0 +1,62 @@
+"""What both training stages share: reproducible TensorFlow, early stopping, history and saving."""
+
+import csv
+import json
+import os
+from pathlib import Path
+
+HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy")
+
+
+def make_reproducible(seed):
+    """Same params, same data, same machine: same weights. Call before building any model."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def early_stopping(patience):
+    import keras
+
+    return keras.callbacks.EarlyStopping(
+        monitor="val_loss", patience=patience, restore_best_weights=True, verbose=1)
+
+
+def write_history(history, path):
+    """One row per epoch (1-based) so DVC's linear template draws accuracy and loss curves."""
+    from stages.atomic import atomic_file
+
+    logs = history.history
+    with atomic_file(path, "w") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(HISTORY_COLUMNS)
+        for epoch in range(len(logs["loss"])):
+            writer.writerow([epoch + 1] + [f"{logs[name][epoch]:.6f}" for name in HISTORY_COLUMNS[1:]])
+
+
+def best_epoch(history):
+    """The 1-based epoch with the lowest validation loss: the weights early stopping kept."""
+    losses = history.history["val_loss"]
+    return min(range(len(losses)), key=losses.__getitem__) + 1
+
+
+def save_model(model, path, info):
+    """Save a .keras model and a JSON of what prediction needs beside it (classes, input size), atomically."""
+    from stages.atomic import atomic_file, write_json
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.stem}.tmp-{os.getpid()}.keras"  # Keras insists on the .keras suffix
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    write_json(path.with_suffix(".json"), info)
+
+
+def load_model_info(path):
+    return json.loads(Path(path).with_suffix(".json").read_text())

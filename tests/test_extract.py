@@ -1,0 +1,93 @@
+"""The extract stage with real backbones: real MobileNet weights, random-init VGG16 and ResNet50."""
+
+import keras
+import numpy as np
+import pytest
+
+from stages import dataset
+from stages.backbones import FeatureExtractor
+from stages.errors import PipelineError
+from stages.extract import extract, load_split, read_info
+from tests.conftest import MOBILENET_025, prepared_photos
+
+SIZE = 64
+
+
+def test_mobilenet_features_equal_plain_keras_with_preprocessing_applied_once(tmp_path):
+    weights = str(MOBILENET_025())
+    params, prepared = prepared_photos(tmp_path, size=SIZE, **{
+        "features.weights": weights, "features.alpha": 0.25, "features.batch_size": 5})
+    extract(params, prepared, tmp_path / "features")
+
+    records = dataset.read_manifest(prepared)
+    images = np.load(prepared / dataset.IMAGES_FILE)
+    reference = keras.applications.MobileNet(weights=weights, include_top=False, alpha=0.25,
+                                             input_shape=(SIZE, SIZE, 3), pooling="avg")
+    for split in dataset.SPLITS:
+        features, labels = load_split(tmp_path / "features", split)
+        rows, expected_labels = dataset.split_arrays(records, split)
+        # the same images, in manifest order, scaled to [-1, 1] exactly once
+        x = keras.applications.mobilenet.preprocess_input(images[rows].astype("float32"))
+        expected = reference.predict(x, verbose=0)
+        np.testing.assert_allclose(features, expected, rtol=1e-4, atol=1e-4)
+        np.testing.assert_array_equal(labels, expected_labels)
+        assert features.shape == (len(rows), 256)
+    assert read_info(tmp_path / "features")["feature_dim"] == 256
+    # real pretrained features carry information: photos differ from each other
+    train, _ = load_split(tmp_path / "features", "train")
+    assert train.std(axis=0).mean() > 0.01
+
+
+@pytest.mark.parametrize("name, dim", [("vgg16", 512), ("resnet50", 2048), ("mobilenet_v2", 1280)])
+def test_random_init_backbones_at_a_small_size(name, dim):
+    keras.utils.set_random_seed(0)
+    extractor = FeatureExtractor(name, 32, weights="none")
+    images = np.random.default_rng(0).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
+    features = extractor(images)
+    assert features.shape == (3, dim) and features.dtype == np.float32
+    assert np.isfinite(features).all()
+    # frozen and in inference mode: the same batch gives the same features
+    assert not extractor.model.trainable
+    np.testing.assert_array_equal(features, extractor(images))
+
+
+def test_bfloat16_features_stay_close_to_float32():
+    weights = str(MOBILENET_025())
+    images = np.random.default_rng(1).integers(0, 256, (4, SIZE, SIZE, 3), dtype=np.uint8)
+    exact = FeatureExtractor("mobilenet", SIZE, weights, alpha=0.25)(images)
+    fast = FeatureExtractor("mobilenet", SIZE, weights, alpha=0.25, precision="bfloat16")(images)
+    assert fast.dtype == np.float32
+    assert np.corrcoef(exact.ravel(), fast.ravel())[0, 1] > 0.98
+    assert keras.config.dtype_policy().name == "float32"  # the global policy is restored
+
+
+def test_unknown_model_lists_the_valid_ones():
+    with pytest.raises(PipelineError, match="valid models: mobilenet, mobilenet_v2, vgg16, resnet50"):
+        FeatureExtractor("vgg19", 32, weights="none")
+
+
+def test_offline_imagenet_says_where_to_put_the_file(monkeypatch, tmp_path):
+    # A proxy on a closed local port makes the download fail the same way on any machine.
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    for variable in ("https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY"):
+        monkeypatch.setenv(variable, "http://127.0.0.1:9")
+    with pytest.raises(PipelineError) as err:
+        FeatureExtractor("vgg16", 32, weights="imagenet")
+    message = str(err.value)
+    assert "internet" in message
+    assert str(tmp_path / "keras" / "models" / "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5") in message
+    assert "features.weights" in message and "none" in message
+
+
+def test_wrong_or_missing_weights_file_is_a_clear_error(tmp_path):
+    with pytest.raises(PipelineError, match="not found"):
+        FeatureExtractor("mobilenet", 32, weights=str(tmp_path / "missing.h5"))
+    with pytest.raises(PipelineError, match="Is it a weights file for this backbone and width"):
+        FeatureExtractor("mobilenet", 32, weights=str(MOBILENET_025()), alpha=1.0)
+
+
+def test_missing_prepared_data_asks_to_run_prepare(tmp_path):
+    params, _ = prepared_photos(tmp_path, size=SIZE, **{"features.weights": "none"})
+    with pytest.raises(PipelineError, match="dvc repro"):
+        extract(params, tmp_path / "nothing", tmp_path / "features")
+    assert not (tmp_path / "features").exists()
