@@ -6,6 +6,7 @@ the extract stage and in the prediction command alike, so each backbone's
 always runs with training=False (its batch-norm statistics stay the ImageNet ones).
 """
 
+import logging
 import os
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from stages.errors import PipelineError
 from stages.params import BACKBONES
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+log = logging.getLogger("backbones")
 
 
 def _registry():
@@ -57,13 +59,28 @@ class FeatureExtractor:
             # Weights are kept in float32 and cast; the convolutions run in bfloat16 (AMX on this CPU).
             keras.config.set_dtype_policy("mixed_bfloat16")
         kwargs = {"alpha": alpha} if takes_alpha else {}
+
+        def build(weights):
+            try:
+                return constructor(include_top=False, weights=_weights_argument(name, weights),
+                                   input_shape=(image_size, image_size, 3), pooling="avg", **kwargs)
+            except PipelineError:
+                raise
+            except Exception as err:  # Keras raises plain Exception/ValueError/OSError for both cases below
+                raise PipelineError(_weights_failure(name, weights, alpha, image_size, err)) from None
+
         try:
-            self.model = constructor(include_top=False, weights=_weights_argument(name, weights),
-                                     input_shape=(image_size, image_size, 3), pooling="avg", **kwargs)
-        except PipelineError:
-            raise
-        except Exception as err:  # Keras raises plain Exception/ValueError/OSError for both cases below
-            raise PipelineError(_weights_failure(name, weights, alpha, image_size, err)) from None
+            self.weights_used = "imagenet" if weights == "auto" else weights
+            try:
+                self.model = build(self.weights_used)
+            except PipelineError as err:
+                if weights != "auto":
+                    raise
+                # The default must run on a fresh offline machine: fall back, loudly, and record it.
+                log.warning("features.weights=auto: no ImageNet weights (%s). USING RANDOM WEIGHTS: the head "
+                            "will be near chance. Set features.weights to a weights file for real results.", err)
+                self.weights_used = "none"
+                self.model = build("none")
         finally:
             keras.config.set_dtype_policy("float32")
         self.model.trainable = False

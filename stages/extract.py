@@ -71,6 +71,7 @@ def extract(params, prepared_dir=dataset.PREPARED_DIR, out_dir=FEATURES_DIR):
         total = sum(timings.values())
         write_json(tmp / INFO_FILE, {
             "model": params["model"], "weights": params["features"]["weights"],
+            "weights_used": extractor.weights_used,
             "alpha": params["features"]["alpha"], "precision": params["features"]["precision"],
             "image_size": summary["image_size"], "resize": summary["resize"], "seed": params["seed"],
             "feature_dim": extractor.dim, "classes": summary["classes"],

@@ -66,17 +66,28 @@ def test_unknown_model_lists_the_valid_ones():
         FeatureExtractor("vgg19", 32, weights="none")
 
 
-def test_offline_imagenet_says_where_to_put_the_file(monkeypatch, tmp_path):
-    # A proxy on a closed local port makes the download fail the same way on any machine.
+@pytest.fixture
+def offline(monkeypatch, tmp_path):
+    """No ImageNet weights to be had: an empty Keras cache and a proxy on a closed local port make
+    the download fail the same way on any machine, connected or not."""
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
     for variable in ("https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY"):
         monkeypatch.setenv(variable, "http://127.0.0.1:9")
+
+
+def test_offline_imagenet_says_where_to_put_the_file(offline, tmp_path):
     with pytest.raises(PipelineError) as err:
         FeatureExtractor("vgg16", 32, weights="imagenet")
     message = str(err.value)
     assert "internet" in message
     assert str(tmp_path / "keras" / "models" / "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5") in message
     assert "features.weights" in message and "none" in message
+
+
+def test_offline_auto_falls_back_to_random_weights_loudly(offline, caplog):
+    extractor = FeatureExtractor("mobilenet", 32, weights="auto", alpha=0.25)
+    assert extractor.weights_used == "none"
+    assert "USING RANDOM WEIGHTS" in caplog.text
 
 
 def test_wrong_or_missing_weights_file_is_a_clear_error(tmp_path):

@@ -15,7 +15,7 @@ def train(tmp_path, counts=None, **overrides):
     counts = counts or {"train": [30, 30, 30], "validation": [8, 8, 8], "test": [8, 8, 8]}
     features = write_features(tmp_path / "features", counts)
     info = (features / "info.json").read_text().replace("}", ', "model": "mobilenet", "weights": "none", '
-                                                        '"alpha": 0.25, "precision": "float32", '
+                                                        '"weights_used": "none", "alpha": 0.25, "precision": "float32", '
                                                         '"image_size": 32, "resize": "pad"}')
     (features / "info.json").write_text(info)
     params = make_params(**{"head.epochs": 40, "head.patience": 5, "head.units": 16, "head.learning_rate": 0.01,

@@ -1,0 +1,159 @@
+"""Benchmarks of the transfer-learning branch (run by hand, not in CI).
+
+    python benchmarks/extract_speed.py throughput [--images 256] [--backbones mobilenet,vgg16,...]
+        images/s of the extract stage's streaming loop against plain model.predict on the same
+        in-memory batch (decoding and I/O must not be the bottleneck: target >= 0.9x).
+    python benchmarks/extract_speed.py memory [--images 20000]
+        peak RSS of the real `python -m stages.extract` over an image store of that many images.
+    python benchmarks/extract_speed.py epochs [--epochs 10]
+        cached features + head against the original project's way (the frozen backbone inside the
+        model, re-run on every epoch), on the neckline photos' train/validation split.
+
+MobileNet uses the real weights in ../shared/weights; VGG16 and ResNet50 random weights (the
+speed is the same). Needs `dvc repro prepare` run on ../shared/data/necklines at 224 px for
+`throughput` and `epochs` (see README "Benchmarks").
+"""
+
+import argparse
+import json
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from stages import dataset  # noqa: E402
+from stages.backbones import FeatureExtractor  # noqa: E402
+from stages.extract import extract_features  # noqa: E402
+
+WEIGHTS = {"mobilenet": REPO.parent / "shared/weights/mobilenet_1.0_224_no_top.weights.h5",
+           "mobilenet_v2": REPO.parent / "shared/weights/mobilenet_v2_1.0_224_no_top.weights.h5"}
+PREPARED = REPO / dataset.PREPARED_DIR
+
+
+def extractor_for(name, precision="float32"):
+    return FeatureExtractor(name, 224, weights=str(WEIGHTS.get(name, "none")), precision=precision)
+
+
+def throughput(args):
+    results = {}
+    with dataset.ImageStore(PREPARED / dataset.IMAGES_FILE) as store:
+        rows = np.arange(min(args.images, len(store)))
+        images = store.read(rows)
+        for name in args.backbones.split(","):
+            for precision in args.precisions.split(","):
+                extractor = extractor_for(name, precision)
+                extract_features(extractor, store, rows[:args.batch], args.batch)  # warm up both paths
+                x = extractor.preprocess_input(images.astype(np.float32))
+                extractor.model.predict(x[:args.batch], batch_size=args.batch, verbose=0)
+                start = time.perf_counter()
+                extract_features(extractor, store, rows, args.batch)
+                ours = len(rows) / (time.perf_counter() - start)
+                start = time.perf_counter()
+                extractor.model.predict(x, batch_size=args.batch, verbose=0)
+                plain = len(rows) / (time.perf_counter() - start)
+                key = f"{name}/{precision}"
+                results[key] = {"extract_images_per_s": round(ours, 1), "predict_images_per_s": round(plain, 1),
+                                "ratio": round(ours / plain, 2)}
+                print(key, results[key], flush=True)
+    return results
+
+
+def memory(args):
+    """A store of args.images images (tiled from the prepared photos), then the real stage command."""
+    with tempfile.TemporaryDirectory() as scratch, dataset.ImageStore(PREPARED / dataset.IMAGES_FILE) as source:
+        repo = Path(scratch)
+        shutil.copytree(REPO / "stages", repo / "stages", ignore=shutil.ignore_patterns("__pycache__"))
+        out = repo / dataset.PREPARED_DIR
+        out.mkdir(parents=True)
+        writer = dataset.ImageStoreWriter(out / dataset.IMAGES_FILE, source.size)
+        records = dataset.read_manifest(PREPARED)
+        for start in range(0, args.images, 256):
+            picks = [records[i % len(records)] for i in range(start, min(start + 256, args.images))]
+            writer.append(source.read([r["row"] for r in picks]))
+        writer.close()
+        tiled = [{**records[i % len(records)], "row": i} for i in range(args.images)]
+        dataset.write_manifest(out / dataset.MANIFEST_FILE, tiled)
+        shutil.copy(PREPARED / dataset.SUMMARY_FILE, out / dataset.SUMMARY_FILE)
+        params = yaml.safe_load((REPO / "params.yaml").read_text())
+        params["features"]["weights"] = str(WEIGHTS["mobilenet"])
+        (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "stages.extract"], cwd=repo, check=True, stderr=subprocess.DEVNULL)
+        seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    result = {"images": args.images, "seconds": round(seconds, 1), "images_per_s": round(args.images / seconds, 1),
+              "peak_rss_mb": round(peak), "store_mb": round(args.images * 224 * 224 * 3 / 2**20)}
+    print(result)
+    return result
+
+
+def epochs(args):
+    """Same data, same head, same epochs: cached features against the backbone inside the model."""
+    import keras
+
+    from stages.train_head import build_head
+    from stages.training import make_reproducible
+
+    records = dataset.read_manifest(PREPARED)
+    num_classes = len(dataset.read_summary(PREPARED)["classes"])
+    with dataset.ImageStore(PREPARED / dataset.IMAGES_FILE) as store:
+        (train_rows, train_y), (val_rows, val_y) = (dataset.split_arrays(records, s) for s in ("train", "validation"))
+        train_images, val_images = store.read(train_rows), store.read(val_rows)
+
+    make_reproducible(42)
+    start = time.perf_counter()
+    extractor = extractor_for("mobilenet")
+    train_x, val_x = extractor(train_images), extractor(val_images)
+    head = build_head(train_x, num_classes, 256, 0.5, 1e-3)
+    history = head.fit(train_x, train_y, validation_data=(val_x, val_y), epochs=args.epochs, batch_size=32, verbose=0)
+    cached = {"seconds": round(time.perf_counter() - start, 1),
+              "best_val_accuracy": round(max(history.history["val_accuracy"]), 4)}
+    print("cached features:", cached, flush=True)
+
+    # The original project: backbone inside the model, so every epoch runs it on every image again.
+    make_reproducible(42)
+    start = time.perf_counter()
+    backbone = extractor_for("mobilenet").model
+    inputs = keras.Input((224, 224, 3))
+    x = keras.layers.Lambda(extractor.preprocess_input)(inputs)
+    features = backbone(x, training=False)
+    standardize = keras.layers.Normalization()
+    standardize.adapt(train_x)  # the same head on top, fitted the same way
+    x = keras.layers.Dense(256, activation="relu")(standardize(features))
+    outputs = keras.layers.Dense(num_classes, activation="softmax")(keras.layers.Dropout(0.5)(x))
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    history = model.fit(train_images.astype(np.float32), train_y, validation_data=(val_images.astype(np.float32), val_y),
+                        epochs=args.epochs, batch_size=32, verbose=0)
+    inline = {"seconds": round(time.perf_counter() - start, 1),
+              "best_val_accuracy": round(max(history.history["val_accuracy"]), 4)}
+    print("backbone in the model:", inline, flush=True)
+    return {"epochs": args.epochs, "cached": cached, "backbone_in_model": inline,
+            "speedup": round(inline["seconds"] / cached["seconds"], 1)}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("what", choices=("throughput", "memory", "epochs"))
+    parser.add_argument("--images", type=int, default=None)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--backbones", default="mobilenet,mobilenet_v2,resnet50,vgg16")
+    parser.add_argument("--precisions", default="float32,bfloat16")
+    parser.add_argument("--epochs", type=int, default=10)
+    args = parser.parse_args()
+    args.images = args.images or (20_000 if args.what == "memory" else 256)
+    result = {"throughput": throughput, "memory": memory, "epochs": epochs}[args.what](args)
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
