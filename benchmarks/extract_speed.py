@@ -36,7 +36,6 @@ from stages.extract import extract_features  # noqa: E402
 
 WEIGHTS = {"mobilenet": REPO.parent / "shared/weights/mobilenet_1.0_224_no_top.weights.h5",
            "mobilenet_v2": REPO.parent / "shared/weights/mobilenet_v2_1.0_224_no_top.weights.h5"}
-PREPARED = REPO / dataset.PREPARED_DIR
 
 
 def extractor_for(name, precision="float32"):
@@ -45,7 +44,7 @@ def extractor_for(name, precision="float32"):
 
 def throughput(args):
     results = {}
-    with dataset.ImageStore(PREPARED / dataset.IMAGES_FILE) as store:
+    with dataset.ImageStore(args.prepared / dataset.IMAGES_FILE) as store:
         rows = np.arange(min(args.images, len(store)))
         images = store.read(rows)
         for name in args.backbones.split(","):
@@ -69,20 +68,20 @@ def throughput(args):
 
 def memory(args):
     """A store of args.images images (tiled from the prepared photos), then the real stage command."""
-    with tempfile.TemporaryDirectory() as scratch, dataset.ImageStore(PREPARED / dataset.IMAGES_FILE) as source:
+    with tempfile.TemporaryDirectory() as scratch, dataset.ImageStore(args.prepared / dataset.IMAGES_FILE) as source:
         repo = Path(scratch)
         shutil.copytree(REPO / "stages", repo / "stages", ignore=shutil.ignore_patterns("__pycache__"))
-        out = repo / dataset.PREPARED_DIR
+        out = repo / dataset.args.prepared_DIR
         out.mkdir(parents=True)
         writer = dataset.ImageStoreWriter(out / dataset.IMAGES_FILE, source.size)
-        records = dataset.read_manifest(PREPARED)
+        records = dataset.read_manifest(args.prepared)
         for start in range(0, args.images, 256):
             picks = [records[i % len(records)] for i in range(start, min(start + 256, args.images))]
             writer.append(source.read([r["row"] for r in picks]))
         writer.close()
         tiled = [{**records[i % len(records)], "row": i} for i in range(args.images)]
         dataset.write_manifest(out / dataset.MANIFEST_FILE, tiled)
-        shutil.copy(PREPARED / dataset.SUMMARY_FILE, out / dataset.SUMMARY_FILE)
+        shutil.copy(args.prepared / dataset.SUMMARY_FILE, out / dataset.SUMMARY_FILE)
         params = yaml.safe_load((REPO / "params.yaml").read_text())
         params["features"]["weights"] = str(WEIGHTS["mobilenet"])
         (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
@@ -103,9 +102,9 @@ def epochs(args):
     from stages.train_head import build_head
     from stages.training import make_reproducible
 
-    records = dataset.read_manifest(PREPARED)
-    num_classes = len(dataset.read_summary(PREPARED)["classes"])
-    with dataset.ImageStore(PREPARED / dataset.IMAGES_FILE) as store:
+    records = dataset.read_manifest(args.prepared)
+    num_classes = len(dataset.read_summary(args.prepared)["classes"])
+    with dataset.ImageStore(args.prepared / dataset.IMAGES_FILE) as store:
         (train_rows, train_y), (val_rows, val_y) = (dataset.split_arrays(records, s) for s in ("train", "validation"))
         train_images, val_images = store.read(train_rows), store.read(val_rows)
 
@@ -149,6 +148,7 @@ def main():
     parser.add_argument("--backbones", default="mobilenet,mobilenet_v2,resnet50,vgg16")
     parser.add_argument("--precisions", default="float32,bfloat16")
     parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--prepared", type=Path, default=REPO / dataset.PREPARED_DIR, help="a prepare output folder at 224 px")
     args = parser.parse_args()
     args.images = args.images or (20_000 if args.what == "memory" else 256)
     result = {"throughput": throughput, "memory": memory, "epochs": epochs}[args.what](args)

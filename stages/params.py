@@ -129,6 +129,8 @@ SCHEMA = {
     "head": {
         "units": integer(1, 65536),
         "dropout": number(0, 1, high_open=True),
+        "input_dropout": number(0, 1, high_open=True),
+        "l2": number(0, 10),
         "epochs": integer(1, 10_000),
         "patience": integer(1, 10_000),
         "learning_rate": number(0, 1, low_open=True),

@@ -19,6 +19,7 @@ def train(tmp_path, counts=None, **overrides):
                                                         '"image_size": 32, "resize": "pad"}')
     (features / "info.json").write_text(info)
     params = make_params(**{"head.epochs": 40, "head.patience": 5, "head.units": 16, "head.learning_rate": 0.01,
+                            "head.input_dropout": 0.0, "head.l2": 0.0,
                             **overrides})
     model = train_head(params, features, features, tmp_path / "head.keras", tmp_path / "history.csv")
     return model, features

@@ -1,0 +1,240 @@
+"""Stage `train_cnn`: the original project's custom CNN, trained from scratch on the prepared images.
+
+The model takes images exactly as data/prepared stores them (uint8 values as float32 in 0..255, at
+the prepared size) and does its own resizing, augmentation and rescaling, so prediction can never
+preprocess differently from training. The augmentation layers only act inside `fit`: `predict` and
+`model(x, training=False)` see the image unchanged. (A bare `model(x)` in Keras 3 counts as
+training for these layers: always pass training=False when calling the model directly.)
+
+Images are streamed from the image store one batch at a time, so memory does not grow with the
+data set. Writes models/cnn.keras (+ models/cnn.json), plots/cnn/history.csv and metrics/cnn_train.json.
+"""
+
+import logging
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+# Both must be set before Keras loads TensorFlow: the project is TensorFlow-only, and TF's C++
+# start-up messages would bury the per-epoch lines in `dvc repro` output.
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import keras  # noqa: E402
+from keras import layers  # noqa: E402
+
+from stages import dataset  # noqa: E402
+from stages.atomic import remove_stale, write_json  # noqa: E402
+from stages.errors import PipelineError, run_stage  # noqa: E402
+from stages.params import load_params  # noqa: E402
+from stages.training import best_epoch, early_stopping, make_reproducible, save_model, write_history  # noqa: E402
+
+log = logging.getLogger("train_cnn")
+
+MODEL_PATH = Path("models/cnn.keras")
+HISTORY_PATH = Path("plots/cnn/history.csv")
+METRICS_PATH = Path("metrics/cnn_train.json")
+
+
+# --- the network ---------------------------------------------------------------------
+
+def build_cnn(num_classes, input_size, cnn, seed):
+    """The compiled network, top to bottom as in the architecture diagram.
+
+    Input: (input_size, input_size, 3) float32 pixel values in 0..255 (the prepared images).
+    With the default params this is the original layout: 4 x (3x3 conv + ReLU, 2x2 max pool),
+    flatten, Dense 512 + Dropout 0.5, Dense 256 + Dropout 0.5, softmax.
+    """
+    _check_pooling_fits(cnn)
+    inputs = keras.Input((input_size, input_size, 3), name="image")
+    x = inputs
+    if cnn["image_size"] != input_size:
+        # Antialiasing, so that shrinking 224 -> 96 averages pixels instead of skipping them.
+        x = layers.Resizing(cnn["image_size"], cnn["image_size"], antialias=True, name="resize")(x)
+    for augment in augmentation_layers(cnn["augment"], seed):
+        x = augment(x)
+    x = layers.Rescaling(1 / 255, name="rescale")(x)
+    for block, filters in enumerate(cnn["filters"], start=1):
+        x = conv_block(x, filters, cnn["batch_norm"], block)
+    if cnn["pooling"] == "flatten":
+        x = layers.Flatten(name="flatten")(x)
+    else:
+        x = layers.GlobalAveragePooling2D(name="global_average")(x)
+    for index, units in enumerate(cnn["dense_units"], start=1):
+        x = layers.Dense(units, activation="relu", name=f"dense{index}")(x)
+        x = layers.Dropout(cnn["dropout"], seed=_layer_seed(seed, 100 + index), name=f"dropout{index}")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
+
+    model = keras.Model(inputs, outputs, name="cnn")
+    model.compile(optimizer=keras.optimizers.Adam(cnn["learning_rate"]),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def augmentation_layers(augment, seed):
+    """The random augmentation layers in the order they apply; one whose param is 0 or false is left out.
+
+    Brightness and contrast work on 0..255 values, so they come before rescaling. Each layer's seed
+    depends on its place in this list, not on which others are enabled.
+    """
+    makers = {
+        "flip": lambda s: layers.RandomFlip("horizontal", seed=s, name="random_flip"),
+        "rotation": lambda s: layers.RandomRotation(augment["rotation"], seed=s, name="random_rotation"),
+        "zoom": lambda s: layers.RandomZoom(augment["zoom"], seed=s, name="random_zoom"),
+        "shift": lambda s: layers.RandomTranslation(augment["shift"], augment["shift"], seed=s,
+                                                    name="random_shift"),
+        "brightness": lambda s: layers.RandomBrightness(augment["brightness"], value_range=(0, 255), seed=s,
+                                                        name="random_brightness"),
+        "contrast": lambda s: layers.RandomContrast(augment["contrast"], value_range=(0, 255), seed=s,
+                                                    name="random_contrast"),
+    }
+    return [make(_layer_seed(seed, offset)) for offset, (key, make) in enumerate(makers.items()) if augment[key]]
+
+
+def conv_block(x, filters, batch_norm, block):
+    """3x3 convolution + ReLU (with batch normalisation between them if asked), then 2x2 max pooling."""
+    if batch_norm:
+        # No bias: batch normalisation's own shift makes it redundant.
+        x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"conv{block}")(x)
+        x = layers.BatchNormalization(name=f"batch_norm{block}")(x)
+        x = layers.ReLU(name=f"relu{block}")(x)
+    else:
+        x = layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"conv{block}")(x)
+    return layers.MaxPooling2D(2, name=f"pool{block}")(x)
+
+
+def _check_pooling_fits(cnn):
+    # Each block halves the image; past 1x1 pixel Keras fails with an obscure shape error.
+    blocks, size = len(cnn["filters"]), cnn["image_size"]
+    if size < 2 ** blocks:
+        raise PipelineError(
+            f"params.yaml: 'cnn.image_size' {size} is too small for {blocks} convolution blocks (each halves "
+            f"the image); use cnn.image_size >= {2 ** blocks} or fewer entries in cnn.filters")
+
+
+def _layer_seed(seed, offset):
+    return (seed + offset) % 2**32  # params allow seeds up to 2**32 - 1; keep derived ones in range
+
+
+# --- the data --------------------------------------------------------------------------
+
+class ImageBatches(keras.utils.PyDataset):
+    """(images, labels) batches read from the image store, so memory is bounded by one batch.
+
+    With a seed, the rows are reshuffled whenever Keras ends an epoch, by a generator seeded once,
+    so a run is repeatable; without one they come in manifest order (validation).
+    """
+
+    def __init__(self, store, rows, labels, batch_size, seed=None):
+        super().__init__()  # one worker: batches are read in order by tf.data's prefetch thread
+        self.store, self.rows, self.labels, self.batch_size = store, rows, labels, batch_size
+        self.rng = None if seed is None else np.random.default_rng(seed)
+        self.order = self._next_order()
+
+    def _next_order(self):
+        return np.arange(len(self.rows)) if self.rng is None else self.rng.permutation(len(self.rows))
+
+    def __len__(self):
+        return math.ceil(len(self.rows) / self.batch_size)
+
+    def __getitem__(self, index):
+        chosen = self.order[index * self.batch_size:(index + 1) * self.batch_size]
+        return self.store.read(self.rows[chosen]).astype(np.float32), self.labels[chosen]
+
+    def on_epoch_end(self):
+        self.order = self._next_order()
+
+
+def load_splits(prepared_dir):
+    """Classes, and the (rows, labels) of the train and validation splits; a clear error when unusable."""
+    summary = dataset.read_summary(prepared_dir)
+    records = dataset.read_manifest(prepared_dir)
+    if not (Path(prepared_dir) / dataset.IMAGES_FILE).is_file():
+        raise PipelineError(f"{Path(prepared_dir) / dataset.IMAGES_FILE} not found; run `dvc repro prepare` first")
+    classes = summary["classes"]
+    train = dataset.split_arrays(records, "train")
+    validation = dataset.split_arrays(records, "validation")
+    for name, (rows, _) in (("train", train), ("validation", validation)):
+        if not len(rows):
+            raise PipelineError(f"the {name} split in {prepared_dir} is empty; add images and run `dvc repro prepare`")
+    present = set(train[1].tolist())
+    missing = [name for index, name in enumerate(classes) if index not in present]
+    if missing:
+        raise PipelineError(f"class(es) {', '.join(missing)} have no training images; the network cannot learn "
+                            "a class it never sees: add images to those folders and run `dvc repro prepare`")
+    return summary, train, validation
+
+
+def balanced_class_weights(labels, num_classes):
+    """n / (classes * count per class), as sklearn's compute_class_weight("balanced"): rare classes weigh more."""
+    counts = np.bincount(labels, minlength=num_classes)
+    return {index: len(labels) / (num_classes * count) for index, count in enumerate(counts)}
+
+
+# --- training --------------------------------------------------------------------------
+
+def train_cnn(params, prepared_dir=dataset.PREPARED_DIR, model_path=MODEL_PATH,
+              history_path=HISTORY_PATH, metrics_path=METRICS_PATH):
+    """Train the CNN on the train split with early stopping on validation; write model, history and metrics.
+
+    Returns the trained model (best weights) and the metrics written to metrics_path.
+    """
+    cnn, seed = params["cnn"], params["seed"]
+    prepared_dir, model_path = Path(prepared_dir), Path(model_path)
+    make_reproducible(seed)
+    summary, (train_rows, train_labels), (val_rows, val_labels) = load_splits(prepared_dir)
+    classes = summary["classes"]
+    # An earlier run's outputs go first, so a failed run cannot leave them looking current.
+    remove_stale(model_path, model_path.with_suffix(".json"), history_path, metrics_path)
+
+    with dataset.ImageStore(prepared_dir / dataset.IMAGES_FILE) as store:
+        input_size = store.size
+        model = build_cnn(len(classes), input_size, cnn, seed)
+        train = ImageBatches(store, train_rows, train_labels, cnn["batch_size"], seed=seed)
+        validation = ImageBatches(store, val_rows, val_labels, cnn["batch_size"])
+        class_weight = balanced_class_weights(train_labels, len(classes)) if cnn["class_weight"] else None
+        log.info("training on %d images, validating on %d; %s parameters",
+                 len(train_rows), len(val_rows), f"{model.count_params():,}")
+        started = time.perf_counter()
+        history = model.fit(train, validation_data=validation, epochs=cnn["epochs"], class_weight=class_weight,
+                            callbacks=[early_stopping(cnn["patience"])], shuffle=False, verbose=2)
+        seconds = time.perf_counter() - started
+
+    metrics = training_metrics(history, seconds, len(train_rows), len(val_rows))
+    write_history(history, history_path)
+    save_model(model, model_path, {
+        "kind": "cnn", "classes": classes, "image_size": input_size, "resize": summary["resize"],
+        "seed": seed, "best_epoch": metrics["best_epoch"], "epochs_run": metrics["epochs_run"],
+        "best_val_loss": metrics["best_val_loss"], "best_val_accuracy": metrics["best_val_accuracy"],
+        "train_seconds": metrics["train_seconds"]})
+    write_json(metrics_path, metrics)
+    log.info("best epoch %d of %d: val_loss %.4f, val_accuracy %.4f; %.0f s",
+             metrics["best_epoch"], metrics["epochs_run"], metrics["best_val_loss"],
+             metrics["best_val_accuracy"], seconds)
+    return model, metrics
+
+
+def training_metrics(history, seconds, train_images, validation_images):
+    logs, best = history.history, best_epoch(history)
+    epochs_run = len(logs["loss"])
+    return {
+        "best_epoch": best,
+        "epochs_run": epochs_run,
+        "best_val_loss": round(float(logs["val_loss"][best - 1]), 6),
+        "best_val_accuracy": round(float(logs["val_accuracy"][best - 1]), 6),
+        "train_images": train_images,
+        "validation_images": validation_images,
+        "train_seconds": round(seconds, 2),
+        # Training images seen per second of fit, validation passes included.
+        "images_per_second": round(train_images * epochs_run / seconds, 1),
+    }
+
+
+def main():
+    train_cnn(load_params())
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,266 @@
+"""The train_cnn stage with real TensorFlow on a tiny prepared data set: layout, learning, repeatability, errors."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+from stages import dataset
+from stages.errors import PipelineError, run_stage
+from stages.prepare import prepare
+from stages.train_cnn import ImageBatches, balanced_class_weights, build_cnn, main, train_cnn
+from stages.training import load_model_info
+from tests.conftest import REPO, make_params
+
+COLOURS = {"blue": (40, 60, 200), "green": (40, 180, 60), "red": (200, 40, 40)}
+PREPARED_SIZE = 32
+NO_AUGMENT = {"cnn.augment.flip": False, "cnn.augment.rotation": 0, "cnn.augment.zoom": 0,
+              "cnn.augment.shift": 0, "cnn.augment.brightness": 0, "cnn.augment.contrast": 0}
+ALL_AUGMENT = {"cnn.augment.flip": True, "cnn.augment.rotation": 0.05, "cnn.augment.zoom": 0.1,
+               "cnn.augment.shift": 0.1, "cnn.augment.brightness": 0.2, "cnn.augment.contrast": 0.2}
+# A network small enough to train in seconds; augmentation stays on so training exercises it.
+TINY_CNN = {"cnn.image_size": 16, "cnn.filters": [8, 16], "cnn.dense_units": [16], "cnn.dropout": 0.1,
+            "cnn.epochs": 6, "cnn.patience": 6, "cnn.learning_rate": 0.01, "cnn.batch_size": 8}
+
+
+def write_colour_photos(folder, per_class, rng):
+    """One class folder per colour: noisy 40x40 PNGs of that colour, easy to tell apart."""
+    for name, colour in COLOURS.items():
+        (folder / name).mkdir(parents=True)
+        for index in range(per_class):
+            noise = rng.normal(0, 25, (40, 40, 3))
+            pixels = np.clip(np.array(colour) + noise, 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(folder / name / f"{index:02d}.png")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    root = tmp_path_factory.mktemp("colours")
+    photos = write_colour_photos(root / "photos", per_class=20, rng=np.random.default_rng(0))
+    params = make_params(**{"data.source": "folder", "data.path": str(photos),
+                            "data.image_size": PREPARED_SIZE, "split.validation": 0.25})
+    prepare(params, root / "prepared")
+    return root / "prepared"
+
+
+def run_paths(folder):
+    return {"model_path": folder / "models" / "cnn.keras", "history_path": folder / "plots" / "history.csv",
+            "metrics_path": folder / "metrics" / "cnn_train.json"}
+
+
+@pytest.fixture(scope="module")
+def two_runs(prepared, tmp_path_factory):
+    """The stage run twice with the same params on the same data: (paths, model, metrics) per run."""
+    runs = []
+    for name in ("first", "second"):
+        paths = run_paths(tmp_path_factory.mktemp(name))
+        model, metrics = train_cnn(make_params(**TINY_CNN), prepared, **paths)
+        runs.append((paths, model, metrics))
+    return runs
+
+
+def layers_of(model, kind):
+    return [layer for layer in model.layers if isinstance(layer, kind)]
+
+
+# --- the network -------------------------------------------------------------------------
+
+def test_default_layout_is_the_original_network():
+    params = make_params(**{"cnn.image_size": 32})
+    model = build_cnn(5, 32, params["cnn"], seed=1)
+
+    core = [layer for layer in model.layers if not layer.name.startswith(("image", "random_", "rescale"))]
+    assert [type(layer).__name__ for layer in core] == [
+        "Conv2D", "MaxPooling2D", "Conv2D", "MaxPooling2D", "Conv2D", "MaxPooling2D", "Conv2D", "MaxPooling2D",
+        "Flatten", "Dense", "Dropout", "Dense", "Dropout", "Dense"]
+    convs = layers_of(model, keras.layers.Conv2D)
+    assert [c.filters for c in convs] == [32, 64, 128, 256]
+    assert all(c.kernel_size == (3, 3) and c.padding == "same" and c.activation.__name__ == "relu" for c in convs)
+    assert all(p.pool_size == (2, 2) for p in layers_of(model, keras.layers.MaxPooling2D))
+    dense = layers_of(model, keras.layers.Dense)
+    assert [d.units for d in dense] == [512, 256, 5]
+    assert [d.activation.__name__ for d in dense] == ["relu", "relu", "softmax"]
+    assert [d.rate for d in layers_of(model, keras.layers.Dropout)] == [0.5, 0.5]
+    assert model.output_shape == (None, 5)
+    # By hand, at 32x32: convs 3*3*in*out + out; four poolings leave 2x2x256 = 1024 values to flatten.
+    convolutions = (27 * 32 + 32) + (288 * 64 + 64) + (576 * 128 + 128) + (1152 * 256 + 256)
+    dense_weights = (1024 * 512 + 512) + (512 * 256 + 256) + (256 * 5 + 5)
+    assert model.count_params() == convolutions + dense_weights == 1_045_829
+
+
+def test_preprocessing_order_and_resizing_inside_the_model():
+    params = make_params(**{"cnn.image_size": 32, **ALL_AUGMENT})
+    names = [layer.name for layer in build_cnn(3, 64, params["cnn"], seed=1).layers]
+    assert names[:10] == ["image", "resize", "random_flip", "random_rotation", "random_zoom", "random_shift",
+                          "random_brightness", "random_contrast", "rescale", "conv1"]
+    model = build_cnn(3, 32, make_params(**{"cnn.image_size": 32, **NO_AUGMENT})["cnn"], seed=1)
+    assert [layer.name for layer in model.layers[:3]] == ["image", "rescale", "conv1"]  # same size: no resizing
+
+
+def test_batch_norm_and_global_average_options():
+    params = make_params(**{"cnn.image_size": 32, "cnn.batch_norm": True, "cnn.pooling": "global_average"})
+    model = build_cnn(4, 32, params["cnn"], seed=1)
+
+    core = [type(layer).__name__ for layer in model.layers if layer.name.startswith(("conv", "batch_norm", "relu",
+                                                                                     "pool", "global"))]
+    assert core == ["Conv2D", "BatchNormalization", "ReLU", "MaxPooling2D"] * 4 + ["GlobalAveragePooling2D"]
+    assert not any(isinstance(layer, keras.layers.Flatten) for layer in model.layers)
+    # global average pooling hands dense1 one value per filter of the last block: 256, not 2*2*256
+    assert model.get_layer("dense1").kernel.shape == (256, 512)
+    assert model.count_params() < build_cnn(4, 32, make_params(**{"cnn.image_size": 32})["cnn"], 1).count_params()
+
+
+def test_too_many_poolings_for_the_image_size_is_a_clear_error():
+    params = make_params(**{"cnn.image_size": 16, "cnn.filters": [8, 8, 8, 8, 8]})
+    with pytest.raises(PipelineError, match="too small for 5 convolution blocks"):
+        build_cnn(3, 32, params["cnn"], seed=1)
+
+
+def test_augmentation_acts_only_in_training():
+    # no dropout: only the augmentation is random
+    params = make_params(**{"cnn.image_size": 32, "cnn.dropout": 0.0, **ALL_AUGMENT})
+    model = build_cnn(3, 32, params["cnn"], seed=1)
+    x = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype(np.float32)
+
+    inference = model(x, training=False).numpy()
+    assert np.array_equal(inference, model(x, training=False).numpy())
+    assert np.array_equal(model.predict(x, verbose=0), model.predict(x, verbose=0))
+    np.testing.assert_allclose(model.predict(x, verbose=0), inference, rtol=1e-5, atol=1e-7)
+    preprocessing = keras.Model(model.input, model.get_layer("rescale").output)
+    np.testing.assert_allclose(preprocessing(x, training=False).numpy(), x / 255, rtol=1e-6)  # untouched image
+    # in training the augmentation changes the input, so the same images give other outputs each time
+    augmented = [model(x, training=True).numpy() for _ in range(2)]
+    assert not np.allclose(augmented[0], augmented[1])
+    assert not np.allclose(augmented[0], inference)
+
+
+def test_saved_model_loads_in_safe_mode_with_the_same_predictions(two_runs, prepared):
+    paths, model, _ = two_runs[0]
+    loaded = keras.models.load_model(paths["model_path"], safe_mode=True)
+    rows, _ = dataset.split_arrays(dataset.read_manifest(prepared), "test")
+    with dataset.ImageStore(prepared / dataset.IMAGES_FILE) as store:
+        images = store.read(rows).astype(np.float32)
+    assert np.array_equal(loaded.predict(images, verbose=0), model.predict(images, verbose=0))
+    assert [layer.name for layer in loaded.layers] == [layer.name for layer in model.layers]
+
+
+# --- the data ----------------------------------------------------------------------------
+
+def test_batches_stream_every_row_once_per_epoch_in_a_seeded_order(prepared):
+    records = dataset.read_manifest(prepared)
+    rows, labels = dataset.split_arrays(records, "train")
+    with dataset.ImageStore(prepared / dataset.IMAGES_FILE) as store:
+        batches = ImageBatches(store, rows, labels, batch_size=8, seed=3)
+        again = ImageBatches(store, rows, labels, batch_size=8, seed=3)
+        orders = []
+        for _ in range(2):
+            epoch = [batches[i] for i in range(len(batches))]
+            assert len(batches) == 5 and [len(b[1]) for b in epoch] == [8, 8, 8, 8, 4]
+            assert all(images.dtype == np.float32 and images.shape[1:] == (32, 32, 3) for images, _ in epoch)
+            orders.append(batches.order.copy())
+            assert sorted(rows[batches.order].tolist()) == sorted(rows.tolist())  # every row once
+            # each batch holds the images and labels of the rows it names
+            first = batches.order[:8]
+            assert np.array_equal(epoch[0][0], store.read(rows[first]).astype(np.float32))
+            assert np.array_equal(epoch[0][1], labels[first])
+            batches.on_epoch_end()
+        assert not np.array_equal(orders[0], orders[1])  # reshuffled every epoch
+        assert np.array_equal(again.order, orders[0])  # the same seed gives the same orders
+
+        validation_rows, validation_labels = dataset.split_arrays(records, "validation")
+        validation = ImageBatches(store, validation_rows, validation_labels, batch_size=4)
+        validation.on_epoch_end()
+        assert np.array_equal(np.concatenate([validation[i][1] for i in range(len(validation))]), validation_labels)
+
+
+def test_class_weights_are_balanced():
+    labels = np.array([0] * 6 + [1] * 3 + [2] * 1)
+    weights = balanced_class_weights(labels, 3)
+    assert weights == pytest.approx({0: 10 / 18, 1: 10 / 9, 2: 10 / 3})
+    # every class then carries the same total weight
+    assert {round(weights[c] * n, 9) for c, n in enumerate(np.bincount(labels))} == {round(10 / 3, 9)}
+    from sklearn.utils.class_weight import compute_class_weight
+    assert list(weights.values()) == pytest.approx(compute_class_weight("balanced", classes=np.arange(3), y=labels))
+
+
+# --- training ----------------------------------------------------------------------------
+
+def test_training_learns_far_better_than_chance(two_runs, prepared):
+    paths, model, metrics = two_runs[0]
+    assert metrics["best_val_accuracy"] >= 0.9  # chance is 1/3
+    rows, labels = dataset.split_arrays(dataset.read_manifest(prepared), "test")
+    with dataset.ImageStore(prepared / dataset.IMAGES_FILE) as store:
+        predicted = model.predict(store.read(rows).astype(np.float32), verbose=0).argmax(axis=1)
+    assert (predicted == labels).mean() >= 0.8
+
+    assert metrics["train_images"] == 36 and metrics["validation_images"] == 15
+    assert 1 <= metrics["best_epoch"] <= metrics["epochs_run"] <= 6
+    assert json.loads(paths["metrics_path"].read_text()) == metrics
+    info = load_model_info(paths["model_path"])
+    assert info["kind"] == "cnn" and info["classes"] == ["blue", "green", "red"]
+    assert info["image_size"] == PREPARED_SIZE and info["resize"] == "pad"
+    assert (info["best_epoch"], info["epochs_run"]) == (metrics["best_epoch"], metrics["epochs_run"])
+    history = paths["history_path"].read_text().splitlines()
+    assert history[0] == "epoch,loss,accuracy,val_loss,val_accuracy"
+    assert len(history) == metrics["epochs_run"] + 1
+    assert not [p for p in paths["model_path"].parent.iterdir() if p.name.startswith(".")]  # no temporary files
+
+
+def test_same_params_and_data_give_identical_weights_and_history(two_runs):
+    (first, _, first_metrics), (second, _, second_metrics) = two_runs
+    weights = [keras.models.load_model(run["model_path"], safe_mode=True).get_weights() for run in (first, second)]
+    assert len(weights[0]) == len(weights[1]) > 0
+    for a, b in zip(*weights):
+        assert np.array_equal(a, b)
+    assert first["history_path"].read_bytes() == second["history_path"].read_bytes()
+    assert first_metrics["best_val_loss"] == second_metrics["best_val_loss"]
+
+
+# --- errors ------------------------------------------------------------------------------
+
+def test_missing_prepared_data_is_a_clear_error(tmp_path):
+    with pytest.raises(PipelineError, match="run `dvc repro prepare` first"):
+        train_cnn(make_params(**TINY_CNN), tmp_path / "prepared", **run_paths(tmp_path))
+
+
+def rewrite_splits(prepared, target, change):
+    """A copy of the prepared data set whose manifest has `change(record)` applied to every record."""
+    target.mkdir()
+    for name in (dataset.IMAGES_FILE, dataset.SUMMARY_FILE):
+        (target / name).symlink_to(prepared / name)
+    records = dataset.read_manifest(prepared)
+    for record in records:
+        change(record)
+    dataset.write_manifest(target / dataset.MANIFEST_FILE, records)
+    return target
+
+
+@pytest.mark.parametrize("change, expected", [
+    (lambda r: r.update(split="train") if r["split"] == "validation" else None, "validation split .* is empty"),
+    (lambda r: r.update(split="test"), "train split .* is empty"),
+    (lambda r: r.update(split="test") if r["label"] == "green" and r["split"] == "train" else None,
+     "green have no training images"),
+])
+def test_unusable_splits_are_clear_errors_and_keep_earlier_outputs(prepared, tmp_path, change, expected):
+    broken = rewrite_splits(prepared, tmp_path / "broken", change)
+    paths = run_paths(tmp_path)
+    paths["metrics_path"].parent.mkdir()
+    paths["metrics_path"].write_text("{}")
+    with pytest.raises(PipelineError, match=expected):
+        train_cnn(make_params(**TINY_CNN), broken, **paths)
+    assert paths["metrics_path"].read_text() == "{}"
+
+
+def test_command_line_error_has_no_traceback(tmp_path, monkeypatch, capsys):
+    # main() as `python -m stages.train_cnn` runs it, in-process: a new interpreter would reload TensorFlow.
+    (tmp_path / "params.yaml").write_text((REPO / "params.yaml").read_text())
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        run_stage(main)
+    assert exit_info.value.code == 2
+    stderr = capsys.readouterr().err
+    assert stderr == "error: data/prepared/summary.json not found; run `dvc repro prepare` first\n"
+    assert not (tmp_path / "models").exists()
