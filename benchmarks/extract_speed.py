@@ -71,7 +71,7 @@ def memory(args):
     with tempfile.TemporaryDirectory() as scratch, dataset.ImageStore(args.prepared / dataset.IMAGES_FILE) as source:
         repo = Path(scratch)
         shutil.copytree(REPO / "stages", repo / "stages", ignore=shutil.ignore_patterns("__pycache__"))
-        out = repo / dataset.args.prepared_DIR
+        out = repo / dataset.PREPARED_DIR
         out.mkdir(parents=True)
         writer = dataset.ImageStoreWriter(out / dataset.IMAGES_FILE, source.size)
         records = dataset.read_manifest(args.prepared)

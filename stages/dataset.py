@@ -70,6 +70,8 @@ class ImageStore:
 
     def __init__(self, path):
         self.path = Path(path)
+        if not self.path.is_file():
+            raise PipelineError(f"{self.path} not found; run `dvc repro prepare` first")
         with open(self.path, "rb") as handle:
             if np.lib.format.read_magic(handle) != (1, 0):
                 raise PipelineError(f"{self.path} is not a prepared image array; run `dvc repro prepare` again")

@@ -145,6 +145,7 @@ SCHEMA = {
         "pooling": choice("flatten", "global_average"),
         "epochs": integer(1, 10_000),
         "patience": integer(1, 10_000),
+        "reduce_lr_patience": integer(0, 10_000),
         "learning_rate": number(0, 1, low_open=True),
         "batch_size": integer(1, 65536),
         "class_weight": boolean(),
@@ -199,6 +200,12 @@ def _check_cross_field(params):
         raise PipelineError(
             f"{PARAMS_FILE}: 'split.validation' + 'split.test' = {split['validation'] + split['test']:g}; "
             "they must add up to less than 1 so that some images are left for training")
+    cnn = params["cnn"]
+    if cnn["image_size"] < 2 ** len(cnn["filters"]):
+        raise PipelineError(
+            f"{PARAMS_FILE}: 'cnn.image_size' {cnn['image_size']} is too small for {len(cnn['filters'])} "
+            f"convolution blocks (each halves the image); use cnn.image_size >= {2 ** len(cnn['filters'])} "
+            "or fewer entries in cnn.filters")
     data = params["data"]
     if data["source"] == "synthetic" and Path(data["path"]) != Path(SYNTHETIC_DIR):
         raise PipelineError(

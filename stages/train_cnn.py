@@ -29,7 +29,8 @@ from stages import dataset  # noqa: E402
 from stages.atomic import remove_stale, write_json  # noqa: E402
 from stages.errors import PipelineError, run_stage  # noqa: E402
 from stages.params import load_params  # noqa: E402
-from stages.training import best_epoch, early_stopping, make_reproducible, save_model, write_history  # noqa: E402
+from stages.training import (  # noqa: E402
+    best_epoch, make_reproducible, save_model, training_callbacks, write_history)
 
 log = logging.getLogger("train_cnn")
 
@@ -47,7 +48,6 @@ def build_cnn(num_classes, input_size, cnn, seed):
     With the default params this is the original layout: 4 x (3x3 conv + ReLU, 2x2 max pool),
     flatten, Dense 512 + Dropout 0.5, Dense 256 + Dropout 0.5, softmax.
     """
-    _check_pooling_fits(cnn)
     inputs = keras.Input((input_size, input_size, 3), name="image")
     x = inputs
     if cnn["image_size"] != input_size:
@@ -103,15 +103,6 @@ def conv_block(x, filters, batch_norm, block):
     else:
         x = layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"conv{block}")(x)
     return layers.MaxPooling2D(2, name=f"pool{block}")(x)
-
-
-def _check_pooling_fits(cnn):
-    # Each block halves the image; past 1x1 pixel Keras fails with an obscure shape error.
-    blocks, size = len(cnn["filters"]), cnn["image_size"]
-    if size < 2 ** blocks:
-        raise PipelineError(
-            f"params.yaml: 'cnn.image_size' {size} is too small for {blocks} convolution blocks (each halves "
-            f"the image); use cnn.image_size >= {2 ** blocks} or fewer entries in cnn.filters")
 
 
 def _layer_seed(seed, offset):
@@ -199,7 +190,8 @@ def train_cnn(params, prepared_dir=dataset.PREPARED_DIR, model_path=MODEL_PATH,
                  len(train_rows), len(val_rows), f"{model.count_params():,}")
         started = time.perf_counter()
         history = model.fit(train, validation_data=validation, epochs=cnn["epochs"], class_weight=class_weight,
-                            callbacks=[early_stopping(cnn["patience"])], shuffle=False, verbose=2)
+                            callbacks=training_callbacks(cnn["patience"], cnn["reduce_lr_patience"]),
+                            shuffle=False, verbose=2)
         seconds = time.perf_counter() - started
 
     metrics = training_metrics(history, seconds, len(train_rows), len(val_rows))
@@ -208,7 +200,7 @@ def train_cnn(params, prepared_dir=dataset.PREPARED_DIR, model_path=MODEL_PATH,
         "kind": "cnn", "classes": classes, "image_size": input_size, "resize": summary["resize"],
         "seed": seed, "best_epoch": metrics["best_epoch"], "epochs_run": metrics["epochs_run"],
         "best_val_loss": metrics["best_val_loss"], "best_val_accuracy": metrics["best_val_accuracy"],
-        "train_seconds": metrics["train_seconds"]})
+        **speed(seconds, len(train_rows), metrics["epochs_run"])})
     write_json(metrics_path, metrics)
     log.info("best epoch %d of %d: val_loss %.4f, val_accuracy %.4f; %.0f s",
              metrics["best_epoch"], metrics["epochs_run"], metrics["best_val_loss"],
@@ -226,10 +218,14 @@ def training_metrics(history, seconds, train_images, validation_images):
         "best_val_accuracy": round(float(logs["val_accuracy"][best - 1]), 6),
         "train_images": train_images,
         "validation_images": validation_images,
-        "train_seconds": round(seconds, 2),
-        # Training images seen per second of fit, validation passes included.
-        "images_per_second": round(train_images * epochs_run / seconds, 1),
     }
+
+
+def speed(seconds, train_images, epochs_run):
+    """Timings go beside the model, not into metrics/: metrics must match exactly between two runs."""
+    return {"train_seconds": round(seconds, 2),
+            # Training images seen per second of fit, validation passes included.
+            "images_per_second": round(train_images * epochs_run / seconds, 1)}
 
 
 def main():

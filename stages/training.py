@@ -25,6 +25,18 @@ def early_stopping(patience):
         monitor="val_loss", patience=patience, restore_best_weights=True, verbose=1)
 
 
+def training_callbacks(patience, reduce_lr_patience=0):
+    """Early stopping on validation loss; with reduce_lr_patience > 0, also halve the learning rate
+    whenever validation loss has not improved for that many epochs (0 turns it off)."""
+    import keras
+
+    callbacks = [early_stopping(patience)]
+    if reduce_lr_patience:
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(
+            monitor="val_loss", factor=0.5, patience=reduce_lr_patience, min_lr=1e-6, verbose=1))
+    return callbacks
+
+
 def write_history(history, path):
     """One row per epoch (1-based) so DVC's linear template draws accuracy and loss curves."""
     from stages.atomic import atomic_file

@@ -114,9 +114,9 @@ def test_batch_norm_and_global_average_options():
 
 
 def test_too_many_poolings_for_the_image_size_is_a_clear_error():
-    params = make_params(**{"cnn.image_size": 16, "cnn.filters": [8, 8, 8, 8, 8]})
-    with pytest.raises(PipelineError, match="too small for 5 convolution blocks"):
-        build_cnn(3, 32, params["cnn"], seed=1)
+    # caught when params.yaml is read, before any stage starts
+    with pytest.raises(PipelineError, match="'cnn.image_size' 16 is too small for 5 convolution blocks"):
+        make_params(**{"cnn.image_size": 16, "cnn.filters": [8, 8, 8, 8, 8]})
 
 
 def test_augmentation_acts_only_in_training():

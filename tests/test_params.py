@@ -1,0 +1,53 @@
+"""params.yaml validation: every mistake names the key and what is allowed."""
+
+import subprocess
+import sys
+
+import pytest
+
+from stages.errors import PipelineError
+from stages.params import load_params
+from tests.conftest import REPO, make_params
+
+
+def test_the_repository_params_are_valid():
+    params = load_params(REPO / "params.yaml")
+    assert params["data"]["source"] == "synthetic" and params["model"] == "mobilenet"
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"data.source": "s3"}, "'data.source' is 's3'; allowed values: synthetic, folder, fashion_mnist"),
+    ({"model": "vgg19"}, "'model' is 'vgg19'; allowed values: mobilenet, mobilenet_v2, vgg16, resnet50"),
+    ({"split.test": -0.1}, "'split.test' is -0.1; it must be between 0 and 1"),
+    ({"split.validation": 0.6, "split.test": 0.5}, "must add up to less than 1"),
+    ({"data.image_size": "big"}, "'data.image_size' must be a whole number, got 'big'"),
+    ({"data.image_size": True}, "'data.image_size' must be a whole number"),
+    ({"smote.enabled": "yes"}, "'smote.enabled' must be true or false"),
+    ({"cnn.filters": []}, "'cnn.filters' must be a list of whole numbers"),
+    ({"features.precision": "float16"}, "allowed values: float32, bfloat16"),
+    ({"data.source": "synthetic", "data.path": "/photos"}, "data.source=folder"),
+])
+def test_wrong_values_name_the_key_and_the_allowed_values(overrides, message):
+    with pytest.raises(PipelineError) as err:
+        make_params(**overrides)
+    assert message in str(err.value)
+
+
+def test_a_typo_names_the_key_and_suggests_the_right_one():
+    with pytest.raises(PipelineError, match=r"unknown key 'data.sorce' \(did you mean 'data.source'\?\)"):
+        make_params(**{"data.sorce": "folder"})
+
+
+def test_a_missing_key_is_named(tmp_path):
+    text = (REPO / "params.yaml").read_text().replace("  max_pixels: 50000000", "")
+    (tmp_path / "params.yaml").write_text(text)
+    with pytest.raises(PipelineError, match="'data.max_pixels' is missing"):
+        load_params(tmp_path / "params.yaml")
+
+
+def test_broken_yaml_is_a_clear_error_from_the_command_line(tmp_path):
+    (tmp_path / "params.yaml").write_text("data: [unclosed\n")
+    result = subprocess.run([sys.executable, "-m", "stages.prepare"], cwd=tmp_path, capture_output=True,
+                            text=True, env={"PYTHONPATH": str(REPO), "PATH": ""})
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: params.yaml is not valid YAML") and "Traceback" not in result.stderr
