@@ -15,7 +15,7 @@ import numpy as np
 from stages import extract, resample
 from stages.errors import PipelineError, run_stage
 from stages.params import load_params
-from stages.training import best_epoch, early_stopping, make_reproducible, save_model, write_history
+from stages.training import best_epoch, make_reproducible, save_model, training_callbacks, write_history
 
 log = logging.getLogger("train_head")
 
@@ -57,7 +57,7 @@ def train_head(params, features_dir=extract.FEATURES_DIR, resampled_dir=resample
                        head["input_dropout"], head["l2"])
     start = time.perf_counter()
     history = model.fit(train_x, train_y, validation_data=(val_x, val_y), epochs=head["epochs"],
-                        batch_size=head["batch_size"], callbacks=[early_stopping(head["patience"])],
+                        batch_size=head["batch_size"], callbacks=training_callbacks(head["patience"]),
                         shuffle=True, verbose=2)
     seconds = time.perf_counter() - start
     best = best_epoch(history)
