@@ -158,6 +158,11 @@ SCHEMA = {
             "contrast": number(0, 1),
         },
     },
+    "evaluate": {
+        "confidence_threshold": number(0, 1),
+        "calibration_bins": integer(2, 1000),
+        "mistakes": integer(0, 100),
+    },
 }
 
 

@@ -64,3 +64,45 @@ def prepared_photos(tmp_path, per_class=8, size=64, **overrides):
                             **overrides})
     prepare(params, tmp_path / "prepared")
     return params, tmp_path / "prepared"
+
+
+# A whole pipeline run, stage functions called in order, on real photos with the real MobileNet 0.25
+# weights: what evaluate and predict need. Laid out like the repository (data/, models/, plots/, metrics/).
+TINY_RUN = {"data.image_size": 64, "split.validation": 0.2, "split.test": 0.25,
+            "features.alpha": 0.25, "head.epochs": 30, "head.patience": 10, "head.units": 32,
+            "head.learning_rate": 0.003, "head.input_dropout": 0.2, "head.l2": 0.0,
+            "cnn.image_size": 32, "cnn.filters": [8, 16], "cnn.dense_units": [16], "cnn.epochs": 3,
+            "cnn.batch_size": 8, "evaluate.mistakes": 4}
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory):
+    """(params, root): prepare, extract, resample, train_head, train_cnn, evaluate run under root."""
+    from stages.evaluate import evaluate
+    from stages.extract import extract
+    from stages.prepare import prepare
+    from stages.resample import resample
+    from stages.train_cnn import train_cnn
+    from stages.train_head import train_head
+
+    root = tmp_path_factory.mktemp("trained")
+    photos = copy_photos(root / "photos", per_class=12)
+    params = make_params(**{"data.source": "folder", "data.path": str(photos),
+                            "features.weights": str(MOBILENET_025()), **TINY_RUN})
+    prepare(params, root / "data/prepared")
+    extract(params, root / "data/prepared", root / "data/features")
+    resample(params, root / "data/features", root / "data/resampled", root / "metrics/smote.json")
+    train_head(params, root / "data/features", root / "data/resampled", root / "models/head.keras",
+               root / "plots/head/history.csv")
+    train_cnn(params, root / "data/prepared", root / "models/cnn.keras", root / "plots/cnn/history.csv",
+              root / "metrics/cnn_train.json")
+    evaluate(params, **evaluate_paths(root))
+    return params, root
+
+
+def evaluate_paths(root):
+    """The keyword arguments that point the evaluate stage at a run laid out under root."""
+    return {"prepared_dir": root / "data/prepared", "features_dir": root / "data/features",
+            "models_dir": root / "models", "metrics_path": root / "metrics/test.json",
+            "report_path": root / "metrics/report.md", "plots_dir": root / "plots",
+            "smote_path": root / "metrics/smote.json"}

@@ -1,0 +1,352 @@
+"""Stage `evaluate`: both models on the held-out test split, as DVC metrics and plots.
+
+Predictions and labels come from the same ordered arrays: the test rows of the manifest
+(for the CNN, read from the image store in that order) and the test features of the extract
+stage, which carry their own labels. Nothing is shuffled, so row i of the predictions is
+row i of the labels by construction (the original notebooks compared a shuffled generator's
+predictions with unshuffled labels and reported 0.33).
+
+Writes metrics/test.json (a `cnn` and a `head` section), metrics/report.md (classification
+reports, SMOTE counts) and, per model, plots/<model>/predictions.csv (one row per test image:
+actual, predicted, confidence and every class probability; DVC's confusion plot reads it)
+plus PNG renderings: confusion.png, curves.png and mistakes.png.
+"""
+
+import csv
+import json
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from stages import dataset, extract
+from stages.atomic import atomic_file, write_json
+from stages.classify import KINDS, load_classifier
+from stages.errors import PipelineError, run_stage
+from stages.params import load_params
+from stages.resample import COUNTS_FILE as SMOTE_METRICS
+
+log = logging.getLogger("evaluate")
+
+METRICS_PATH = Path("metrics/test.json")
+REPORT_PATH = Path("metrics/report.md")
+PLOTS_DIR = Path("plots")
+
+
+# --- scores ------------------------------------------------------------------------------
+
+def expected_calibration_error(labels, probabilities, bins=15):
+    """Mean |accuracy - confidence| over equal-width confidence bins, weighted by the images in each.
+
+    0 means a model that says 0.8 is right 80% of the time. Bins are (lo, hi], the first [0, hi].
+    """
+    labels = np.asarray(labels)
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    confidence = probabilities.max(axis=1)
+    correct = probabilities.argmax(axis=1) == labels
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, bins - 1)
+    total = 0.0
+    for b in range(bins):
+        chosen = which == b
+        if chosen.any():
+            total += chosen.sum() * abs(correct[chosen].mean() - confidence[chosen].mean())
+    return total / len(labels)
+
+
+def score(labels, probabilities, classes, threshold=0.8, bins=15):
+    """Every test metric of one model, from labels and predicted probabilities in the same order."""
+    from sklearn import metrics
+
+    labels = np.asarray(labels, dtype=np.int64)
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    if len(labels) == 0:
+        raise PipelineError("the test split is empty; raise split.test and run `dvc repro` again")
+    if probabilities.shape != (len(labels), len(classes)):
+        raise PipelineError(f"got {probabilities.shape} probabilities for {len(labels)} test images and "
+                            f"{len(classes)} classes; the model and the data do not match: run `dvc repro` again")
+    probabilities = probabilities / probabilities.sum(axis=1, keepdims=True)  # float32 softmax rows: exactly 1
+    predicted = probabilities.argmax(axis=1)
+    every = list(range(len(classes)))
+    precision, recall, f1, support = metrics.precision_recall_fscore_support(
+        labels, predicted, labels=every, zero_division=0)
+    confident = probabilities.max(axis=1) >= threshold
+    correct = predicted == labels
+    return {
+        "accuracy": _round(metrics.accuracy_score(labels, predicted)),
+        # The mean of per-class recall over the classes present in the test split.
+        "balanced_accuracy": _round(np.mean([r for r, s in zip(recall, support) if s])),
+        "macro_f1": _round(metrics.f1_score(labels, predicted, labels=every, average="macro", zero_division=0)),
+        "log_loss": _round(metrics.log_loss(labels, probabilities, labels=every)),
+        "ece": _round(expected_calibration_error(labels, probabilities, bins)),
+        "test_images": int(len(labels)),
+        "low_confidence": {
+            "threshold": threshold,
+            "share": _round(1 - confident.mean()),
+            "accuracy_above": _round(correct[confident].mean()) if confident.any() else None,
+            "accuracy_below": _round(correct[~confident].mean()) if (~confident).any() else None,
+        },
+        "per_class": {
+            name: {"precision": _round(precision[i]), "recall": _round(recall[i]), "f1": _round(f1[i]),
+                   "support": int(support[i])}
+            for i, name in enumerate(classes)
+        },
+    }
+
+
+def _round(value):
+    return round(float(value), 6)
+
+
+def classification_report(labels, probabilities, classes):
+    from sklearn.metrics import classification_report as report
+
+    return report(labels, np.asarray(probabilities).argmax(axis=1), labels=list(range(len(classes))),
+                  target_names=classes, digits=3, zero_division=0)
+
+
+# --- predictions, in test-split order -------------------------------------------------------
+
+def read_test_split(prepared_dir=dataset.PREPARED_DIR):
+    """(rows, labels, paths) of the test split, in manifest order."""
+    records = [record for record in dataset.read_manifest(prepared_dir) if record["split"] == "test"]
+    rows = np.array([record["row"] for record in records], dtype=np.int64)
+    labels = np.array([record["label_index"] for record in records], dtype=np.int64)
+    return rows, labels, [record["path"] for record in records]
+
+
+def image_probabilities(classifier, store, rows, batch_size):
+    """The classifier's probabilities for the images at `rows`, in that order, a batch at a time."""
+    out = np.empty((len(rows), len(classifier.classes)), dtype=np.float32)
+    for start in range(0, len(rows), batch_size):
+        batch = store.read(rows[start:start + batch_size])
+        out[start:start + len(batch)] = classifier.probabilities(batch)
+    return out
+
+
+def feature_probabilities(classifier, features, batch_size):
+    out = np.empty((len(features), len(classifier.classes)), dtype=np.float32)
+    for start in range(0, len(features), batch_size):
+        out[start:start + batch_size] = classifier.from_features(features[start:start + batch_size])
+    return out
+
+
+def head_test_features(features_dir, rows):
+    """The extract stage's test features, in the order of `rows` (a clear error if they do not match)."""
+    path = Path(features_dir) / "test.npz"
+    if not path.is_file():
+        raise PipelineError(f"{path} not found; run `dvc repro` (the extract stage) first")
+    with np.load(path, allow_pickle=False) as arrays:
+        features, feature_rows = arrays["features"], arrays["rows"]
+    where = {int(row): i for i, row in enumerate(feature_rows)}
+    missing = [int(row) for row in rows if int(row) not in where]
+    if missing:
+        raise PipelineError(f"{path} has no features for {len(missing)} test image(s); the features are older "
+                            "than the prepared data: run `dvc repro` again")
+    return features[[where[int(row)] for row in rows]]
+
+
+# --- outputs -----------------------------------------------------------------------------
+
+def write_predictions(path, paths, labels, probabilities, classes):
+    """One row per test image: DVC's confusion template reads `actual` and `predicted`."""
+    predicted = probabilities.argmax(axis=1)
+    with atomic_file(path, "w") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "actual", "predicted", "confidence"] + [f"p_{name}" for name in classes])
+        for i, source in enumerate(paths):
+            writer.writerow([source, classes[labels[i]], classes[predicted[i]], f"{probabilities[i].max():.6f}"]
+                            + [f"{p:.6f}" for p in probabilities[i]])
+
+
+def _pyplot():
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save_figure(fig, path):
+    plt = _pyplot()
+    with atomic_file(path, "wb") as handle:
+        fig.savefig(handle, format="png", dpi=100, bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
+
+
+def plot_confusion(path, labels, probabilities, classes, title):
+    import seaborn as sns
+    from sklearn.metrics import confusion_matrix
+
+    plt = _pyplot()
+    matrix = confusion_matrix(labels, probabilities.argmax(axis=1), labels=list(range(len(classes))))
+    side = max(4.0, 0.7 * len(classes) + 2)
+    fig, ax = plt.subplots(figsize=(side + 1, side))
+    sns.heatmap(matrix, annot=True, fmt="d", cmap="Blues", cbar=False, square=True,
+                xticklabels=classes, yticklabels=classes, ax=ax)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("actual")
+    ax.set_title(title)
+    plt.setp(ax.get_xticklabels(), rotation=45, ha="right")
+    plt.setp(ax.get_yticklabels(), rotation=0)
+    _save_figure(fig, path)
+
+
+def plot_curves(path, history_path, title):
+    """Accuracy and loss per epoch, training and validation, with the epoch whose weights were kept."""
+    import pandas as pd
+
+    plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
+    if not Path(history_path).is_file():
+        raise PipelineError(f"{history_path} not found; run `dvc repro` (the training stages) first")
+    history = pd.read_csv(history_path)
+    best = int(history.loc[history["val_loss"].idxmin(), "epoch"])
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, metric in zip(axes, ("accuracy", "loss")):
+        ax.plot(history["epoch"], history[metric], label=f"training {metric}")
+        ax.plot(history["epoch"], history[f"val_{metric}"], label=f"validation {metric}")
+        ax.axvline(best, color="grey", linestyle=":", label=f"kept: epoch {best}")
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel(metric)
+        ax.legend()
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    _save_figure(fig, path)
+
+
+def plot_mistakes(path, store, rows, labels, probabilities, classes, count, title):
+    """The test images the model got wrong with the highest confidence: the ones to look at first."""
+    plt = _pyplot()
+    predicted = probabilities.argmax(axis=1)
+    confidence = probabilities.max(axis=1)
+    wrong = np.flatnonzero(predicted != labels)
+    # Most confident first; ties in manifest order, so the gallery is the same every run.
+    worst = wrong[np.argsort(-confidence[wrong], kind="stable")][:count]
+    if len(worst) == 0:
+        fig, ax = plt.subplots(figsize=(6, 2))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "no mistakes on the test split" if count else "mistakes gallery turned off",
+                ha="center", va="center", fontsize=14)
+        fig.suptitle(title)
+        _save_figure(fig, path)
+        return
+    columns = min(4, len(worst))
+    lines = -(-len(worst) // columns)
+    fig, axes = plt.subplots(lines, columns, figsize=(3 * columns, 3.4 * lines), squeeze=False)
+    images = store.read(rows[worst])
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, image, i in zip(axes.flat, images, worst):
+        ax.imshow(image)
+        ax.set_title(f"true: {classes[labels[i]]}\npredicted: {classes[predicted[i]]} ({confidence[i]:.2f})",
+                     fontsize=9)
+    fig.suptitle(f"{title}: the {len(worst)} most confident mistakes")
+    _save_figure(fig, path)
+
+
+def write_report(path, sections, smote):
+    lines = ["# Test-split evaluation", ""]
+    for kind, section in sections.items():
+        m = section["metrics"]
+        low = m["low_confidence"]
+        lines += [f"## {section['title']}", "",
+                  f"accuracy {m['accuracy']:.3f}, balanced accuracy {m['balanced_accuracy']:.3f}, "
+                  f"macro-F1 {m['macro_f1']:.3f}, log loss {m['log_loss']:.3f}, ECE {m['ece']:.3f} "
+                  f"on {m['test_images']} test images.", "",
+                  f"Under the confidence threshold {low['threshold']:g}: {low['share']:.1%} of the test images "
+                  f"(accuracy above it: {_maybe(low['accuracy_above'])}, below it: {_maybe(low['accuracy_below'])}).",
+                  "", "```", section["report"].rstrip(), "```", ""]
+    if smote is not None:
+        lines += ["## SMOTE (training features of the head only)", ""]
+        if smote.get("enabled"):
+            lines += ["| class | before | after |", "|---|---:|---:|"]
+            lines += [f"| {name} | {smote['train_before'][name]} | {smote['train_after'][name]} |"
+                      for name in smote["train_before"]]
+            if smote.get("warning"):
+                lines += ["", f"Warning: {smote['warning']}"]
+        else:
+            lines += ["SMOTE was turned off (smote.enabled: false)."]
+        lines.append("")
+    with atomic_file(path, "w") as handle:
+        handle.write("\n".join(lines))
+
+
+def _maybe(value):
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+# --- the stage -----------------------------------------------------------------------------
+
+def evaluate(params, prepared_dir=dataset.PREPARED_DIR, features_dir=extract.FEATURES_DIR, models_dir="models",
+             metrics_path=METRICS_PATH, report_path=REPORT_PATH, plots_dir=PLOTS_DIR, smote_path=SMOTE_METRICS,
+             test_rows=None):
+    """Score both models on the test split and write metrics, report and plots.
+
+    test_rows/labels/paths default to the manifest's test split; tests pass a permutation.
+    """
+    settings = params["evaluate"]
+    threshold, bins = settings["confidence_threshold"], settings["calibration_bins"]
+    summary = dataset.read_summary(prepared_dir)
+    classes = summary["classes"]
+    rows, labels, paths = read_test_split(prepared_dir) if test_rows is None else test_rows
+    plots_dir = Path(plots_dir)
+
+    results, sections = {}, {}
+    with dataset.ImageStore(Path(prepared_dir) / dataset.IMAGES_FILE) as store:
+        for kind in KINDS:
+            classifier = load_classifier(kind, models_dir, with_backbone=False)
+            if classifier.classes != classes:
+                raise PipelineError(f"models/{kind}.keras was trained on classes {classifier.classes}, but the "
+                                    f"prepared data has {classes}; run `dvc repro` to retrain it")
+            if kind == "cnn":
+                probabilities = image_probabilities(classifier, store, rows, params["cnn"]["batch_size"])
+                title = "custom CNN"
+            else:
+                features = head_test_features(features_dir, rows)
+                probabilities = feature_probabilities(classifier, features, params["head"]["batch_size"])
+                title = f"{classifier.info['backbone']['model']} head"
+            results[kind] = score(labels, probabilities, classes, threshold, bins)
+            sections[kind] = {"title": title, "metrics": results[kind],
+                              "report": classification_report(labels, probabilities, classes)}
+            out = plots_dir / kind
+            write_predictions(out / "predictions.csv", paths, labels, probabilities, classes)
+            plot_confusion(out / "confusion.png", labels, probabilities, classes,
+                           f"{title}: accuracy {results[kind]['accuracy']:.3f}, "
+                           f"balanced {results[kind]['balanced_accuracy']:.3f}")
+            plot_curves(out / "curves.png", out / "history.csv", f"{title}: training curves")
+            plot_mistakes(out / "mistakes.png", store, rows, labels, probabilities, classes,
+                          settings["mistakes"], title)
+            log.info("%s: accuracy %.4f, balanced accuracy %.4f, macro-F1 %.4f, %.1f%% under %.2f", title,
+                     results[kind]["accuracy"], results[kind]["balanced_accuracy"], results[kind]["macro_f1"],
+                     100 * results[kind]["low_confidence"]["share"], threshold)
+
+    smote = json.loads(Path(smote_path).read_text()) if Path(smote_path).is_file() else None
+    write_report(report_path, sections, smote)
+    write_json(metrics_path, results)
+    return results
+
+
+def best_model(metrics_path=METRICS_PATH):
+    """The kind with the higher balanced accuracy (then macro-F1) in the last evaluation, or None."""
+    path = Path(metrics_path)
+    if not path.is_file():
+        return None
+    try:
+        results = json.loads(path.read_text())
+        return max(KINDS, key=lambda kind: (results[kind]["balanced_accuracy"], results[kind]["macro_f1"]))
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def main():
+    evaluate(load_params())
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,207 @@
+"""The evaluate stage: scores equal scikit-learn's, order cannot matter, outputs are complete and readable."""
+
+import csv
+import json
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+from sklearn import metrics
+
+from stages.errors import PipelineError
+from stages.evaluate import best_model, evaluate, expected_calibration_error, read_test_split, score
+from tests.conftest import evaluate_paths, make_params
+
+CLASSES = ["a", "b", "c"]
+# Hand-made: 10 images, 3 classes, some right, some wrong, one class never predicted correctly.
+LABELS = np.array([0, 0, 0, 0, 1, 1, 1, 2, 2, 2])
+PROBABILITIES = np.array([
+    [0.90, 0.05, 0.05],
+    [0.60, 0.30, 0.10],
+    [0.20, 0.70, 0.10],
+    [0.85, 0.10, 0.05],
+    [0.10, 0.80, 0.10],
+    [0.50, 0.45, 0.05],
+    [0.05, 0.90, 0.05],
+    [0.30, 0.30, 0.40],
+    [0.10, 0.85, 0.05],
+    [0.20, 0.20, 0.60],
+])
+
+
+# --- scores ------------------------------------------------------------------------------
+
+def test_scores_equal_scikit_learn_on_hand_made_predictions():
+    result = score(LABELS, PROBABILITIES, CLASSES, threshold=0.8)
+    predicted = PROBABILITIES.argmax(1)
+
+    assert result["accuracy"] == pytest.approx(metrics.accuracy_score(LABELS, predicted), abs=1e-6)
+    assert result["balanced_accuracy"] == pytest.approx(metrics.balanced_accuracy_score(LABELS, predicted), abs=1e-6)
+    assert result["macro_f1"] == pytest.approx(metrics.f1_score(LABELS, predicted, average="macro"), abs=1e-6)
+    assert result["log_loss"] == pytest.approx(metrics.log_loss(LABELS, PROBABILITIES), abs=1e-6)
+    precision, recall, f1, support = metrics.precision_recall_fscore_support(LABELS, predicted)
+    for i, name in enumerate(CLASSES):
+        assert result["per_class"][name] == pytest.approx(
+            {"precision": precision[i], "recall": recall[i], "f1": f1[i], "support": support[i]}, abs=1e-6)
+    # and the numbers themselves, by hand: 7 of 10 right; recalls 3/4, 2/3, 2/3
+    assert result["accuracy"] == 0.7
+    assert result["balanced_accuracy"] == pytest.approx((3 / 4 + 2 / 3 + 2 / 3) / 3, abs=1e-6)
+    assert result["test_images"] == 10
+
+
+def test_low_confidence_share_and_accuracy_above_and_below_the_threshold():
+    result = score(LABELS, PROBABILITIES, CLASSES, threshold=0.8)["low_confidence"]
+    # top probabilities >= 0.8: rows 0, 3, 4, 6, 8 (row 8 is wrong); under: 1, 2, 5, 7, 9 (rows 2, 5 wrong)
+    assert result == {"threshold": 0.8, "share": 0.5, "accuracy_above": 0.8, "accuracy_below": 0.6}
+    # exactly at the threshold counts as confident: rows 0, 3, 6, 8 at >= 0.85
+    at = score(LABELS, PROBABILITIES, CLASSES, threshold=0.85)["low_confidence"]
+    assert at["share"] == 0.6
+    nobody = score(LABELS, PROBABILITIES, CLASSES, threshold=0.95)["low_confidence"]
+    assert nobody["share"] == 1.0 and nobody["accuracy_above"] is None and nobody["accuracy_below"] == 0.7
+
+
+def test_expected_calibration_error_by_hand():
+    probabilities = np.array([[0.9, 0.1], [0.9, 0.1], [0.6, 0.4], [0.4, 0.6]])
+    labels = np.array([0, 1, 0, 1])
+    # bin (0.8, 0.9]: 2 images, accuracy 0.5, confidence 0.9; bin (0.5, 0.6]: 2 images, accuracy 1, confidence 0.6
+    assert expected_calibration_error(labels, probabilities, bins=10) == pytest.approx((2 * 0.4 + 2 * 0.4) / 4)
+    perfect = np.eye(2)[labels]
+    assert expected_calibration_error(labels, perfect, bins=10) == 0
+
+
+def test_empty_test_split_and_mismatched_shapes_are_clear_errors():
+    with pytest.raises(PipelineError, match="test split is empty"):
+        score(np.array([], dtype=int), np.zeros((0, 3)), CLASSES)
+    with pytest.raises(PipelineError, match="do not match"):
+        score(LABELS, PROBABILITIES[:, :2], CLASSES)
+
+
+# --- the stage on a real tiny run ------------------------------------------------------------
+
+def read_predictions(path):
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_metrics_hold_both_models_with_readable_names(trained):
+    params, root = trained
+    results = json.loads((root / "metrics/test.json").read_text())
+    _, labels, _ = read_test_split(root / "data/prepared")
+    classes = json.loads((root / "data/prepared/summary.json").read_text())["classes"]
+    for kind in ("cnn", "head"):
+        section = results[kind]
+        assert {"accuracy", "balanced_accuracy", "macro_f1", "log_loss", "ece", "low_confidence",
+                "per_class", "test_images"} <= set(section)
+        assert section["test_images"] == len(labels)
+        assert sorted(section["per_class"]) == sorted(classes)
+        assert sum(c["support"] for c in section["per_class"].values()) == len(labels)
+        assert section["low_confidence"]["threshold"] == params["evaluate"]["confidence_threshold"]
+
+
+def test_saved_predictions_reproduce_the_metrics(trained):
+    """predictions.csv holds, per test image in manifest order, what the metrics were computed from."""
+    params, root = trained
+    results = json.loads((root / "metrics/test.json").read_text())
+    rows, labels, paths = read_test_split(root / "data/prepared")
+    classes = json.loads((root / "data/prepared/summary.json").read_text())["classes"]
+    for kind in ("cnn", "head"):
+        saved = read_predictions(root / "plots" / kind / "predictions.csv")
+        assert [r["path"] for r in saved] == paths
+        assert [r["actual"] for r in saved] == [classes[i] for i in labels]
+        probabilities = np.array([[float(r[f"p_{name}"]) for name in classes] for r in saved])
+        assert [r["predicted"] for r in saved] == [classes[i] for i in probabilities.argmax(1)]
+        again = score(labels, probabilities, classes, params["evaluate"]["confidence_threshold"])
+        assert again["accuracy"] == results[kind]["accuracy"]
+        assert again["macro_f1"] == pytest.approx(results[kind]["macro_f1"], abs=1e-6)
+
+
+def test_a_permuted_test_set_gives_the_same_metrics(trained, tmp_path):
+    """Alignment by construction: shuffle the test images and their labels together, nothing changes."""
+    params, root = trained
+    rows, labels, paths = read_test_split(root / "data/prepared")
+    order = np.random.default_rng(3).permutation(len(rows))
+    assert (order != np.arange(len(rows))).any()
+    out = {**evaluate_paths(root), "metrics_path": tmp_path / "test.json", "report_path": tmp_path / "report.md",
+           "plots_dir": tmp_path / "plots"}
+    for kind in ("cnn", "head"):  # curves.png reads the training history beside the plots
+        (tmp_path / "plots" / kind).mkdir(parents=True)
+        shutil.copy(root / "plots" / kind / "history.csv", tmp_path / "plots" / kind / "history.csv")
+
+    permuted = evaluate(params, **out, test_rows=(rows[order], labels[order], [paths[i] for i in order]))
+
+    original = json.loads((root / "metrics/test.json").read_text())
+    assert _same(permuted, original)
+    for kind in ("cnn", "head"):
+        before = {r["path"]: r for r in read_predictions(root / "plots" / kind / "predictions.csv")}
+        after = read_predictions(tmp_path / "plots" / kind / "predictions.csv")
+        assert [r["path"] for r in after] == [paths[i] for i in order]
+        for r in after:
+            assert r["predicted"] == before[r["path"]]["predicted"]
+            assert float(r["confidence"]) == pytest.approx(float(before[r["path"]]["confidence"]), abs=1e-5)
+
+
+def _same(a, b):
+    """Equal nested metrics, floats to 1e-6 (summation order may change the last digit of log loss)."""
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, float) and isinstance(b, float):
+        return abs(a - b) <= 1e-6
+    return a == b
+
+
+def test_labels_out_of_step_with_the_images_change_the_metrics(trained, tmp_path):
+    """The check above can fail: misaligned labels (the original notebooks' bug) give other numbers."""
+    params, root = trained
+    rows, labels, paths = read_test_split(root / "data/prepared")
+    out = {**evaluate_paths(root), "metrics_path": tmp_path / "test.json", "report_path": tmp_path / "report.md",
+           "plots_dir": tmp_path / "plots"}
+    for kind in ("cnn", "head"):
+        (tmp_path / "plots" / kind).mkdir(parents=True)
+        shutil.copy(root / "plots" / kind / "history.csv", tmp_path / "plots" / kind / "history.csv")
+    shifted = np.roll(labels, 1)
+    misaligned = evaluate(params, **out, test_rows=(rows, shifted, paths))
+    original = json.loads((root / "metrics/test.json").read_text())
+    assert not _same(misaligned, original)
+
+
+def test_report_and_png_plots(trained):
+    _, root = trained
+    report = (root / "metrics/report.md").read_text()
+    assert "## custom CNN" in report and "## mobilenet head" in report
+    assert report.count("precision    recall  f1-score   support") == 2
+    assert "## SMOTE" in report and "| class | before | after |" in report
+    for kind in ("cnn", "head"):
+        for name in ("confusion", "curves", "mistakes"):
+            with Image.open(root / "plots" / kind / f"{name}.png") as image:
+                assert image.format == "PNG" and min(image.size) > 100
+                pixels = np.asarray(image.convert("L"))
+            assert pixels.std() > 5, f"{kind}/{name}.png looks blank"
+
+
+def test_best_model_is_the_one_with_higher_balanced_accuracy(tmp_path):
+    path = tmp_path / "test.json"
+    assert best_model(path) is None
+    path.write_text(json.dumps({"cnn": {"balanced_accuracy": 0.5, "macro_f1": 0.4},
+                                "head": {"balanced_accuracy": 0.7, "macro_f1": 0.6}}))
+    assert best_model(path) == "head"
+    path.write_text(json.dumps({"cnn": {"balanced_accuracy": 0.9, "macro_f1": 0.9},
+                                "head": {"balanced_accuracy": 0.7, "macro_f1": 0.6}}))
+    assert best_model(path) == "cnn"
+    path.write_text("not json")
+    assert best_model(path) is None
+
+
+def test_missing_model_is_a_clear_error(trained, tmp_path):
+    params, root = trained
+    with pytest.raises(PipelineError, match=r"no trained cnn model .*run `dvc repro` first"):
+        evaluate(params, **{**evaluate_paths(root), "models_dir": tmp_path, "metrics_path": tmp_path / "m.json",
+                            "report_path": tmp_path / "r.md", "plots_dir": tmp_path / "plots"})
+    assert not (tmp_path / "m.json").exists()
+
+
+def test_evaluate_params_are_validated():
+    with pytest.raises(PipelineError, match="evaluate.confidence_threshold"):
+        make_params(**{"evaluate.confidence_threshold": 1.5})
+    with pytest.raises(PipelineError, match="evaluate.mistakes"):
+        make_params(**{"evaluate.mistakes": -1})
