@@ -70,7 +70,7 @@ def discover_folder(root, image_size, max_pixels):
                             "least two classes: put each class's images in its own sub-folder of data.path")
     candidates = []
     for class_dir in class_dirs:
-        files = list(_walk_class_folder(root, class_dir, skipped))
+        files = list(walk_image_files(root, class_dir, skipped))
         if not files:
             raise PipelineError(f"class folder {class_dir} has no image files; add images "
                                 f"({', '.join(SUPPORTED_EXTENSIONS)}) or remove the folder")
@@ -81,7 +81,7 @@ def discover_folder(root, image_size, max_pixels):
     return [d.name for d in class_dirs], candidates, skipped
 
 
-def _walk_class_folder(root, class_dir, skipped):
+def walk_image_files(root, class_dir, skipped):
     """Image files under class_dir, recursively, in sorted order; everything else is skipped."""
     visited = set()
     for folder, subfolders, files in os.walk(class_dir, followlinks=True):

@@ -1,0 +1,220 @@
+"""The prediction command with real tiny trained models: same probabilities as evaluate, warnings, bad input."""
+
+import csv
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import yaml
+
+from stages.classify import load_classifier
+from stages.errors import PipelineError
+from stages.images import load_image
+from stages.predict import LOW_CONFIDENCE, classify, find_images, run
+from tests.conftest import REPO
+from tests.corpus import write_bad_files
+
+
+def predict(root, *args):
+    """run() in-process against the tiny trained models: (exit status, stdout)."""
+    out = io.StringIO()
+    status = run([*map(str, args), "--models-dir", str(root / "models"),
+                  "--metrics", str(root / "metrics/test.json")], out=out)
+    return status, out.getvalue()
+
+
+def predict_json(root, *args):
+    status, text = predict(root, *args, "--format", "json")
+    return status, json.loads(text)
+
+
+def evaluated(root, kind):
+    """path -> {class: probability} as the evaluate stage computed for the test split."""
+    with open(root / "plots" / kind / "predictions.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return {r["path"]: {k[2:]: float(v) for k, v in r.items() if k.startswith("p_")} for r in rows}
+
+
+@pytest.fixture(autouse=True)
+def outside_the_repository(tmp_path, monkeypatch):
+    """Run from a folder without params.yaml, so the defaults apply unless a test writes one."""
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.mark.parametrize("kind", ["cnn", "head"])
+def test_probabilities_equal_the_ones_the_evaluate_stage_computed(trained, kind):
+    _, root = trained
+    expected = evaluated(root, kind)
+    files = [root / "photos" / path for path in expected]
+
+    status, results = predict_json(root, *files, "--model", kind)
+
+    assert status == 0
+    assert [r["path"] for r in results] == [str(f) for f in files]
+    for path, result in zip(expected, results):
+        assert result["error"] is None
+        assert dict(result["top3"]) == pytest.approx(expected[path], abs=1e-4)
+        assert result["label"] == max(expected[path], key=expected[path].get)
+        assert result["probability"] == pytest.approx(max(expected[path].values()), abs=1e-4)
+
+
+def test_json_fields_and_a_whole_folder_recursively(trained):
+    _, root = trained
+    status, results = predict_json(root, root / "photos")
+    assert status == 0
+    assert len(results) == sum(1 for _ in (root / "photos").rglob("*.jpg"))
+    classes = set(load_classifier("cnn", root / "models", with_backbone=False).classes)
+    for r in results:
+        assert list(r) == ["path", "label", "probability", "top3", "low_confidence", "error"]
+        assert r["label"] in classes and r["error"] is None
+        assert len(r["top3"]) == 3 and r["top3"][0] == [r["label"], r["probability"]]
+        assert [p for _, p in r["top3"]] == sorted((p for _, p in r["top3"]), reverse=True)
+        assert r["low_confidence"] == (r["probability"] < 0.8)
+
+
+def test_default_model_is_the_better_one_by_the_last_evaluation(trained, tmp_path):
+    _, root = trained
+    photo = root / "photos" / next(iter(evaluated(root, "cnn")))
+    for better, worse in (("cnn", "head"), ("head", "cnn")):
+        metrics = tmp_path / f"{better}.json"
+        metrics.write_text(json.dumps({better: {"balanced_accuracy": 0.9, "macro_f1": 0.9},
+                                       worse: {"balanced_accuracy": 0.2, "macro_f1": 0.2}}))
+        out = io.StringIO()
+        run([str(photo), "--format", "json", "--models-dir", str(root / "models"), "--metrics", str(metrics)], out=out)
+        _, chosen = predict_json(root, photo, "--model", better)
+        assert json.loads(out.getvalue()) == chosen
+
+
+def test_warning_appears_exactly_below_the_threshold(trained):
+    _, root = trained
+    # the tiny CNN is unsure of everything (top probabilities near 1/3), so thresholds either side are easy
+    classifier = load_classifier("cnn", root / "models")
+    entries = find_images([str(root / "photos")])[:6]
+    image = load_image(entries[0][1], classifier.image_size, classifier.resize)
+    top = float(classifier.probabilities(image[None])[0].max())
+    assert 0.02 < top < 0.98
+    assert classify(classifier, entries, threshold=0.5)[0]["probability"] == pytest.approx(top, abs=1e-6)
+
+    at = classify(classifier, entries[:1], threshold=top)[0]
+    above = classify(classifier, entries[:1], threshold=float(np.nextafter(top, 2.0)))[0]
+    assert at["low_confidence"] is False  # a probability equal to the threshold is confident
+    assert above["low_confidence"] is True
+
+    status, table = predict(root, entries[0][1], "--model", "cnn", "--threshold", str(top + 0.01))
+    assert status == 0 and LOW_CONFIDENCE in table
+    status, table = predict(root, entries[0][1], "--model", "cnn", "--threshold", str(top - 0.01))
+    assert status == 0 and LOW_CONFIDENCE not in table
+
+
+def test_default_threshold_comes_from_params(trained, tmp_path):
+    _, root = trained
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["evaluate"]["confidence_threshold"] = 1.0
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    status, results = predict_json(root, root / "photos")
+    assert status == 0 and all(r["low_confidence"] for r in results if r["probability"] < 1.0)
+    params["evaluate"]["confidence_threshold"] = 0.0
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    _, results = predict_json(root, root / "photos")
+    assert not any(r["low_confidence"] for r in results)
+
+
+def test_csv_and_table_formats(trained):
+    _, root = trained
+    photo = next((root / "photos").rglob("*.jpg"))
+    status, text = predict(root, photo, "--format", "csv", "--threshold", "1")
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert status == 0 and len(rows) == 1
+    assert list(rows[0]) == ["path", "label", "probability", "top3", "low_confidence", "error"]
+    assert rows[0]["low_confidence"] == "true" and rows[0]["error"] == ""
+    assert rows[0]["top3"].count(":") == 3
+    status, table = predict(root, photo, "--threshold", "1")
+    header, line = table.splitlines()
+    assert header.split()[:4] == ["path", "label", "prob", "top"] and str(photo) in line and LOW_CONFIDENCE in line
+
+
+def test_batches_of_any_size_give_the_same_results_in_input_order(trained):
+    _, root = trained
+    _, whole = predict_json(root, root / "photos", "--model", "cnn")
+    _, small = predict_json(root, root / "photos", "--model", "cnn", "--batch-size", "5")
+    assert [r["path"] for r in small] == [r["path"] for r in whole]
+    for a, b in zip(small, whole):
+        assert a["label"] == b["label"] and a["probability"] == pytest.approx(b["probability"], abs=1e-5)
+
+
+# --- bad input ----------------------------------------------------------------------------------
+
+def test_unreadable_files_get_an_error_and_the_others_still_get_results(trained, tmp_path):
+    _, root = trained
+    bad = write_bad_files(tmp_path / "bad")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a photo")
+    good = next((root / "photos").rglob("*.jpg"))
+    inputs = [good, bad["corrupt_jpeg"][0], bad["bomb_png"][0], notes, tmp_path / "missing.jpg", good]
+
+    status, results = predict_json(root, *inputs)
+
+    assert status == 1
+    assert [r["path"] for r in results] == [str(p) for p in inputs]
+    assert results[0]["label"] and results[5]["label"] and results[0]["error"] is None
+    assert bad["corrupt_jpeg"][1] in results[1]["error"]
+    assert bad["bomb_png"][1] in results[2]["error"]  # the decompression-bomb guard, before decoding
+    assert "unsupported file type '.txt'" in results[3]["error"]
+    assert results[4]["error"] == "no such file or folder"
+    for r in results[1:5]:
+        assert r["label"] is None and r["probability"] is None and r["top3"] == [] and r["low_confidence"] is None
+
+
+def test_every_bad_file_in_a_folder_is_reported(trained, tmp_path):
+    _, root = trained
+    bad = write_bad_files(tmp_path / "bad")
+    status, results = predict_json(root, tmp_path / "bad")
+    assert status == 1 and len(results) == len(bad)
+    reasons = {os.path.basename(r["path"]): r["error"] for r in results}
+    for path, reason in bad.values():
+        assert reason in reasons[path.name]
+
+
+def test_a_folder_with_no_images_and_no_model_are_clear_errors(trained, tmp_path):
+    _, root = trained
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "readme.txt").write_text("no photos here")
+    with pytest.raises(PipelineError, match="no images to classify"):
+        predict(root, tmp_path / "empty")
+    photo = next((root / "photos").rglob("*.jpg"))
+    with pytest.raises(PipelineError, match=r"no trained head model .*run `dvc repro` first"):
+        run([str(photo), "--model", "head", "--models-dir", str(tmp_path / "models")], out=io.StringIO())
+
+
+def command(*args, cwd):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", "stages.predict", *map(str, args)], cwd=cwd, env=env,
+                          capture_output=True, text=True)
+
+
+def test_the_command_exit_codes_and_messages(trained, tmp_path):
+    """As a user runs it: no model -> 2, some bad files -> 1 with results, no traceback anywhere."""
+    _, root = trained
+    photo = next((root / "photos").rglob("*.jpg"))
+
+    no_model = command(photo, cwd=tmp_path)
+    assert no_model.returncode == 2
+    assert "error: no trained head model at models/head.keras; run `dvc repro` first" in no_model.stderr
+
+    shutil.copytree(root / "models", tmp_path / "models")
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    partial = command(photo, tmp_path / "broken.jpg", "--format", "json", cwd=tmp_path)
+    assert partial.returncode == 1
+    results = json.loads(partial.stdout)
+    assert results[0]["label"] and results[1]["error"]
+    assert "1 of 2 file(s) could not be classified" in partial.stderr
+
+    usage = command(photo, "--model", "resnet", cwd=tmp_path)
+    assert usage.returncode == 2 and "invalid choice: 'resnet'" in usage.stderr
+    for result in (no_model, partial, usage):
+        assert "Traceback" not in result.stderr
