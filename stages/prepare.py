@@ -37,7 +37,7 @@ class Candidate:
     path: str                                 # as shown to users: relative to data.path
     label: str
     load: Callable[[], np.ndarray]            # returns HxWx3 uint8 RGB, or raises ImageError
-    fixed_split: str | None = None            # an official split given by the source (Fashion-MNIST's t10k)
+    fixed_split: str | None = None            # a split given by the source (Fashion-MNIST's t10k, a test/ folder)
 
 
 def _skip(skipped, path, kind, reason):
@@ -47,27 +47,72 @@ def _skip(skipped, path, kind, reason):
 
 # --- sources -------------------------------------------------------------------------
 
+# A data set already split into folders: train/ plus validation/ and/or test/, each with class
+# sub-folders. What the given folders become (the rest of the training folder is split as usual):
+SPLIT_FOLDERS = {
+    frozenset({"train", "test"}): {"test": "test"},
+    # A single held-out folder is the test split; validation for early stopping comes from train/.
+    frozenset({"train", "validation"}): {"validation": "test"},
+    frozenset({"train", "validation", "test"}): {"validation": "validation", "test": "test"},
+}
+
+
 def discover_folder(root, image_size, max_pixels):
-    """Class names and candidates from a folder with one sub-folder per class."""
+    """Class names and candidates from a folder with one sub-folder per class, or from a folder
+    already split into train/ and validation/ and/or test/ folders of class sub-folders."""
     root = Path(root)
     if not root.exists():
         raise PipelineError(f"data.path {root} does not exist; point data.path at a folder with one "
                             "sub-folder per class (dvc exp run -S data.path=/your/photos)")
     if not root.is_dir():
         raise PipelineError(f"data.path {root} is a file, not a folder; it must hold one sub-folder per class")
-    skipped, class_dirs = [], []
-    for entry in sorted(root.iterdir()):
+    skipped = []
+    top = _sub_folders(root, root, skipped)
+    layout = SPLIT_FOLDERS.get(frozenset(d.name for d in top))
+    if layout is None:
+        if len(top) < 2:
+            found = ", ".join(d.name for d in top) or "none"
+            raise PipelineError(f"{root} has {len(top)} class folder(s) ({found}); a classifier needs at "
+                                "least two classes: put each class's images in its own sub-folder of data.path")
+        return [d.name for d in top], _class_candidates(root, top, image_size, max_pixels, skipped), skipped
+
+    # Given held-out folders first, so that a training image identical to a test image is the one dropped.
+    order = sorted(top, key=lambda d: ("test", "validation", "train").index(d.name))
+    by_split = {d.name: _sub_folders(root, d, skipped) for d in order}
+    classes = [d.name for d in by_split["train"]]
+    if len(classes) < 2:
+        raise PipelineError(f"{root / 'train'} has {len(classes)} class folder(s); a classifier needs at least "
+                            "two classes: put each class's training images in its own sub-folder of train/")
+    candidates = []
+    for split_dir in order:
+        extra = sorted({d.name for d in by_split[split_dir.name]} - set(classes))
+        if extra:
+            raise PipelineError(f"{split_dir} has class folder(s) {', '.join(extra)} that {root / 'train'} does "
+                                "not have; the model cannot learn a class it never trains on: add training images "
+                                "or remove those folders")
+        for candidate in _class_candidates(root, by_split[split_dir.name], image_size, max_pixels, skipped):
+            candidate.fixed_split = layout.get(split_dir.name)
+            candidates.append(candidate)
+    log.info("data.path is split into folders: %s", ", ".join(
+        f"{name}/ -> {layout.get(name, 'train and validation')}" for name in by_split))
+    return classes, candidates, skipped
+
+
+def _sub_folders(root, folder, skipped):
+    """The visible sub-folders of folder, sorted; files there are skipped with a reason."""
+    found = []
+    for entry in sorted(folder.iterdir()):
         if entry.name.startswith("."):
             _skip(skipped, entry.relative_to(root), "hidden", "hidden file or folder")
         elif entry.is_dir():
-            class_dirs.append(entry)
+            found.append(entry)
         else:
             _skip(skipped, entry.relative_to(root), "outside_class_folder",
                   "file is not inside a class folder; move it into the folder of its class")
-    if len(class_dirs) < 2:
-        found = ", ".join(d.name for d in class_dirs) or "none"
-        raise PipelineError(f"{root} has {len(class_dirs)} class folder(s) ({found}); a classifier needs at "
-                            "least two classes: put each class's images in its own sub-folder of data.path")
+    return found
+
+
+def _class_candidates(root, class_dirs, image_size, max_pixels, skipped):
     candidates = []
     for class_dir in class_dirs:
         files = list(walk_image_files(root, class_dir, skipped))
@@ -78,7 +123,7 @@ def discover_folder(root, image_size, max_pixels):
             candidates.append(Candidate(
                 path=file.relative_to(root).as_posix(), label=class_dir.name,
                 load=lambda file=file: decode_rgb(file, max_pixels=max_pixels, min_size=image_size)))
-    return [d.name for d in class_dirs], candidates, skipped
+    return candidates
 
 
 def walk_image_files(root, class_dir, skipped):
@@ -197,20 +242,21 @@ def decode_into_store(candidates, writer, size, resize_mode, skipped, workers=No
 def assign_splits(records, classes, validation, test, seed):
     """Give each record a split: stratified per class, seeded, at least one image per split.
 
-    Records with a fixed split (an official test set) keep it; then the rest of each class
-    is split into train and validation only.
+    Records with a fixed split (an official test set, a test/ or validation/ folder) keep it; the
+    splits the source does not give are carved from the rest of each class.
     """
-    has_fixed_test = any(r["fixed_split"] == "test" for r in records)
+    fixed = {r["fixed_split"] for r in records if r["fixed_split"]}
     for class_index, name in enumerate(classes):
         pool = sorted((r for r in records if r["label"] == name and not r["fixed_split"]),
                       key=lambda r: r["path"])
         n = len(pool)
-        n_test = 0 if has_fixed_test else max(1, round(n * test))
-        n_val = max(1, round(n * validation))
+        n_test = 0 if "test" in fixed else max(1, round(n * test))
+        n_val = 0 if "validation" in fixed else max(1, round(n * validation))
         if n - n_test - n_val < 1:
-            needed = 2 if has_fixed_test else 3
+            needed = 1 + (n_test > 0) + (n_val > 0)
+            where = "training images" if fixed else "usable image(s)"
             raise PipelineError(
-                f"class '{name}' has {n} usable image(s); each class needs at least {needed} "
+                f"class '{name}' has {n} {where}; each class needs at least {needed} "
                 "(one per split) and many more to learn from. Add images to its folder or remove the folder")
         order = np.random.default_rng([seed, class_index]).permutation(n)
         for position, index in enumerate(order):

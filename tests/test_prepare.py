@@ -214,3 +214,62 @@ def test_summary_is_valid_json_with_counts_per_class_and_split(tmp_path):
     summary = json.loads((tmp_path / "prepared" / dataset.SUMMARY_FILE).read_text())
     assert set(summary["counts"]) == {"henley", "round_neck", "v_neck"}
     assert all(set(c) == {"train", "validation", "test", "total"} for c in summary["counts"].values())
+
+
+def split_folders(root, layout):
+    """A data set already split into folders: layout maps folder name -> photos per class in it."""
+    source = copy_photos(root / "all", per_class=sum(layout.values()))
+    for name in ("round_neck", "v_neck", "henley"):
+        photos = sorted((source / name).iterdir())
+        start = 0
+        for folder, count in layout.items():
+            (root / "data" / folder / name).mkdir(parents=True)
+            for photo in photos[start:start + count]:
+                shutil.copy(photo, root / "data" / folder / name / photo.name)
+            start += count
+    return root / "data"
+
+
+def counts_by_split(summary):
+    return {split: summary["totals"][split] for split in dataset.SPLITS}
+
+
+def test_train_and_validation_folders_become_train_validation_and_a_held_out_test(tmp_path):
+    """clothing-style: validation/ is the held-out test split; validation for early stopping comes from train/."""
+    data = split_folders(tmp_path, {"train": 10, "validation": 3})
+    summary = prepare(make_params(**{"data.source": "folder", "data.path": str(data), "data.image_size": 32,
+                                     "split.validation": 0.2}), tmp_path / "prepared")
+    assert summary["classes"] == ["henley", "round_neck", "v_neck"]
+    assert counts_by_split(summary) == {"train": 24, "validation": 6, "test": 9}
+    records = dataset.read_manifest(tmp_path / "prepared")
+    assert all(r["path"].startswith("validation/") for r in records if r["split"] == "test")
+    assert all(r["path"].startswith("train/") for r in records if r["split"] != "test")
+
+
+def test_train_validation_and_test_folders_are_kept_as_given(tmp_path):
+    data = split_folders(tmp_path, {"train": 6, "validation": 2, "test": 3})
+    summary = prepare(make_params(**{"data.source": "folder", "data.path": str(data), "data.image_size": 32}),
+                      tmp_path / "prepared")
+    assert counts_by_split(summary) == {"train": 18, "validation": 6, "test": 9}
+    for record in dataset.read_manifest(tmp_path / "prepared"):
+        assert record["path"].split("/")[0] == record["split"]
+
+
+def test_a_class_only_in_the_held_out_folder_is_a_clear_error(tmp_path):
+    data = split_folders(tmp_path, {"train": 4, "test": 2})
+    (data / "test" / "polo_collar").mkdir()
+    shutil.copy(next((data / "test" / "henley").iterdir()), data / "test" / "polo_collar" / "p.jpg")
+    with pytest.raises(PipelineError, match=r"class folder\(s\) polo_collar that .*train does not have"):
+        prepare(make_params(**{"data.source": "folder", "data.path": str(data), "data.image_size": 32}),
+                tmp_path / "prepared")
+    assert not (tmp_path / "prepared").exists()
+
+
+def test_real_clothing_folders(tmp_path):
+    clothing = shared_path("data/clothing")()
+    summary = prepare(make_params(**{"data.source": "folder", "data.path": str(clothing), "data.image_size": 32}),
+                      tmp_path / "prepared")
+    assert len(summary["classes"]) == 10 and "t-shirt" in summary["classes"]
+    held_out = sum(1 for p in (clothing / "validation").rglob("*") if p.is_file())
+    assert summary["totals"]["test"] + sum(
+        1 for s in summary["skipped"] if s["path"].startswith("validation/")) == held_out
