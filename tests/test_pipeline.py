@@ -1,15 +1,10 @@
 """Real `dvc repro` and `dvc exp run` in a temporary copy of the repository, on a tiny configuration."""
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 
 import pytest
-import yaml
 
-from tests.conftest import REPO
+from tests.repo_copy import copy_repo, dvc, git
 
 TINY = {
     "synthetic.image_size": 64,
@@ -25,47 +20,10 @@ TINY = {
 }
 
 
-def set_params(path, overrides):
-    params = yaml.safe_load(path.read_text())
-    for dotted, value in overrides.items():
-        section = params
-        *parents, leaf = dotted.split(".")
-        for key in parents:
-            section = section[key]
-        section[leaf] = value
-    path.write_text(yaml.safe_dump(params, sort_keys=False))
-
-
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
     """A committed copy of the repository's pipeline files, with tiny params."""
-    root = tmp_path_factory.mktemp("repo")
-    for name in ("stages", "dvc.yaml", "params.yaml", ".dvc/config", ".dvc/offline_plots.html", ".dvcignore"):
-        source, target = REPO / name, root / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if source.is_dir():
-            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy(source, target)
-    set_params(root / "params.yaml", TINY)
-    git(root, "init", "-q")
-    git(root, "add", "-A")
-    git(root, "commit", "-qm", "tiny pipeline")
-    return root
-
-
-def git(root, *args):
-    subprocess.run(["git", "-c", "user.name=test", "-c", "user.email=test@example.com", *args],
-                   cwd=root, check=True, capture_output=True)
-
-
-def dvc(root, *args):
-    """Run dvc with this interpreter's environment, so stage commands find the same packages."""
-    env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}"}
-    result = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=root, env=env,
-                            capture_output=True, text=True)
-    assert result.returncode == 0, f"dvc {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
-    return result.stdout + result.stderr
+    return copy_repo(tmp_path_factory.mktemp("repo"), TINY)
 
 
 def test_dvc_repro_prepare_builds_the_default_data_set(repo):

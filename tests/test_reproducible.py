@@ -1,0 +1,99 @@
+"""The reproducibility check CI runs: the whole pipeline on a tiny configuration of the embedded default,
+with the real MobileNet 0.25 weights, twice from scratch in two separate copies; then `dvc status`,
+`dvc exp run -S model=...` and a teammate's `dvc pull` from a local remote."""
+
+import json
+import subprocess
+
+import numpy as np
+import pytest
+
+from tests.conftest import MOBILENET_025, shared_path
+from tests.repo_copy import copy_repo, dvc, git
+
+MOBILENET_V2 = shared_path("weights/mobilenet_v2_1.0_224_no_top.weights.h5")
+SMALL = {
+    "synthetic.image_size": 96,
+    "synthetic.counts": {"round_neck": 14, "v_neck": 10, "scoop_neck": 8},
+    "data.image_size": 64,
+    "features.alpha": 0.25,
+    "head.epochs": 20,
+    "head.patience": 5,
+    "cnn.image_size": 32,
+    "cnn.filters": [8, 16],
+    "cnn.dense_units": [16],
+    "cnn.epochs": 3,
+}
+# Everything a run reports: must be byte-identical between two runs from scratch.
+REPORTED = ["metrics/test.json", "metrics/smote.json", "metrics/cnn_train.json", "metrics/report.md",
+            "plots/cnn/history.csv", "plots/head/history.csv", "plots/cnn/predictions.csv",
+            "plots/head/predictions.csv", "data/prepared/manifest.csv", "data/prepared/images.npy"]
+UP_TO_DATE = "Data and pipelines are up to date."
+
+
+def small_params():
+    return {**SMALL, "features.weights": str(MOBILENET_025())}
+
+
+@pytest.fixture(scope="module")
+def first(tmp_path_factory):
+    root = copy_repo(tmp_path_factory.mktemp("first"), small_params())
+    dvc(root, "repro")
+    return root
+
+
+def test_two_runs_from_scratch_report_exactly_the_same(first, tmp_path_factory):
+    second = copy_repo(tmp_path_factory.mktemp("second"), small_params())
+    dvc(second, "repro")
+
+    for name in REPORTED:
+        assert (first / name).read_bytes() == (second / name).read_bytes(), f"{name} differs between the runs"
+    for split in ("train", "validation", "test"):
+        with np.load(first / f"data/features/{split}.npz") as a, np.load(second / f"data/features/{split}.npz") as b:
+            for key in ("features", "labels", "rows"):
+                np.testing.assert_array_equal(a[key], b[key])
+    metrics = json.loads((first / "metrics/test.json").read_text())
+    info = json.loads((first / "models/head.json").read_text())
+    assert info["backbone"]["weights_used"].endswith("mobilenet_0.25_224_no_top.h5")  # real weights, not random
+    assert set(metrics) == {"cnn", "head"}
+
+
+def test_status_is_clean_after_the_run(first):
+    assert UP_TO_DATE in dvc(first, "status")
+    assert "Stage 'evaluate' didn't change, skipping" in dvc(first, "repro")
+
+
+def test_exp_run_with_another_backbone_re_runs_only_what_depends_on_it(first):
+    git(first, "add", "-A")
+    git(first, "commit", "-qm", "mobilenet 0.25 run")
+    before = json.loads((first / "metrics/test.json").read_text())
+
+    out = dvc(first, "exp", "run", "-S", "model=mobilenet_v2", "-S", f"features.weights={MOBILENET_V2()}",
+              "-S", "features.alpha=1.0")
+
+    ran = {stage for stage in ("synthesize", "prepare", "extract", "resample", "train_head", "train_cnn", "evaluate")
+           if f"Running stage '{stage}'" in out}
+    assert ran == {"extract", "resample", "train_head", "evaluate"}
+    after = json.loads((first / "metrics/test.json").read_text())
+    assert after["cnn"] == before["cnn"] and after["head"] != before["head"]
+    assert json.loads((first / "data/features/info.json").read_text())["feature_dim"] == 1280
+    assert UP_TO_DATE in dvc(first, "status")
+    assert "mobilenet_v2" in dvc(first, "exp", "show", "--json")
+
+
+def test_a_teammate_pulls_models_and_features_from_a_remote_instead_of_re_running(first, tmp_path):
+    remote = tmp_path / "remote"
+    dvc(first, "remote", "add", "-d", "team", str(remote))
+    dvc(first, "push")
+    git(first, "add", "-A")
+    git(first, "commit", "-qm", "results and the team remote")
+
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(first), str(clone)], check=True, capture_output=True)
+    assert not (clone / "models/head.keras").exists()
+    dvc(clone, "pull")
+
+    assert (clone / "models/head.keras").read_bytes() == (first / "models/head.keras").read_bytes()
+    assert UP_TO_DATE in dvc(clone, "status")
+    out = dvc(clone, "repro")
+    assert "Running stage" not in out  # nothing to recompute: everything came from the remote
