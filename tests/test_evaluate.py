@@ -116,17 +116,22 @@ def test_saved_predictions_reproduce_the_metrics(trained):
         assert again["macro_f1"] == pytest.approx(results[kind]["macro_f1"], abs=1e-6)
 
 
+def outputs_in(folder, root):
+    """evaluate() arguments reading the run under root but writing into folder."""
+    for kind in ("cnn", "head"):  # curves.png reads the training history beside the plots
+        (folder / "plots" / kind).mkdir(parents=True)
+        shutil.copy(root / "plots" / kind / "history.csv", folder / "plots" / kind / "history.csv")
+    return {**evaluate_paths(root), "metrics_path": folder / "test.json", "report_path": folder / "report.md",
+            "plots_dir": folder / "plots"}
+
+
 def test_a_permuted_test_set_gives_the_same_metrics(trained, tmp_path):
     """Alignment by construction: shuffle the test images and their labels together, nothing changes."""
     params, root = trained
     rows, labels, paths = read_test_split(root / "data/prepared")
     order = np.random.default_rng(3).permutation(len(rows))
     assert (order != np.arange(len(rows))).any()
-    out = {**evaluate_paths(root), "metrics_path": tmp_path / "test.json", "report_path": tmp_path / "report.md",
-           "plots_dir": tmp_path / "plots"}
-    for kind in ("cnn", "head"):  # curves.png reads the training history beside the plots
-        (tmp_path / "plots" / kind).mkdir(parents=True)
-        shutil.copy(root / "plots" / kind / "history.csv", tmp_path / "plots" / kind / "history.csv")
+    out = outputs_in(tmp_path, root)
 
     permuted = evaluate(params, **out, test_rows=(rows[order], labels[order], [paths[i] for i in order]))
 
@@ -154,11 +159,7 @@ def test_labels_out_of_step_with_the_images_change_the_metrics(trained, tmp_path
     """The check above can fail: misaligned labels (the original notebooks' bug) give other numbers."""
     params, root = trained
     rows, labels, paths = read_test_split(root / "data/prepared")
-    out = {**evaluate_paths(root), "metrics_path": tmp_path / "test.json", "report_path": tmp_path / "report.md",
-           "plots_dir": tmp_path / "plots"}
-    for kind in ("cnn", "head"):
-        (tmp_path / "plots" / kind).mkdir(parents=True)
-        shutil.copy(root / "plots" / kind / "history.csv", tmp_path / "plots" / kind / "history.csv")
+    out = outputs_in(tmp_path, root)
     shifted = np.roll(labels, 1)
     misaligned = evaluate(params, **out, test_rows=(rows, shifted, paths))
     original = json.loads((root / "metrics/test.json").read_text())
