@@ -6,8 +6,8 @@ stage, which carry their own labels. Nothing is shuffled, so row i of the predic
 row i of the labels by construction (the original notebooks compared a shuffled generator's
 predictions with unshuffled labels and reported 0.33).
 
-Writes metrics/test.json (a `cnn` and a `head` section), metrics/report.md (classification
-reports, SMOTE counts) and, per model, plots/<model>/predictions.csv (one row per test image:
+Writes metrics/test.json (a `cnn` and a `head` section), metrics/per_class.json (precision,
+recall, F1 and support per class and model), metrics/report.md (classification reports, SMOTE counts) and, per model, plots/<model>/predictions.csv (one row per test image:
 actual, predicted, confidence and every class probability; DVC's confusion plot reads it)
 plus PNG renderings: confusion.png, curves.png and mistakes.png.
 """
@@ -30,6 +30,7 @@ from stages.resample import COUNTS_FILE as SMOTE_METRICS
 log = logging.getLogger("evaluate")
 
 METRICS_PATH = Path("metrics/test.json")
+PER_CLASS_PATH = Path("metrics/per_class.json")
 REPORT_PATH = Path("metrics/report.md")
 PLOTS_DIR = Path("plots")
 
@@ -328,7 +329,11 @@ def evaluate(params, prepared_dir=dataset.PREPARED_DIR, features_dir=extract.FEA
 
     smote = json.loads(Path(smote_path).read_text()) if Path(smote_path).is_file() else None
     write_report(report_path, sections, smote)
-    write_json(metrics_path, results)
+    # Per-class scores in a file of their own, so that `dvc exp show` stays a readable width.
+    write_json(Path(metrics_path).with_name(PER_CLASS_PATH.name),
+               {kind: result["per_class"] for kind, result in results.items()})
+    write_json(metrics_path, {kind: {k: v for k, v in result.items() if k != "per_class"}
+                              for kind, result in results.items()})
     return results
 
 
