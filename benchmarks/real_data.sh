@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The README's results on real data, one configuration per name:
+#
+#   bash benchmarks/real_data.sh necklines-mobilenet-smote     # runs `dvc exp run -n <name> ...`
+#   bash benchmarks/real_data.sh --list                        # the names
+#
+# Each is a plain `dvc exp run` with the -S overrides printed before it runs, reading the data and
+# the MobileNet weights in ../shared (VGG16 and ResNet50 need a connected machine for their ImageNet
+# weights: -S model=vgg16 -S features.weights=imagenet). Results land in metrics/test.json and in
+# `dvc exp show`. Every override is given explicitly, because `dvc exp run` starts from the
+# workspace's params, which hold the last experiment's values.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+W=../shared/weights
+MOBILENET="-S model=mobilenet -S features.weights=$W/mobilenet_1.0_224_no_top.weights.h5 -S features.alpha=1.0"
+MOBILENET_V2="-S model=mobilenet_v2 -S features.weights=$W/mobilenet_v2_1.0_224_no_top.weights.h5 -S features.alpha=1.0"
+NECKLINES="-S data.source=folder -S data.path=../shared/data/necklines -S data.image_size=224"
+CLOTHING="-S data.source=folder -S data.path=../shared/data/clothing -S data.image_size=224"
+# Fashion-MNIST: 28x28 images, prepared at 32 px (MobileNet's smallest input); the CNN with batch
+# normalisation, three blocks, learning rate halved on plateaus, light augmentation.
+FASHION="-S data.source=fashion_mnist -S data.path=../shared/data/fashion-mnist -S data.image_size=32 \
+ -S split.validation=0.1 -S cnn.image_size=32 -S cnn.filters=[32,64,128] -S cnn.dense_units=[256] \
+ -S cnn.dropout=0.3 -S cnn.batch_norm=true -S cnn.epochs=30 -S cnn.patience=8 -S cnn.reduce_lr_patience=2 \
+ -S cnn.augment.rotation=0 -S cnn.augment.zoom=0 -S cnn.augment.brightness=0 -S cnn.augment.contrast=0 \
+ -S cnn.augment.shift=0.05"
+
+declare -A RUNS=(
+  [necklines-mobilenet-smote]="$NECKLINES $MOBILENET -S smote.enabled=true"
+  [necklines-mobilenet-nosmote]="$NECKLINES $MOBILENET -S smote.enabled=false"
+  [necklines-mobilenet_v2-smote]="$NECKLINES $MOBILENET_V2 -S smote.enabled=true"
+  [necklines-mobilenet_v2-nosmote]="$NECKLINES $MOBILENET_V2 -S smote.enabled=false"
+  [clothing-mobilenet-smote]="$CLOTHING $MOBILENET -S smote.enabled=true"
+  [clothing-mobilenet-nosmote]="$CLOTHING $MOBILENET -S smote.enabled=false"
+  [clothing-mobilenet_v2-smote]="$CLOTHING $MOBILENET_V2 -S smote.enabled=true"
+  [clothing-mobilenet_v2-nosmote]="$CLOTHING $MOBILENET_V2 -S smote.enabled=false"
+  [fashion-mobilenet-smote]="$FASHION $MOBILENET -S smote.enabled=true"
+  [fashion-mobilenet-nosmote]="$FASHION $MOBILENET -S smote.enabled=false"
+  [fashion-mobilenet_v2-smote]="$FASHION $MOBILENET_V2 -S smote.enabled=true"
+  [fashion-mobilenet_v2-nosmote]="$FASHION $MOBILENET_V2 -S smote.enabled=false"
+)
+
+if [[ $# -ne 1 || ${1:-} == --list || -z ${RUNS[${1:-}]+set} ]]; then
+  [[ ${1:-} == --list ]] || echo "usage: bash benchmarks/real_data.sh NAME   (one of the names below)" >&2
+  printf '%s\n' "${!RUNS[@]}" | sort
+  [[ ${1:-} == --list ]]
+  exit $?
+fi
+echo "dvc exp run -n $1 ${RUNS[$1]}"
+# shellcheck disable=SC2086  # the overrides are meant to split into words
+time dvc exp run -n "$1" ${RUNS[$1]}
