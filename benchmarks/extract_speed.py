@@ -111,7 +111,10 @@ def epochs(args):
     make_reproducible(42)
     start = time.perf_counter()
     extractor = extractor_for("mobilenet")
-    train_x, val_x = extractor(train_images), extractor(val_images)
+    # The extract stage's own loop: batches of 32 streamed from the image store, read ahead.
+    with dataset.ImageStore(args.prepared / dataset.IMAGES_FILE) as store:
+        train_x = extract_features(extractor, store, train_rows, 32)
+        val_x = extract_features(extractor, store, val_rows, 32)
     head = build_head(train_x, num_classes, 256, 0.5, 1e-3)
     history = head.fit(train_x, train_y, validation_data=(val_x, val_y), epochs=args.epochs, batch_size=32, verbose=0)
     cached = {"seconds": round(time.perf_counter() - start, 1),
