@@ -18,6 +18,10 @@ from stages.params import BACKBONES
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 log = logging.getLogger("backbones")
 
+# keras.applications' backbones take no input smaller than 32x32; smaller images (Fashion-MNIST's
+# 28x28) are enlarged to this size, bilinearly, on their way into the backbone.
+MIN_INPUT = 32
+
 
 def _registry():
     import keras
@@ -59,11 +63,15 @@ class FeatureExtractor:
             # Weights are kept in float32 and cast; the convolutions run in bfloat16 (AMX on this CPU).
             keras.config.set_dtype_policy("mixed_bfloat16")
         kwargs = {"alpha": alpha} if takes_alpha else {}
+        self.input_size = max(image_size, MIN_INPUT)
+        if self.input_size != image_size:
+            log.info("%dx%d images are enlarged to %dx%d for %s (its smallest input)",
+                     image_size, image_size, self.input_size, self.input_size, name)
 
         def build(weights):
             try:
                 return constructor(include_top=False, weights=_weights_argument(name, weights),
-                                   input_shape=(image_size, image_size, 3), pooling="avg", **kwargs)
+                                   input_shape=(self.input_size, self.input_size, 3), pooling="avg", **kwargs)
             except PipelineError:
                 raise
             except Exception as err:  # Keras raises plain Exception/ValueError/OSError for both cases below
@@ -89,7 +97,12 @@ class FeatureExtractor:
 
     def __call__(self, images):
         """Features for a batch of (n, size, size, 3) uint8 (or 0..255 float) images, as float32."""
-        x = self.preprocess_input(np.asarray(images, dtype=np.float32))
+        x = np.asarray(images, dtype=np.float32)
+        if x.shape[1] != self.input_size:
+            import tensorflow as tf
+
+            x = tf.image.resize(x, (self.input_size, self.input_size), method="bilinear").numpy()
+        x = self.preprocess_input(x)
         return np.asarray(self.model.predict_on_batch(x), dtype=np.float32)
 
 

@@ -51,6 +51,19 @@ def test_random_init_backbones_at_a_small_size(name, dim):
     np.testing.assert_array_equal(features, extractor(images))
 
 
+def test_images_smaller_than_the_backbone_minimum_are_enlarged_to_32_pixels():
+    """Fashion-MNIST at its own 28x28: keras.applications takes nothing under 32x32."""
+    import tensorflow as tf
+
+    weights = str(MOBILENET_025())
+    images = np.random.default_rng(2).integers(0, 256, (3, 28, 28, 3), dtype=np.uint8)
+    small = FeatureExtractor("mobilenet", 28, weights, alpha=0.25)
+    assert small.input_size == 32 and small.image_size == 28
+    enlarged = tf.image.resize(images.astype("float32"), (32, 32), method="bilinear").numpy()
+    expected = FeatureExtractor("mobilenet", 32, weights, alpha=0.25)(enlarged)
+    np.testing.assert_allclose(small(images), expected, rtol=1e-5, atol=1e-5)
+
+
 def test_bfloat16_features_stay_close_to_float32():
     weights = str(MOBILENET_025())
     images = np.random.default_rng(1).integers(0, 256, (4, SIZE, SIZE, 3), dtype=np.uint8)
