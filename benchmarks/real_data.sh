@@ -25,20 +25,17 @@ FASHION="-S data.source=fashion_mnist -S data.path=../shared/data/fashion-mnist 
  -S cnn.augment.rotation=0 -S cnn.augment.zoom=0 -S cnn.augment.brightness=0 -S cnn.augment.contrast=0 \
  -S cnn.augment.shift=0.05"
 
-declare -A RUNS=(
-  [necklines-mobilenet-smote]="$NECKLINES $MOBILENET -S smote.enabled=true"
-  [necklines-mobilenet-nosmote]="$NECKLINES $MOBILENET -S smote.enabled=false"
-  [necklines-mobilenet_v2-smote]="$NECKLINES $MOBILENET_V2 -S smote.enabled=true"
-  [necklines-mobilenet_v2-nosmote]="$NECKLINES $MOBILENET_V2 -S smote.enabled=false"
-  [clothing-mobilenet-smote]="$CLOTHING $MOBILENET -S smote.enabled=true"
-  [clothing-mobilenet-nosmote]="$CLOTHING $MOBILENET -S smote.enabled=false"
-  [clothing-mobilenet_v2-smote]="$CLOTHING $MOBILENET_V2 -S smote.enabled=true"
-  [clothing-mobilenet_v2-nosmote]="$CLOTHING $MOBILENET_V2 -S smote.enabled=false"
-  [fashion-mobilenet-smote]="$FASHION $MOBILENET -S smote.enabled=true"
-  [fashion-mobilenet-nosmote]="$FASHION $MOBILENET -S smote.enabled=false"
-  [fashion-mobilenet_v2-smote]="$FASHION $MOBILENET_V2 -S smote.enabled=true"
-  [fashion-mobilenet_v2-nosmote]="$FASHION $MOBILENET_V2 -S smote.enabled=false"
-)
+declare -A DATA=([necklines]=$NECKLINES [clothing]=$CLOTHING [fashion]=$FASHION)
+declare -A MODEL=([mobilenet]=$MOBILENET [mobilenet_v2]=$MOBILENET_V2)
+declare -A SMOTE=([smote]="-S smote.enabled=true" [nosmote]="-S smote.enabled=false")
+declare -A RUNS=()  # NAME = data-backbone-smote
+for data in "${!DATA[@]}"; do
+  for model in "${!MODEL[@]}"; do
+    for smote in "${!SMOTE[@]}"; do
+      RUNS[$data-$model-$smote]="${DATA[$data]} ${MODEL[$model]} ${SMOTE[$smote]}"
+    done
+  done
+done
 
 if [[ $# -ne 1 || ${1:-} == --list || -z ${RUNS[${1:-}]+set} ]]; then
   [[ ${1:-} == --list ]] || echo "usage: bash benchmarks/real_data.sh NAME   (one of the names below)" >&2

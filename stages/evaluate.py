@@ -15,7 +15,6 @@ plus PNG renderings: confusion.png, curves.png and mistakes.png.
 import csv
 import json
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
@@ -111,25 +110,18 @@ def classification_report(labels, probabilities, classes):
 
 def read_test_split(prepared_dir=dataset.PREPARED_DIR):
     """(rows, labels, paths) of the test split, in manifest order."""
-    records = [record for record in dataset.read_manifest(prepared_dir) if record["split"] == "test"]
-    rows = np.array([record["row"] for record in records], dtype=np.int64)
-    labels = np.array([record["label_index"] for record in records], dtype=np.int64)
-    return rows, labels, [record["path"] for record in records]
+    records = dataset.read_manifest(prepared_dir)
+    rows, labels = dataset.split_arrays(records, "test")
+    return rows, labels, [record["path"] for record in records if record["split"] == "test"]
 
 
-def image_probabilities(classifier, store, rows, batch_size):
-    """The classifier's probabilities for the images at `rows`, in that order, a batch at a time."""
-    out = np.empty((len(rows), len(classifier.classes)), dtype=np.float32)
-    for start in range(0, len(rows), batch_size):
-        batch = store.read(rows[start:start + batch_size])
-        out[start:start + len(batch)] = classifier.probabilities(batch)
-    return out
-
-
-def feature_probabilities(classifier, features, batch_size):
-    out = np.empty((len(features), len(classifier.classes)), dtype=np.float32)
-    for start in range(0, len(features), batch_size):
-        out[start:start + batch_size] = classifier.from_features(features[start:start + batch_size])
+def batched_probabilities(predict, batches, total, classes):
+    """Stack predict(batch) over the batches, in order, into one (total, classes) array."""
+    out = np.empty((total, classes), dtype=np.float32)
+    done = 0
+    for batch in batches:
+        out[done:done + len(batch)] = predict(batch)
+        done += len(batch)
     return out
 
 
@@ -162,7 +154,6 @@ def write_predictions(path, paths, labels, probabilities, classes):
 
 
 def _pyplot():
-    os.environ.setdefault("MPLBACKEND", "Agg")
     import matplotlib
 
     matplotlib.use("Agg")
@@ -306,11 +297,16 @@ def evaluate(params, prepared_dir=dataset.PREPARED_DIR, features_dir=extract.FEA
                 raise PipelineError(f"models/{kind}.keras was trained on classes {classifier.classes}, but the "
                                     f"prepared data has {classes}; run `dvc repro` to retrain it")
             if kind == "cnn":
-                probabilities = image_probabilities(classifier, store, rows, params["cnn"]["batch_size"])
+                probabilities = batched_probabilities(
+                    classifier.probabilities, store.batches(rows, params["cnn"]["batch_size"]), len(rows),
+                    len(classes))
                 title = "custom CNN"
             else:
                 features = head_test_features(features_dir, rows)
-                probabilities = feature_probabilities(classifier, features, params["head"]["batch_size"])
+                size = params["head"]["batch_size"]
+                probabilities = batched_probabilities(
+                    classifier.from_features, (features[i:i + size] for i in range(0, len(features), size)),
+                    len(rows), len(classes))
                 title = f"{classifier.info['backbone']['model']} head"
             results[kind] = score(labels, probabilities, classes, threshold, bins)
             sections[kind] = {"title": title, "metrics": results[kind],

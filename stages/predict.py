@@ -27,6 +27,7 @@ import numpy as np
 from stages.classify import KINDS, MODELS_DIR, load_classifier
 from stages.errors import EXIT_USER_ERROR, PipelineError
 from stages.evaluate import METRICS_PATH, best_model
+from stages.extract import prefetched
 from stages.images import DEFAULT_MAX_PIXELS, SUPPORTED_EXTENSIONS, ImageError, load_image
 from stages.params import PARAMS_FILE, load_params
 from stages.prepare import walk_image_files
@@ -87,36 +88,31 @@ def _decode(entry, size, resize, max_pixels):
 def classify(classifier, entries, threshold, batch_size=32, max_pixels=DEFAULT_MAX_PIXELS, workers=None):
     """One result dict per entry, in order: path, label, probability, top3, low_confidence, error.
 
-    Decoding runs on a thread pool, a batch ahead of the model; memory holds two batches at most.
+    Decoding runs on a thread pool, a batch ahead of the model (extract's `prefetched`); memory holds
+    two batches at most.
     """
     results = []
     workers = workers or min(8, os.cpu_count() or 1)
+    batches = [entries[i:i + batch_size] for i in range(0, len(entries), batch_size)]
     with ThreadPoolExecutor(max_workers=workers) as pool:
         def decode_batch(batch):
             return list(pool.map(lambda e: _decode(e, classifier.image_size, classifier.resize, max_pixels), batch))
 
-        batches = [entries[i:i + batch_size] for i in range(0, len(entries), batch_size)]
-        with ThreadPoolExecutor(max_workers=1) as ahead:
-            pending = ahead.submit(decode_batch, batches[0]) if batches else None
-            for index, batch in enumerate(batches):
-                decoded = pending.result()
-                if index + 1 < len(batches):
-                    pending = ahead.submit(decode_batch, batches[index + 1])
-                results += _classify_batch(classifier, batch, decoded, threshold)
+        for decoded, batch in zip(prefetched(decode_batch(batch) for batch in batches), batches):
+            results += _classify_batch(classifier, batch, decoded, threshold)
     return results
 
 
 def _classify_batch(classifier, batch, decoded, threshold):
-    good = [i for i, (image, _) in enumerate(decoded) if image is not None]
-    probabilities = classifier.probabilities(np.stack([decoded[i][0] for i in good])) if good else None
+    images = [image for image, _ in decoded if image is not None]
+    probabilities = iter(classifier.probabilities(np.stack(images)) if images else [])
     out = []
-    for i, (shown, _, _) in enumerate(batch):
-        error = decoded[i][1]
-        if error is not None:
+    for (shown, _, _), (image, error) in zip(batch, decoded):
+        if image is None:
             out.append({"path": shown, "label": None, "probability": None, "top3": [],
                         "low_confidence": None, "error": error})
             continue
-        p = probabilities[good.index(i)].astype(np.float64)
+        p = next(probabilities).astype(np.float64)
         order = np.argsort(-p, kind="stable")[:3]
         top = float(p[order[0]])
         out.append({"path": shown, "label": classifier.classes[order[0]], "probability": round(top, 6),

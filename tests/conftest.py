@@ -18,14 +18,19 @@ from stages.params import validate  # noqa: E402
 
 def make_params(**overrides):
     """The repository's params.yaml, validated, with dotted-key overrides: make_params(**{"data.image_size": 32})."""
-    params = copy.deepcopy(yaml.safe_load((REPO / "params.yaml").read_text()))
+    return validate(override(yaml.safe_load((REPO / "params.yaml").read_text()), overrides))
+
+
+def override(params, overrides):
+    """A copy of params with {"section.key": value} overrides applied."""
+    params = copy.deepcopy(params)
     for dotted, value in overrides.items():
         section = params
         *parents, leaf = dotted.split(".")
         for key in parents:
             section = section[key]
         section[leaf] = value
-    return validate(params)
+    return params
 
 
 def shared_path(relative):

@@ -7,7 +7,7 @@ import sys
 
 import yaml
 
-from tests.conftest import REPO
+from tests.conftest import REPO, override
 
 # What a clone needs to run the pipeline: the code, the pipeline, the params, DVC's config and page template.
 PIPELINE_FILES = ("stages", "dvc.yaml", "params.yaml", ".dvc/config", ".dvc/offline_plots.html", ".dvcignore")
@@ -30,14 +30,7 @@ def copy_repo(root, overrides):
 
 
 def set_params(path, overrides):
-    params = yaml.safe_load(path.read_text())
-    for dotted, value in overrides.items():
-        section = params
-        *parents, leaf = dotted.split(".")
-        for key in parents:
-            section = section[key]
-        section[leaf] = value
-    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    path.write_text(yaml.safe_dump(override(yaml.safe_load(path.read_text()), overrides), sort_keys=False))
 
 
 def git(root, *args):
