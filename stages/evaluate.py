@@ -250,7 +250,8 @@ def write_report(path, sections, smote):
         lines += [f"## {section['title']}", "",
                   f"accuracy {m['accuracy']:.3f}, balanced accuracy {m['balanced_accuracy']:.3f}, "
                   f"macro-F1 {m['macro_f1']:.3f}, log loss {m['log_loss']:.3f}, ECE {m['ece']:.3f} "
-                  f"on {m['test_images']} test images.", "",
+                  f"on {m['test_images']} test images; softmax temperature {m['temperature']:g} "
+                  "(fitted on validation, 1 = not calibrated).", "",
                   f"Under the confidence threshold {low['threshold']:g}: {low['share']:.1%} of the test images "
                   f"(accuracy above it: {_maybe(low['accuracy_above'])}, below it: {_maybe(low['accuracy_below'])}).",
                   "", "```", section["report"].rstrip(), "```", ""]
@@ -309,6 +310,8 @@ def evaluate(params, prepared_dir=dataset.PREPARED_DIR, features_dir=extract.FEA
                     len(rows), len(classes))
                 title = f"{classifier.info['backbone']['model']} head"
             results[kind] = score(labels, probabilities, classes, threshold, bins)
+            # 1.0: not calibrated (head.calibrate / cnn.calibrate false, or a model saved before).
+            results[kind]["temperature"] = classifier.info.get("temperature", 1.0)
             sections[kind] = {"title": title, "metrics": results[kind],
                               "report": classification_report(labels, probabilities, classes)}
             out = plots_dir / kind

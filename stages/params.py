@@ -135,6 +135,7 @@ SCHEMA = {
         "patience": integer(1, 10_000),
         "learning_rate": number(0, 1, low_open=True),
         "batch_size": integer(1, 65536),
+        "calibrate": boolean(),
     },
     "cnn": {
         "image_size": integer(16, 1024),
@@ -149,6 +150,7 @@ SCHEMA = {
         "learning_rate": number(0, 1, low_open=True),
         "batch_size": integer(1, 65536),
         "class_weight": boolean(),
+        "calibrate": boolean(),
         "augment": {
             "flip": boolean(),
             "rotation": number(0, 0.5),

@@ -30,7 +30,7 @@ from stages.atomic import remove_stale, write_json  # noqa: E402
 from stages.errors import PipelineError, run_stage  # noqa: E402
 from stages.params import load_params  # noqa: E402
 from stages.training import (  # noqa: E402
-    best_epoch, make_reproducible, save_model, training_callbacks, write_history)
+    best_epoch, make_reproducible, save_model, training_callbacks, with_temperature, write_history)
 
 log = logging.getLogger("train_cnn")
 
@@ -65,7 +65,8 @@ def build_cnn(num_classes, input_size, cnn, seed):
     for index, units in enumerate(cnn["dense_units"], start=1):
         x = layers.Dense(units, activation="relu", name=f"dense{index}")(x)
         x = layers.Dropout(cnn["dropout"], seed=_layer_seed(seed, 100 + index), name=f"dropout{index}")(x)
-    outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
+    logits = layers.Dense(num_classes, name="logits")(x)
+    outputs = layers.Softmax(name="probabilities")(logits)
 
     model = keras.Model(inputs, outputs, name="cnn")
     model.compile(optimizer=keras.optimizers.Adam(cnn["learning_rate"]),
@@ -193,13 +194,19 @@ def train_cnn(params, prepared_dir=dataset.PREPARED_DIR, model_path=MODEL_PATH,
                             callbacks=training_callbacks(cnn["patience"], cnn["reduce_lr_patience"]),
                             shuffle=False, verbose=2)
         seconds = time.perf_counter() - started
+        temperature = 1.0
+        if cnn["calibrate"]:
+            model, temperature = with_temperature(model, validation, val_labels, None)
+            log.info("temperature scaling on validation: T = %.3f", temperature)
 
     metrics = training_metrics(history, seconds, len(train_rows), len(val_rows))
+    metrics["temperature"] = temperature
     write_history(history, history_path)
     save_model(model, model_path, {
         "kind": "cnn", "classes": classes, "image_size": input_size, "resize": summary["resize"],
         "seed": seed, "best_epoch": metrics["best_epoch"], "epochs_run": metrics["epochs_run"],
         "best_val_loss": metrics["best_val_loss"], "best_val_accuracy": metrics["best_val_accuracy"],
+        "temperature": temperature,
         **speed(seconds, len(train_rows), metrics["epochs_run"])})
     write_json(metrics_path, metrics)
     log.info("best epoch %d of %d: val_loss %.4f, val_accuracy %.4f; %.0f s",

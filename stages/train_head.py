@@ -15,7 +15,8 @@ import numpy as np
 from stages import extract, resample
 from stages.errors import PipelineError, run_stage
 from stages.params import load_params
-from stages.training import best_epoch, make_reproducible, save_model, training_callbacks, write_history
+from stages.training import (best_epoch, make_reproducible, save_model, training_callbacks, with_temperature,
+                             write_history)
 
 log = logging.getLogger("train_head")
 
@@ -36,8 +37,8 @@ def build_head(train_features, num_classes, units, dropout, learning_rate, input
     x = keras.layers.Dropout(input_dropout, name="input_dropout")(x)
     x = keras.layers.Dense(units, activation="relu", kernel_regularizer=regularizer, name="dense")(x)
     x = keras.layers.Dropout(dropout, name="dropout")(x)
-    outputs = keras.layers.Dense(num_classes, activation="softmax", kernel_regularizer=regularizer,
-                                 name="probabilities")(x)
+    logits = keras.layers.Dense(num_classes, kernel_regularizer=regularizer, name="logits")(x)
+    outputs = keras.layers.Softmax(name="probabilities")(logits)
     model = keras.Model(inputs, outputs, name="head")
     model.compile(optimizer=keras.optimizers.Adam(learning_rate),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
@@ -61,6 +62,10 @@ def train_head(params, features_dir=extract.FEATURES_DIR, resampled_dir=resample
                         shuffle=True, verbose=2)
     seconds = time.perf_counter() - start
     best = best_epoch(history)
+    temperature = 1.0
+    if head["calibrate"]:
+        model, temperature = with_temperature(model, val_x, val_y, head["batch_size"])
+        log.info("temperature scaling on validation: T = %.3f", temperature)
     write_history(history, history_path)
     save_model(model, model_path, {
         "kind": "head",
@@ -73,6 +78,7 @@ def train_head(params, features_dir=extract.FEATURES_DIR, resampled_dir=resample
         "epochs_run": len(history.history["loss"]),
         "best_val_loss": round(float(history.history["val_loss"][best - 1]), 6),
         "best_val_accuracy": round(float(history.history["val_accuracy"][best - 1]), 6),
+        "temperature": temperature,
         "train_seconds": round(seconds, 2),
     })
     log.info("best epoch %d of %d: val_loss %.4f, val_accuracy %.4f (%.1f s)", best,

@@ -15,13 +15,14 @@ from tests.conftest import make_params
 CLASSES = ["big", "middle", "small"]
 
 
-def write_features(folder, counts, dim=8, seed=0):
-    """An extract-stage output folder with class clusters of the given sizes per split."""
+def write_features(folder, counts, dim=8, seed=0, separation=5.0):
+    """An extract-stage output folder with class clusters of the given sizes per split
+    (cluster centres `separation` apart on every axis; the noise has unit variance)."""
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True)
     for split, split_counts in counts.items():
         labels = np.repeat(np.arange(len(split_counts)), split_counts)
-        features = (rng.normal(size=(len(labels), dim)) + labels[:, None] * 5).astype(np.float32)
+        features = (rng.normal(size=(len(labels), dim)) + labels[:, None] * separation).astype(np.float32)
         np.savez(folder / f"{split}.npz", features=features, labels=labels, rows=np.arange(len(labels)))
     write_json(folder / "info.json", {"classes": CLASSES})
     return folder

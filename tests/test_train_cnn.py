@@ -75,14 +75,14 @@ def test_default_layout_is_the_original_network():
     core = [layer for layer in model.layers if not layer.name.startswith(("image", "random_", "rescale"))]
     assert [type(layer).__name__ for layer in core] == [
         "Conv2D", "MaxPooling2D", "Conv2D", "MaxPooling2D", "Conv2D", "MaxPooling2D", "Conv2D", "MaxPooling2D",
-        "Flatten", "Dense", "Dropout", "Dense", "Dropout", "Dense"]
+        "Flatten", "Dense", "Dropout", "Dense", "Dropout", "Dense", "Softmax"]
     convs = layers_of(model, keras.layers.Conv2D)
     assert [c.filters for c in convs] == [32, 64, 128, 256]
     assert all(c.kernel_size == (3, 3) and c.padding == "same" and c.activation.__name__ == "relu" for c in convs)
     assert all(p.pool_size == (2, 2) for p in layers_of(model, keras.layers.MaxPooling2D))
     dense = layers_of(model, keras.layers.Dense)
     assert [d.units for d in dense] == [512, 256, 5]
-    assert [d.activation.__name__ for d in dense] == ["relu", "relu", "softmax"]
+    assert [d.activation.__name__ for d in dense] == ["relu", "relu", "linear"]  # logits, then the softmax
     assert [d.rate for d in layers_of(model, keras.layers.Dropout)] == [0.5, 0.5]
     assert model.output_shape == (None, 5)
     # By hand, at 32x32: convs 3*3*in*out + out; four poolings leave 2x2x256 = 1024 values to flatten.
@@ -196,6 +196,15 @@ def test_training_learns_far_better_than_chance(two_runs, prepared):
         predicted = model.predict(store.read(rows).astype(np.float32), verbose=0).argmax(axis=1)
     assert (predicted == labels).mean() >= 0.8
 
+    # Temperature scaling on validation: the saved network divides its logits by T before the softmax.
+    with dataset.ImageStore(prepared / dataset.IMAGES_FILE) as store:
+        images = store.read(rows).astype(np.float32)
+    logits = keras.Model(model.inputs, model.get_layer("logits").output).predict(images, verbose=0)
+    assert metrics["temperature"] > 0 and metrics["temperature"] != 1.0
+    np.testing.assert_allclose(model.predict(images, verbose=0),
+                               keras.ops.convert_to_numpy(keras.ops.softmax(logits / metrics["temperature"])),
+                               rtol=1e-4, atol=1e-6)
+
     assert metrics["train_images"] == 36 and metrics["validation_images"] == 15
     assert 1 <= metrics["best_epoch"] <= metrics["epochs_run"] <= 6
     assert json.loads(paths["metrics_path"].read_text()) == metrics
@@ -203,6 +212,7 @@ def test_training_learns_far_better_than_chance(two_runs, prepared):
     assert info["kind"] == "cnn" and info["classes"] == ["blue", "green", "red"]
     assert info["image_size"] == PREPARED_SIZE and info["resize"] == "pad"
     assert (info["best_epoch"], info["epochs_run"]) == (metrics["best_epoch"], metrics["epochs_run"])
+    assert info["temperature"] == metrics["temperature"]
     history = paths["history_path"].read_text().splitlines()
     assert history[0] == "epoch,loss,accuracy,val_loss,val_accuracy"
     assert len(history) == metrics["epochs_run"] + 1

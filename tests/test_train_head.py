@@ -6,14 +6,14 @@ import keras
 import numpy as np
 
 from stages.train_head import train_head
-from stages.training import load_model_info
+from stages.training import fit_temperature, load_model_info
 from tests.conftest import make_params
 from tests.test_resample import write_features
 
 
-def train(tmp_path, counts=None, **overrides):
+def train(tmp_path, counts=None, separation=5.0, **overrides):
     counts = counts or {"train": [30, 30, 30], "validation": [8, 8, 8], "test": [8, 8, 8]}
-    features = write_features(tmp_path / "features", counts)
+    features = write_features(tmp_path / "features", counts, separation=separation)
     info = (features / "info.json").read_text().replace("}", ', "model": "mobilenet", "weights": "none", '
                                                         '"weights_used": "none", "alpha": 0.25, "precision": "float32", '
                                                         '"image_size": 32, "resize": "pad"}')
@@ -47,8 +47,10 @@ def test_history_model_and_info_are_saved(tmp_path):
     with np.load(features / "validation.npz") as validation:
         np.testing.assert_allclose(loaded.predict(validation["features"], verbose=0),
                                    model.predict(validation["features"], verbose=0), rtol=1e-6)
+        # best_val_loss is the trained network's, before temperature scaling
+        logits = keras.Model(model.inputs, model.get_layer("logits").output).predict(validation["features"], verbose=0)
         val_loss = keras.losses.sparse_categorical_crossentropy(
-            validation["labels"], model.predict(validation["features"], verbose=0)).numpy().mean()
+            validation["labels"], keras.ops.softmax(logits)).numpy().mean()
     np.testing.assert_allclose(val_loss, info["best_val_loss"], rtol=1e-3)
 
 
@@ -58,3 +60,53 @@ def test_two_runs_give_identical_weights(tmp_path):
     for a, b in zip(first.get_weights(), second.get_weights()):
         np.testing.assert_array_equal(a, b)
     assert (tmp_path / "a" / "history.csv").read_bytes() == (tmp_path / "b" / "history.csv").read_bytes()
+
+
+def softmax(z):
+    z = z - z.max(axis=1, keepdims=True)
+    return np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+
+
+def nll(probabilities, labels):
+    return float(-np.log(probabilities[np.arange(len(labels)), labels]).mean())
+
+
+def test_fit_temperature_recovers_a_known_overconfidence():
+    rng = np.random.default_rng(0)
+    true_logits = rng.normal(0, 1.5, (4000, 6))
+    labels = np.array([rng.choice(6, p=p) for p in softmax(true_logits)])
+    assert abs(fit_temperature(2.5 * true_logits, labels) - 2.5) < 0.2   # overconfident: T > 1
+    assert abs(fit_temperature(0.5 * true_logits, labels) - 0.5) < 0.05  # underconfident: T < 1
+    assert abs(fit_temperature(true_logits, labels) - 1.0) < 0.1
+    # and it is the minimum of the validation NLL
+    best = fit_temperature(2.5 * true_logits, labels)
+    for other in (best * 0.8, best * 1.25):
+        assert nll(softmax(2.5 * true_logits / best), labels) < nll(softmax(2.5 * true_logits / other), labels)
+
+
+def test_temperature_scaling_keeps_every_prediction_and_lowers_validation_loss(tmp_path):
+    # Noisy classes, so the head cannot be right everywhere and its confidence matters.
+    model, features = train(tmp_path, counts={"train": [40, 40, 40], "validation": [30, 30, 30], "test": [20, 20, 20]},
+                            separation=0.4, **{"head.epochs": 60, "head.patience": 60})
+    info = load_model_info(tmp_path / "head.keras")
+    to_logits = keras.Model(model.inputs, model.get_layer("logits").output)
+    with np.load(features / "validation.npz") as validation:
+        val_logits = to_logits.predict(validation["features"], verbose=0)
+        val_labels = validation["labels"]
+    assert info["temperature"] == fit_temperature(val_logits, val_labels) != 1.0
+    with np.load(features / "test.npz") as test:
+        logits = to_logits.predict(test["features"], verbose=0)
+        calibrated = model.predict(test["features"], verbose=0)
+    np.testing.assert_allclose(calibrated, softmax(logits / info["temperature"]), rtol=1e-4, atol=1e-6)
+    np.testing.assert_array_equal(calibrated.argmax(1), logits.argmax(1))  # accuracy cannot change
+    scaled_val = softmax(val_logits.astype(np.float64) / info["temperature"])
+    assert nll(scaled_val, val_labels) < nll(softmax(val_logits.astype(np.float64)), val_labels)
+
+
+def test_calibration_can_be_turned_off(tmp_path):
+    model, features = train(tmp_path, **{"head.calibrate": False})
+    assert load_model_info(tmp_path / "head.keras")["temperature"] == 1.0
+    assert "temperature" not in [layer.name for layer in model.layers]
+    with np.load(features / "test.npz") as test:
+        logits = keras.Model(model.inputs, model.get_layer("logits").output).predict(test["features"], verbose=0)
+        np.testing.assert_allclose(model.predict(test["features"], verbose=0), softmax(logits), rtol=1e-5)
