@@ -15,6 +15,9 @@ cd "$(dirname "$0")/.."
 W=../shared/weights
 MOBILENET="-S model=mobilenet -S features.weights=$W/mobilenet_1.0_224_no_top.weights.h5 -S features.alpha=1.0"
 MOBILENET_V2="-S model=mobilenet_v2 -S features.weights=$W/mobilenet_v2_1.0_224_no_top.weights.h5 -S features.alpha=1.0"
+# Both side by side: the head sees MobileNet's 1024 and MobileNetV2's 1280 features of each photo.
+ENSEMBLE="-S model=mobilenet+mobilenet_v2 -S features.alpha=1.0 \
+ -S features.weights={mobilenet:$W/mobilenet_1.0_224_no_top.weights.h5,mobilenet_v2:$W/mobilenet_v2_1.0_224_no_top.weights.h5}"
 NECKLINES="-S data.source=folder -S data.path=../shared/data/necklines -S data.image_size=224"
 CLOTHING="-S data.source=folder -S data.path=../shared/data/clothing -S data.image_size=224"
 # Fashion-MNIST at its own 28x28 (the backbones enlarge it to their minimum, 32); the CNN with batch
@@ -26,7 +29,7 @@ FASHION="-S data.source=fashion_mnist -S data.path=../shared/data/fashion-mnist 
  -S cnn.augment.shift=0.05"
 
 declare -A DATA=([necklines]=$NECKLINES [clothing]=$CLOTHING [fashion]=$FASHION)
-declare -A MODEL=([mobilenet]=$MOBILENET [mobilenet_v2]=$MOBILENET_V2)
+declare -A MODEL=([mobilenet]=$MOBILENET [mobilenet_v2]=$MOBILENET_V2 [ensemble]=$ENSEMBLE)
 declare -A SMOTE=([smote]="-S smote.enabled=true" [nosmote]="-S smote.enabled=false")
 declare -A RUNS=()  # NAME = data-backbone-smote
 for data in "${!DATA[@]}"; do

@@ -106,6 +106,32 @@ class FeatureExtractor:
         return np.asarray(self.model.predict_on_batch(x), dtype=np.float32)
 
 
+class Ensemble:
+    """Several frozen backbones side by side: each one's features, concatenated in the order named."""
+
+    def __init__(self, extractors):
+        self.extractors = extractors
+        self.name = "+".join(e.name for e in extractors)
+        self.image_size, self.input_size = extractors[0].image_size, extractors[0].input_size
+        self.precision = extractors[0].precision
+        self.weights_used = {e.name: e.weights_used for e in extractors}
+        self.dim = sum(e.dim for e in extractors)
+
+    def __call__(self, images):
+        return np.concatenate([extractor(images) for extractor in self.extractors], axis=1)
+
+
+def build_extractor(model, image_size, weights="imagenet", alpha=1.0, precision="float32"):
+    """The extractor for params' `model`: one backbone, or an Ensemble for names joined by '+'.
+
+    `weights` is one value for every backbone or a mapping of backbone name to its value.
+    """
+    names = model.split("+")
+    extractors = [FeatureExtractor(name, image_size, weights=weights[name] if isinstance(weights, dict) else weights,
+                                   alpha=alpha, precision=precision) for name in names]
+    return extractors[0] if len(extractors) == 1 else Ensemble(extractors)
+
+
 def _weights_failure(name, weights, alpha, image_size, err):
     if weights == "imagenet":
         cached = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models" / \

@@ -71,12 +71,12 @@ def load_classifier(kind, models_dir=MODELS_DIR, with_backbone=True):
         raise PipelineError(f"could not load {path} ({type(err).__name__}: {err}); run `dvc repro` again") from None
     extractor = None
     if kind == "head" and with_backbone:
-        from stages.backbones import FeatureExtractor
+        from stages.backbones import build_extractor
 
         backbone = info["backbone"]
         # With random weights (weights_used none) the backbone is rebuilt from the same seed the
         # extract stage used, so it is the same random backbone.
         make_reproducible(info["seed"])
-        extractor = FeatureExtractor(backbone["model"], backbone["image_size"], weights=backbone["weights_used"],
-                                     alpha=backbone["alpha"], precision=backbone["precision"])
+        extractor = build_extractor(backbone["model"], backbone["image_size"], weights=backbone["weights_used"],
+                                    alpha=backbone["alpha"], precision=backbone["precision"])
     return Classifier(kind, model, info, extractor)

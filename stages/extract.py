@@ -13,9 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from stages import dataset
+from stages import backbones, dataset
 from stages.atomic import atomic_dir, write_json
-from stages.backbones import FeatureExtractor
 from stages.errors import PipelineError, run_stage
 from stages.params import load_params
 from stages.training import make_reproducible
@@ -48,8 +47,8 @@ def extract_features(extractor, store, rows, batch_size):
 
 def build_extractor(params, image_size):
     f = params["features"]
-    return FeatureExtractor(params["model"], image_size, weights=f["weights"], alpha=f["alpha"],
-                            precision=f["precision"])
+    return backbones.build_extractor(params["model"], image_size, weights=f["weights"], alpha=f["alpha"],
+                                     precision=f["precision"])
 
 
 def extract(params, prepared_dir=dataset.PREPARED_DIR, out_dir=FEATURES_DIR):

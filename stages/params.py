@@ -72,6 +72,33 @@ def boolean():
     return check
 
 
+def backbone_model():
+    """One backbone name, or several joined by '+' (their features side by side)."""
+    def check(value, key):
+        names = value.split("+") if isinstance(value, str) else [value]
+        unknown = [name for name in names if name not in BACKBONES]
+        if unknown or len(set(names)) != len(names):
+            _fail(key, f"is {value!r}; allowed values: {', '.join(BACKBONES)}, or several of them joined by '+' "
+                       "(e.g. mobilenet+mobilenet_v2: the head gets both backbones' features side by side)")
+        return value
+    return check
+
+
+def weights_choice():
+    """auto | imagenet | none | a file path, or a mapping of backbone name to one of those."""
+    def check(value, key):
+        if isinstance(value, dict):
+            if not value:
+                _fail(key, "is an empty mapping; give a value per backbone, e.g. {mobilenet: path/to/file.h5}")
+            for name, each in value.items():
+                if name not in BACKBONES:
+                    _fail(f"{key}.{name}", f"names no backbone; allowed: {', '.join(BACKBONES)}")
+                text()(each, f"{key}.{name}")
+            return value
+        return text()(value, key)
+    return check
+
+
 def counts_by_name():
     """A mapping of class name to a positive image count (the synthetic data set's classes)."""
     def check(value, key):
@@ -100,7 +127,7 @@ def _range_text(low, high, low_open=False, high_open=False):
 
 SCHEMA = {
     "seed": integer(0, 2**32 - 1),
-    "model": choice(*BACKBONES),
+    "model": backbone_model(),
     "data": {
         "source": choice(*SOURCES),
         "path": text(),
@@ -117,7 +144,7 @@ SCHEMA = {
         "counts": counts_by_name(),
     },
     "features": {
-        "weights": text(),
+        "weights": weights_choice(),
         "alpha": choice(0.25, 0.35, 0.5, 0.75, 1.0, 1.3, 1.4),
         "precision": choice("float32", "bfloat16"),
         "batch_size": integer(1, 4096),
@@ -213,6 +240,13 @@ def _check_cross_field(params):
             f"{PARAMS_FILE}: 'cnn.image_size' {cnn['image_size']} is too small for {len(cnn['filters'])} "
             f"convolution blocks (each halves the image); use cnn.image_size >= {2 ** len(cnn['filters'])} "
             "or fewer entries in cnn.filters")
+    weights = params["features"]["weights"]
+    if isinstance(weights, dict):
+        missing = [name for name in params["model"].split("+") if name not in weights]
+        if missing:
+            raise PipelineError(
+                f"{PARAMS_FILE}: 'features.weights' has no entry for {', '.join(missing)} (model is "
+                f"{params['model']!r}); add one per backbone, e.g. features.weights.{missing[0]}: imagenet")
     data = params["data"]
     if data["source"] == "synthetic" and Path(data["path"]) != Path(SYNTHETIC_DIR):
         raise PipelineError(

@@ -5,9 +5,11 @@ import numpy as np
 import pytest
 
 from stages import dataset
-from stages.backbones import FeatureExtractor
+from stages.backbones import Ensemble, FeatureExtractor
+from stages.classify import load_classifier
 from stages.errors import PipelineError
 from stages.extract import extract, load_split, read_info
+from stages.training import make_reproducible
 from tests.conftest import MOBILENET_025, prepared_photos
 
 SIZE = 64
@@ -115,3 +117,34 @@ def test_missing_prepared_data_asks_to_run_prepare(tmp_path):
     with pytest.raises(PipelineError, match="dvc repro"):
         extract(params, tmp_path / "nothing", tmp_path / "features")
     assert not (tmp_path / "features").exists()
+
+
+def test_two_backbones_side_by_side_give_each_ones_features_concatenated(tmp_path):
+    """model: mobilenet+mobilenet_v2 with a weights file for one and random weights for the other."""
+    from stages.train_head import train_head
+
+    weights = str(MOBILENET_025())
+    params, prepared = prepared_photos(tmp_path, size=SIZE, **{
+        "model": "mobilenet+mobilenet_v2", "features.alpha": 0.25,
+        "features.weights": {"mobilenet": weights, "mobilenet_v2": "none"},
+        "head.epochs": 2, "head.units": 8})
+    extractor = extract(params, prepared, tmp_path / "features")
+    assert isinstance(extractor, Ensemble) and extractor.dim == 256 + 1280
+    info = read_info(tmp_path / "features")
+    assert info["model"] == "mobilenet+mobilenet_v2" and info["feature_dim"] == 1536
+    assert info["weights_used"] == {"mobilenet": weights, "mobilenet_v2": "none"}
+
+    # The same as each backbone built on its own, in the order named, from the same seed.
+    make_reproducible(params["seed"])
+    alone = [FeatureExtractor("mobilenet", SIZE, weights, alpha=0.25),
+             FeatureExtractor("mobilenet_v2", SIZE, "none", alpha=0.25)]
+    images = np.load(prepared / dataset.IMAGES_FILE)
+    rows, _ = dataset.split_arrays(dataset.read_manifest(prepared), "test")
+    features, _ = load_split(tmp_path / "features", "test")
+    np.testing.assert_allclose(features, np.concatenate([e(images[rows]) for e in alone], axis=1), rtol=1e-5, atol=1e-5)
+
+    # Prediction rebuilds both backbones from the head's record and gets the same features.
+    train_head(params, tmp_path / "features", tmp_path / "features", tmp_path / "models" / "head.keras",
+               tmp_path / "history.csv")
+    classifier = load_classifier("head", tmp_path / "models", with_backbone=True)
+    np.testing.assert_allclose(classifier.extractor(images[rows]), features, rtol=1e-5, atol=1e-5)

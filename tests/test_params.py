@@ -18,6 +18,13 @@ def test_the_repository_params_are_valid():
 @pytest.mark.parametrize("overrides, message", [
     ({"data.source": "s3"}, "'data.source' is 's3'; allowed values: synthetic, folder, fashion_mnist"),
     ({"model": "vgg19"}, "'model' is 'vgg19'; allowed values: mobilenet, mobilenet_v2, vgg16, resnet50"),
+    ({"model": "mobilenet+vgg19"}, "'model' is 'mobilenet+vgg19'; allowed values: mobilenet, mobilenet_v2, vgg16, "
+                                   "resnet50, or several of them joined by '+'"),
+    ({"model": "mobilenet+mobilenet"}, "or several of them joined by '+'"),
+    ({"model": "mobilenet+mobilenet_v2", "features.weights": {"mobilenet": "none"}},
+     "'features.weights' has no entry for mobilenet_v2"),
+    ({"features.weights": {"vgg19": "none"}}, "'features.weights.vgg19' names no backbone"),
+    ({"features.weights": {}}, "'features.weights' is an empty mapping"),
     ({"split.test": -0.1}, "'split.test' is -0.1; it must be between 0 and 1"),
     ({"split.validation": 0.6, "split.test": 0.5}, "must add up to less than 1"),
     ({"data.image_size": "big"}, "'data.image_size' must be a whole number, got 'big'"),
