@@ -111,9 +111,6 @@ class Ensemble:
 
     def __init__(self, extractors):
         self.extractors = extractors
-        self.name = "+".join(e.name for e in extractors)
-        self.image_size, self.input_size = extractors[0].image_size, extractors[0].input_size
-        self.precision = extractors[0].precision
         self.weights_used = {e.name: e.weights_used for e in extractors}
         self.dim = sum(e.dim for e in extractors)
 
