@@ -3,6 +3,7 @@
 #
 #   bash benchmarks/real_data.sh necklines-mobilenet-smote     # runs `dvc exp run -n <name> ...`
 #   bash benchmarks/real_data.sh --list                        # the names
+#   bash benchmarks/real_data.sh --dry-run NAME                # print the command, run nothing
 #
 # Each is a plain `dvc exp run` with the -S overrides printed before it runs, reading the data and
 # the MobileNet weights in ../shared (VGG16 and ResNet50 need a connected machine for their ImageNet
@@ -18,17 +19,21 @@ MOBILENET_V2="-S model=mobilenet_v2 -S features.weights=$W/mobilenet_v2_1.0_224_
 # Both side by side: the head sees MobileNet's 1024 and MobileNetV2's 1280 features of each photo.
 ENSEMBLE="-S model=mobilenet+mobilenet_v2 -S features.alpha=1.0 \
  -S features.weights={mobilenet:$W/mobilenet_1.0_224_no_top.weights.h5,mobilenet_v2:$W/mobilenet_v2_1.0_224_no_top.weights.h5}"
-NECKLINES="-S data.source=folder -S data.path=../shared/data/necklines -S data.image_size=224"
-CLOTHING="-S data.source=folder -S data.path=../shared/data/clothing -S data.image_size=224"
+WHOLE="-S data.region.top=0.0 -S data.region.bottom=1.0 -S data.region.left=0.0 -S data.region.right=1.0 -S data.resize=pad"
+NECKLINES="-S data.source=folder -S data.path=../shared/data/necklines -S data.image_size=224 $WHOLE"
+# Only the upper 60 % of each neckline photo, where the neckline is, filling the 224x224 square.
+NECKLINES_TOP="-S data.source=folder -S data.path=../shared/data/necklines -S data.image_size=224 \
+ -S data.region.top=0.0 -S data.region.bottom=0.6 -S data.region.left=0.0 -S data.region.right=1.0 -S data.resize=crop"
+CLOTHING="-S data.source=folder -S data.path=../shared/data/clothing -S data.image_size=224 $WHOLE"
 # Fashion-MNIST at its own 28x28 (the backbones enlarge it to their minimum, 32); the CNN with batch
 # normalisation, three blocks, learning rate halved on plateaus, light augmentation.
-FASHION="-S data.source=fashion_mnist -S data.path=../shared/data/fashion-mnist -S data.image_size=28 \
+FASHION="-S data.source=fashion_mnist -S data.path=../shared/data/fashion-mnist -S data.image_size=28 $WHOLE \
  -S split.validation=0.1 -S cnn.image_size=28 -S cnn.filters=[32,64,128] -S cnn.dense_units=[256] \
  -S cnn.dropout=0.3 -S cnn.batch_norm=true -S cnn.epochs=30 -S cnn.patience=8 -S cnn.reduce_lr_patience=2 \
  -S cnn.augment.rotation=0 -S cnn.augment.zoom=0 -S cnn.augment.brightness=0 -S cnn.augment.contrast=0 \
  -S cnn.augment.shift=0.05"
 
-declare -A DATA=([necklines]=$NECKLINES [clothing]=$CLOTHING [fashion]=$FASHION)
+declare -A DATA=([necklines]=$NECKLINES [necklines_top]=$NECKLINES_TOP [clothing]=$CLOTHING [fashion]=$FASHION)
 declare -A MODEL=([mobilenet]=$MOBILENET [mobilenet_v2]=$MOBILENET_V2 [ensemble]=$ENSEMBLE)
 declare -A SMOTE=([smote]="-S smote.enabled=true" [nosmote]="-S smote.enabled=false")
 declare -A RUNS=()  # NAME = data-backbone-smote
@@ -40,6 +45,8 @@ for data in "${!DATA[@]}"; do
   done
 done
 
+DRY_RUN=false
+if [[ ${1:-} == --dry-run ]]; then DRY_RUN=true; shift; fi
 if [[ $# -ne 1 || ${1:-} == --list || -z ${RUNS[${1:-}]+set} ]]; then
   [[ ${1:-} == --list ]] || echo "usage: bash benchmarks/real_data.sh NAME   (one of the names below)" >&2
   printf '%s\n' "${!RUNS[@]}" | sort
@@ -47,5 +54,6 @@ if [[ $# -ne 1 || ${1:-} == --list || -z ${RUNS[${1:-}]+set} ]]; then
   exit $?
 fi
 echo "dvc exp run -n $1 ${RUNS[$1]}"
+$DRY_RUN && exit 0
 # shellcheck disable=SC2086  # the overrides are meant to split into words
 time dvc exp run -n "$1" ${RUNS[$1]}

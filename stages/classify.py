@@ -13,19 +13,25 @@ from pathlib import Path
 import numpy as np
 
 from stages.errors import PipelineError
+from stages.images import DEFAULT_MAX_PIXELS, load_image
 
 KINDS = ("cnn", "head")
 MODELS_DIR = Path("models")
 
 
 class Classifier:
-    """One trained model with what it needs to classify: classes, input size, resize mode."""
+    """One trained model with what it needs to classify: classes, input size, resize mode, region."""
 
     def __init__(self, kind, model, info, extractor=None):
         self.kind, self.model, self.info, self.extractor = kind, model, info, extractor
         self.classes = list(info["classes"])
         self.image_size = int(info["image_size"])
         self.resize = info["resize"]
+        self.region = info.get("region")  # models saved before data.region existed saw whole photos
+
+    def read(self, path, max_pixels=DEFAULT_MAX_PIXELS):
+        """A photo as this model's training images were made: decoded, cut to the region, resized."""
+        return load_image(path, self.image_size, self.resize, max_pixels, self.region)
 
     def probabilities(self, images):
         """(n, classes) float32 probabilities for a batch of (n, size, size, 3) uint8 images."""

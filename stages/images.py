@@ -6,6 +6,7 @@ time. Any difference here (colour mode handling, EXIF rotation, resize filter)
 would silently shift the input distribution between the two.
 """
 
+import math
 import os
 import re
 import stat
@@ -18,6 +19,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 SUPPORTED_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 RESIZE_MODES = ("stretch", "pad", "crop")
 DEFAULT_MAX_PIXELS = 50_000_000
+# The part of each photo the models see (data.region), as fractions of its height and width.
+FULL_REGION = {"top": 0.0, "bottom": 1.0, "left": 0.0, "right": 1.0}
 
 WHITE = 255
 
@@ -107,9 +110,33 @@ def resize_image(rgb: np.ndarray, size: int, mode: str = "pad") -> np.ndarray:
     return np.ascontiguousarray(resized[top : top + size, left : left + size])
 
 
-def load_image(path, size: int, mode: str = "pad", max_pixels=DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Decode and resize: the single entry point for training and prediction."""
-    return resize_image(decode_rgb(path, max_pixels, min_size=size), size, mode)
+def crop_region(rgb: np.ndarray, region=None) -> np.ndarray:
+    """The part of an HxWx3 photo inside `region` (fractions top/bottom of its height, left/right
+    of its width; None is the whole photo). At least one pixel is always kept."""
+    if not region or region == FULL_REGION:
+        return rgb
+    height, width = rgb.shape[:2]
+    top, left = _fraction_to_pixel(region["top"], height), _fraction_to_pixel(region["left"], width)
+    bottom = max(top + 1, round(region["bottom"] * height))
+    right = max(left + 1, round(region["right"] * width))
+    return np.ascontiguousarray(rgb[top:bottom, left:right])
+
+
+def decode_size(size: int, region=None) -> int:
+    """The smallest side to decode a photo at so that its region still has `size` pixels."""
+    if not region:
+        return size
+    return math.ceil(size / min(region["bottom"] - region["top"], region["right"] - region["left"]))
+
+
+def load_image(path, size: int, mode: str = "pad", max_pixels=DEFAULT_MAX_PIXELS, region=None) -> np.ndarray:
+    """Decode, keep the region, resize: the single entry point for training and prediction."""
+    rgb = decode_rgb(path, max_pixels, min_size=decode_size(size, region))
+    return resize_image(crop_region(rgb, region), size, mode)
+
+
+def _fraction_to_pixel(fraction, length):
+    return min(length - 1, round(fraction * length))
 
 
 def _check_pixel_count(dims, max_pixels):

@@ -133,6 +133,7 @@ SCHEMA = {
         "path": text(),
         "image_size": integer(16, 1024),
         "resize": choice(*RESIZE_MODES),
+        "region": {side: number(0, 1) for side in ("top", "bottom", "left", "right")},
         "max_pixels": integer(1, 2**40),
     },
     "split": {
@@ -248,6 +249,13 @@ def _check_cross_field(params):
                 f"{PARAMS_FILE}: 'features.weights' has no entry for {', '.join(missing)} (model is "
                 f"{params['model']!r}); add one per backbone, e.g. features.weights.{missing[0]}: imagenet")
     data = params["data"]
+    region = data["region"]
+    for start, end in (("top", "bottom"), ("left", "right")):
+        if region[end] <= region[start]:
+            raise PipelineError(
+                f"{PARAMS_FILE}: 'data.region.{end}' ({region[end]:g}) must be greater than 'data.region.{start}' "
+                f"({region[start]:g}); they are fractions of the photo's {'height' if start == 'top' else 'width'} "
+                f"measured from its {start} edge (the whole photo: {start} 0, {end} 1)")
     if data["source"] == "synthetic" and Path(data["path"]) != Path(SYNTHETIC_DIR):
         raise PipelineError(
             f"{PARAMS_FILE}: 'data.source' is synthetic but 'data.path' is {data['path']!r}; the generated "

@@ -4,7 +4,7 @@
 
 PATH is an image file or a folder (read recursively). Every photo goes through exactly what
 the training data went through: `stages.images.load_image` (the decoder and resizing of the
-prepare stage, at the size and resize mode the model was trained with), then the CNN, or
+prepare stage, at the size, resize mode and region the model was trained with), then the CNN, or
 the same frozen backbone with its `preprocess_input` and the head (`stages.classify`).
 
 Exit status: 0 when every image was classified; 1 when some could not be (their `error`
@@ -28,7 +28,7 @@ from stages.classify import KINDS, MODELS_DIR, load_classifier
 from stages.errors import EXIT_USER_ERROR, PipelineError
 from stages.evaluate import METRICS_PATH, best_model
 from stages.extract import prefetched
-from stages.images import DEFAULT_MAX_PIXELS, SUPPORTED_EXTENSIONS, ImageError, load_image
+from stages.images import DEFAULT_MAX_PIXELS, SUPPORTED_EXTENSIONS, ImageError
 from stages.params import PARAMS_FILE, load_params
 from stages.prepare import walk_image_files
 
@@ -75,12 +75,12 @@ def find_images(paths):
 
 # --- classification ------------------------------------------------------------------------
 
-def _decode(entry, size, resize, max_pixels):
+def _decode(entry, classifier, max_pixels):
     shown, file, error = entry
     if error:
         return None, error
     try:
-        return load_image(file, size, resize, max_pixels), None
+        return classifier.read(file, max_pixels), None
     except ImageError as err:
         return None, str(err)
 
@@ -96,7 +96,7 @@ def classify(classifier, entries, threshold, batch_size=32, max_pixels=DEFAULT_M
     batches = [entries[i:i + batch_size] for i in range(0, len(entries), batch_size)]
     with ThreadPoolExecutor(max_workers=workers) as pool:
         def decode_batch(batch):
-            return list(pool.map(lambda e: _decode(e, classifier.image_size, classifier.resize, max_pixels), batch))
+            return list(pool.map(lambda e: _decode(e, classifier, max_pixels), batch))
 
         for decoded, batch in zip(prefetched(decode_batch(batch) for batch in batches), batches):
             results += _classify_batch(classifier, batch, decoded, threshold)

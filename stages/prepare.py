@@ -22,7 +22,7 @@ from stages import dataset
 from stages.atomic import atomic_dir, write_json
 from stages.errors import PipelineError, run_stage
 from stages.idx import FASHION_MNIST_CLASSES, read_fashion_mnist
-from stages.images import SUPPORTED_EXTENSIONS, ImageError, decode_rgb, resize_image
+from stages.images import SUPPORTED_EXTENSIONS, ImageError, crop_region, decode_rgb, decode_size, resize_image
 from stages.params import load_params
 
 log = logging.getLogger("prepare")
@@ -57,9 +57,11 @@ SPLIT_FOLDERS = {
 }
 
 
-def discover_folder(root, image_size, max_pixels):
+def discover_folder(root, min_size, max_pixels):
     """Class names and candidates from a folder with one sub-folder per class, or from a folder
-    already split into train/ and validation/ and/or test/ folders of class sub-folders."""
+    already split into train/ and validation/ and/or test/ folders of class sub-folders.
+
+    JPEGs are decoded at a reduced scale when they are larger than `min_size` on both sides."""
     root = Path(root)
     if not root.exists():
         raise PipelineError(f"data.path {root} does not exist; point data.path at a folder with one "
@@ -74,7 +76,7 @@ def discover_folder(root, image_size, max_pixels):
             found = ", ".join(d.name for d in top) or "none"
             raise PipelineError(f"{root} has {len(top)} class folder(s) ({found}); a classifier needs at "
                                 "least two classes: put each class's images in its own sub-folder of data.path")
-        return [d.name for d in top], _class_candidates(root, top, image_size, max_pixels, skipped), skipped
+        return [d.name for d in top], _class_candidates(root, top, min_size, max_pixels, skipped), skipped
 
     # Given held-out folders first, so that a training image identical to a test image is the one dropped.
     order = sorted(top, key=lambda d: ("test", "validation", "train").index(d.name))
@@ -90,7 +92,7 @@ def discover_folder(root, image_size, max_pixels):
             raise PipelineError(f"{split_dir} has class folder(s) {', '.join(extra)} that {root / 'train'} does "
                                 "not have; the model cannot learn a class it never trains on: add training images "
                                 "or remove those folders")
-        for candidate in _class_candidates(root, by_split[split_dir.name], image_size, max_pixels, skipped):
+        for candidate in _class_candidates(root, by_split[split_dir.name], min_size, max_pixels, skipped):
             candidate.fixed_split = layout.get(split_dir.name)
             candidates.append(candidate)
     log.info("data.path is split into folders: %s", ", ".join(
@@ -112,7 +114,7 @@ def _sub_folders(root, folder, skipped):
     return found
 
 
-def _class_candidates(root, class_dirs, image_size, max_pixels, skipped):
+def _class_candidates(root, class_dirs, min_size, max_pixels, skipped):
     candidates = []
     for class_dir in class_dirs:
         files = list(walk_image_files(root, class_dir, skipped))
@@ -122,7 +124,7 @@ def _class_candidates(root, class_dirs, image_size, max_pixels, skipped):
         for file in files:
             candidates.append(Candidate(
                 path=file.relative_to(root).as_posix(), label=class_dir.name,
-                load=lambda file=file: decode_rgb(file, max_pixels=max_pixels, min_size=image_size)))
+                load=lambda file=file: decode_rgb(file, max_pixels=max_pixels, min_size=min_size)))
     return candidates
 
 
@@ -185,17 +187,18 @@ def discover_fashion_mnist(folder):
 
 # --- decoding, deduplication and the image store ---------------------------------------
 
-def _decode(candidate, size, resize_mode):
+def _decode(candidate, size, resize_mode, region):
     try:
         rgb = candidate.load()
     except ImageError as err:
         return None, None, str(err)
     digest = hashlib.sha256(np.ascontiguousarray(rgb).tobytes() + str(rgb.shape).encode()).hexdigest()
-    return resize_image(rgb, size, resize_mode), digest, None
+    return resize_image(crop_region(rgb, region), size, resize_mode), digest, None
 
 
-def decode_into_store(candidates, writer, size, resize_mode, skipped, workers=None):
-    """Decode, resize and append every usable candidate; drop duplicates and label conflicts.
+def decode_into_store(candidates, writer, size, resize_mode, skipped, workers=None, region=None):
+    """Decode, crop to the region, resize and append every usable candidate; drop duplicates and
+    label conflicts (judged on the whole decoded image).
 
     Returns the kept records, each with its row in the store. An image that appears in two
     classes is dropped everywhere (its label is unknowable); a repeated image within a class
@@ -208,7 +211,7 @@ def decode_into_store(candidates, writer, size, resize_mode, skipped, workers=No
             batch = candidates[start:start + DECODE_BATCH]
             kept_images = []
             for candidate, (image, digest, error) in zip(
-                    batch, pool.map(lambda c: _decode(c, size, resize_mode), batch)):
+                    batch, pool.map(lambda c: _decode(c, size, resize_mode, region), batch)):
                 if error:
                     _skip(skipped, candidate.path, "bad_image", error)
                     continue
@@ -280,6 +283,7 @@ def summarize(params, classes, records, skipped):
         "path": params["data"]["path"],
         "image_size": params["data"]["image_size"],
         "resize": params["data"]["resize"],
+        "region": params["data"]["region"],
         "classes": classes,
         "counts": counts,
         "totals": totals,
@@ -296,12 +300,13 @@ def prepare(params, out_dir=dataset.PREPARED_DIR):
     if data["source"] == "fashion_mnist":
         classes, candidates, skipped = discover_fashion_mnist(data["path"])
     else:
-        classes, candidates, skipped = discover_folder(data["path"], size, data["max_pixels"])
+        classes, candidates, skipped = discover_folder(data["path"], decode_size(size, data["region"]),
+                                                       data["max_pixels"])
     log.info("found %d candidate files in %d classes", len(candidates), len(classes))
     with atomic_dir(out_dir) as tmp:
         writer = dataset.ImageStoreWriter(tmp / dataset.IMAGES_FILE, size)
         try:
-            records = decode_into_store(candidates, writer, size, data["resize"], skipped)
+            records = decode_into_store(candidates, writer, size, data["resize"], skipped, region=data["region"])
         finally:
             writer.close()
         usable = Counter(r["label"] for r in records)

@@ -204,6 +204,7 @@ def train_cnn(params, prepared_dir=dataset.PREPARED_DIR, model_path=MODEL_PATH,
     write_history(history, history_path)
     save_model(model, model_path, {
         "kind": "cnn", "classes": classes, "image_size": input_size, "resize": summary["resize"],
+        "region": summary["region"],
         "seed": seed, "best_epoch": metrics["best_epoch"], "epochs_run": metrics["epochs_run"],
         "best_val_loss": metrics["best_val_loss"], "best_val_accuracy": metrics["best_val_accuracy"],
         "temperature": temperature,

@@ -73,6 +73,7 @@ def train_head(params, features_dir=extract.FEATURES_DIR, resampled_dir=resample
         "backbone": {key: info[key] for key in ("model", "weights_used", "alpha", "precision", "image_size")},
         "image_size": info["image_size"],
         "resize": info["resize"],
+        "region": info["region"],
         "seed": params["seed"],
         "best_epoch": best,
         "epochs_run": len(history.history["loss"]),

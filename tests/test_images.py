@@ -10,9 +10,12 @@ from PIL import Image
 
 from stages.images import (
     DEFAULT_MAX_PIXELS,
+    FULL_REGION,
     RESIZE_MODES,
     ImageError,
+    crop_region,
     decode_rgb,
+    decode_size,
     load_image,
     resize_image,
 )
@@ -210,6 +213,55 @@ def test_jpeg_draft_decodes_big_photos_at_reduced_scale(tmp_path):
     assert decode_rgb(path).shape == (3000, 4000, 3)
     assert np.abs(small.astype(int) - (200, 120, 40)).max() <= 4
     assert load_image(path, 224).shape == (224, 224, 3)
+
+
+def quadrants(width=60, height=40):
+    """HxWx3: red top-left, blue top-right, green bottom-left, white bottom-right."""
+    arr = np.empty((height, width, 3), dtype=np.uint8)
+    arr[: height // 2, : width // 2], arr[: height // 2, width // 2:] = RED, BLUE
+    arr[height // 2:, : width // 2], arr[height // 2:, width // 2:] = GREEN, WHITE
+    return arr
+
+
+@pytest.mark.parametrize("region,colour,shape", [
+    ({"top": 0.0, "bottom": 0.5, "left": 0.0, "right": 0.5}, RED, (20, 30)),
+    ({"top": 0.0, "bottom": 0.5, "left": 0.5, "right": 1.0}, BLUE, (20, 30)),
+    ({"top": 0.5, "bottom": 1.0, "left": 0.0, "right": 0.5}, GREEN, (20, 30)),
+    ({"top": 0.75, "bottom": 1.0, "left": 0.6, "right": 0.9}, WHITE, (10, 18)),
+])
+def test_region_keeps_exactly_that_part_of_the_photo(region, colour, shape):
+    out = crop_region(quadrants(), region)
+    assert out.shape == (*shape, 3)
+    assert (out == colour).all()
+
+
+def test_whole_photo_region_and_a_sliver_that_rounds_to_nothing():
+    photo = quadrants()
+    assert crop_region(photo, FULL_REGION) is photo and crop_region(photo, None) is photo
+    sliver = crop_region(photo, {"top": 0.99, "bottom": 1.0, "left": 0.0, "right": 0.001})
+    assert sliver.shape == (1, 1, 3)  # never empty: at least one pixel row and column
+
+
+def test_load_image_cuts_the_region_before_resizing(tmp_path):
+    path = tmp_path / "quadrants.png"
+    Image.fromarray(quadrants()).save(path)
+    top_left = load_image(path, 16, "stretch", region={"top": 0.0, "bottom": 0.5, "left": 0.0, "right": 0.5})
+    assert top_left.shape == (16, 16, 3) and (top_left == RED).all()
+    whole = load_image(path, 16, "stretch")
+    assert len(np.unique(whole.reshape(-1, 3), axis=0)) >= 4
+
+
+def test_a_region_of_a_big_jpeg_is_decoded_with_enough_pixels(tmp_path):
+    """The upper quarter of a 4000x3000 photo for a 224 model: the draft scale must leave the
+    quarter at least 224 pixels high, not the whole photo."""
+    region = {"top": 0.0, "bottom": 0.25, "left": 0.0, "right": 1.0}
+    assert decode_size(224, region) == 896 and decode_size(224, None) == 224
+    path = tmp_path / "big.jpg"
+    Image.new("RGB", (4000, 3000), (200, 120, 40)).save(path, quality=90)
+    decoded = decode_rgb(path, min_size=decode_size(224, region))
+    assert crop_region(decoded, region).shape[0] >= 224
+    assert decoded.shape[0] < 3000  # still a reduced-scale decode
+    assert load_image(path, 224, region=region).shape == (224, 224, 3)
 
 
 def test_min_size_leaves_other_formats_alone(zoo):

@@ -1,13 +1,15 @@
 """params.yaml validation: every mistake names the key and what is allowed."""
 
+import os
 import subprocess
 import sys
 
 import pytest
+import yaml
 
 from stages.errors import PipelineError
 from stages.params import load_params
-from tests.conftest import REPO, make_params
+from tests.conftest import REPO, SHARED, make_params, shared_path
 
 
 def test_the_repository_params_are_valid():
@@ -26,6 +28,13 @@ def test_the_repository_params_are_valid():
     ({"features.weights": {"vgg19": "none"}}, "'features.weights.vgg19' names no backbone"),
     ({"features.weights": {}}, "'features.weights' is an empty mapping"),
     ({"split.test": -0.1}, "'split.test' is -0.1; it must be between 0 and 1"),
+    ({"data.region.bottom": 1.5}, "'data.region.bottom' is 1.5; it must be between 0 and 1"),
+    ({"data.region.bottom": 0.0}, "'data.region.bottom' (0) must be greater than 'data.region.top' (0)"),
+    ({"data.region.left": 0.7, "data.region.right": 0.3},
+     "'data.region.right' (0.3) must be greater than 'data.region.left' (0.7); they are fractions of "
+     "the photo's width"),
+    ({"data.region": {"top": 0, "bottom": 0.6}}, "'data.region.left' is missing"),
+    ({"data.region": 0.6}, "'data.region' must be a mapping"),
     ({"split.validation": 0.6, "split.test": 0.5}, "must add up to less than 1"),
     ({"data.image_size": "big"}, "'data.image_size' must be a whole number, got 'big'"),
     ({"data.image_size": True}, "'data.image_size' must be a whole number"),
@@ -58,3 +67,36 @@ def test_broken_yaml_is_a_clear_error_from_the_command_line(tmp_path):
                             text=True, env={"PYTHONPATH": str(REPO), "PATH": ""})
     assert result.returncode == 2
     assert result.stderr.startswith("error: params.yaml is not valid YAML") and "Traceback" not in result.stderr
+
+
+def real_data_overrides(name):
+    """The -S overrides benchmarks/real_data.sh passes for one configuration, as {key: value}."""
+    command = subprocess.run(["bash", "benchmarks/real_data.sh", "--dry-run", name], cwd=REPO, check=True,
+                             capture_output=True, text=True).stdout.split()
+    overrides = {}
+    for flag, assignment in zip(command, command[1:]):
+        if flag == "-S":
+            key, value = assignment.split("=", 1)
+            if value.startswith("{"):  # DVC's dict syntax: {a:b,c:d}
+                value = dict(item.split(":", 1) for item in value.strip("{}").split(","))
+            else:
+                value = yaml.safe_load(value)
+            overrides[key] = value
+    return overrides
+
+
+def test_every_real_data_configuration_is_valid_and_its_files_exist():
+    names = subprocess.run(["bash", "benchmarks/real_data.sh", "--list"], cwd=REPO, check=True,
+                           capture_output=True, text=True).stdout.split()
+    assert len(names) == 24 and "necklines_top-ensemble-smote" in names
+    for name in names:
+        overrides = real_data_overrides(name)
+        # every configuration sets every key it depends on: the workspace holds the last experiment's
+        assert {"data.source", "data.path", "data.region.bottom", "data.resize", "model",
+                "features.weights", "smote.enabled"} <= set(overrides), name
+        params = make_params(**overrides)
+        weights = params["features"]["weights"]
+        for path in [params["data"]["path"], *(weights.values() if isinstance(weights, dict) else [weights])]:
+            assert shared_path(os.path.relpath(REPO / path, SHARED))().exists(), (name, path)
+    top = make_params(**real_data_overrides("necklines_top-mobilenet-smote"))["data"]
+    assert top["region"]["bottom"] == 0.6 and top["resize"] == "crop"

@@ -63,6 +63,22 @@ def test_probabilities_equal_the_ones_the_evaluate_stage_computed(trained, kind)
         assert result["probability"] == pytest.approx(max(expected[path].values()), abs=1e-4)
 
 
+def test_the_model_remembers_its_region_and_prediction_applies_it(trained):
+    """The fixture's models saw only part of each photo (conftest.TRAINED_REGION); the whole photo
+    would give other pixels, so the probabilities above match only because the region is applied."""
+    params, root = trained
+    region = params["data"]["region"]
+    assert region != {"top": 0.0, "bottom": 1.0, "left": 0.0, "right": 1.0}
+    photo = next(iter(sorted((root / "photos").rglob("*.jpg"))))
+    for kind in ("cnn", "head"):
+        classifier = load_classifier(kind, root / "models", with_backbone=False)
+        assert classifier.region == region
+        cut = classifier.read(photo)
+        assert np.array_equal(cut, load_image(photo, classifier.image_size, classifier.resize, region=region))
+        whole = load_image(photo, classifier.image_size, classifier.resize)
+        assert np.abs(cut.astype(int) - whole.astype(int)).mean() > 5
+
+
 def test_json_fields_and_a_whole_folder_recursively(trained):
     _, root = trained
     status, results = predict_json(root, root / "photos")
@@ -95,7 +111,7 @@ def test_warning_appears_exactly_below_the_threshold(trained):
     # the tiny CNN is unsure of everything (top probabilities near 1/3), so thresholds either side are easy
     classifier = load_classifier("cnn", root / "models")
     entries = find_images([str(root / "photos")])[:6]
-    image = load_image(entries[0][1], classifier.image_size, classifier.resize)
+    image = classifier.read(entries[0][1])
     top = float(classifier.probabilities(image[None])[0].max())
     assert 0.02 < top < 0.98
     assert classify(classifier, entries, threshold=0.5)[0]["probability"] == pytest.approx(top, abs=1e-6)

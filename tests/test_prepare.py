@@ -13,6 +13,7 @@ import pytest
 
 from stages import dataset
 from stages.errors import PipelineError
+from stages.images import load_image
 from stages.prepare import prepare
 from tests.conftest import REPO, copy_photos, make_params, shared_path
 from tests.corpus import write_bad_files, write_hidden_and_links
@@ -43,6 +44,19 @@ def test_real_photos_are_decoded_resized_and_listed(tmp_path):
         assert record["label"] == Path(record["path"]).parts[0]
         assert summary["classes"][record["label_index"]] == record["label"]
     assert images.std() > 20  # real content, not blank
+
+
+def test_the_region_is_cut_out_of_every_photo_exactly_as_prediction_does(tmp_path):
+    photos = copy_photos(tmp_path / "photos", per_class=4)
+    region = {"top": 0.0, "bottom": 0.6, "left": 0.1, "right": 0.9}
+    summary, out = run_prepare(photos, tmp_path, **{"data.region": region, "data.resize": "crop"})
+
+    images = np.load(out / dataset.IMAGES_FILE)
+    assert summary["region"] == region
+    for record in dataset.read_manifest(out):
+        stored = images[record["row"]]
+        assert np.array_equal(stored, load_image(photos / record["path"], SIZE, "crop", region=region))
+        assert not np.array_equal(stored, load_image(photos / record["path"], SIZE, "crop"))
 
 
 def test_split_is_stratified_disjoint_and_deterministic(tmp_path):
