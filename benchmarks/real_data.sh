@@ -19,11 +19,15 @@ MOBILENET_V2="-S model=mobilenet_v2 -S features.weights=$W/mobilenet_v2_1.0_224_
 # Both side by side: the head sees MobileNet's 1024 and MobileNetV2's 1280 features of each photo.
 ENSEMBLE="-S model=mobilenet+mobilenet_v2 -S features.alpha=1.0 \
  -S features.weights={mobilenet:$W/mobilenet_1.0_224_no_top.weights.h5,mobilenet_v2:$W/mobilenet_v2_1.0_224_no_top.weights.h5}"
-WHOLE="-S data.region.top=0.0 -S data.region.bottom=1.0 -S data.region.left=0.0 -S data.region.right=1.0 -S data.resize=pad"
+# Whole photos, padded to a square, features of each photo as it is.
+WHOLE="-S data.region.top=0.0 -S data.region.bottom=1.0 -S data.region.left=0.0 -S data.region.right=1.0 \
+ -S data.resize=pad -S features.mirror=false"
 NECKLINES="-S data.source=folder -S data.path=../shared/data/necklines -S data.image_size=224 $WHOLE"
-# Only the upper 60 % of each neckline photo, where the neckline is, filling the 224x224 square.
+# Only the upper 60 % of each neckline photo, where the neckline is, filling the 224x224 square;
+# each photo's features averaged with its mirror image's.
 NECKLINES_TOP="-S data.source=folder -S data.path=../shared/data/necklines -S data.image_size=224 \
- -S data.region.top=0.0 -S data.region.bottom=0.6 -S data.region.left=0.0 -S data.region.right=1.0 -S data.resize=crop"
+ -S data.region.top=0.0 -S data.region.bottom=0.6 -S data.region.left=0.0 -S data.region.right=1.0 -S data.resize=crop \
+ -S features.mirror=true"
 CLOTHING="-S data.source=folder -S data.path=../shared/data/clothing -S data.image_size=224 $WHOLE"
 # Fashion-MNIST at its own 28x28 (the backbones enlarge it to their minimum, 32); the CNN with batch
 # normalisation, three blocks, learning rate halved on plateaus, light augmentation.

@@ -118,15 +118,31 @@ class Ensemble:
         return np.concatenate([extractor(images) for extractor in self.extractors], axis=1)
 
 
-def build_extractor(model, image_size, weights="imagenet", alpha=1.0, precision="float32"):
+class MirrorAveraged:
+    """An extractor whose features of each image are averaged with those of its mirror image
+    (flipped left to right): features that do not depend on which way the garment faces."""
+
+    def __init__(self, extractor):
+        self.extractor = extractor
+        self.weights_used, self.dim = extractor.weights_used, extractor.dim
+
+    def __call__(self, images):
+        images = np.asarray(images)
+        both = self.extractor(np.concatenate([images, images[:, :, ::-1]]))
+        return (both[:len(images)] + both[len(images):]) / 2
+
+
+def build_extractor(model, image_size, weights="imagenet", alpha=1.0, precision="float32", mirror=False):
     """The extractor for params' `model`: one backbone, or an Ensemble for names joined by '+'.
 
-    `weights` is one value for every backbone or a mapping of backbone name to its value.
+    `weights` is one value for every backbone or a mapping of backbone name to its value;
+    `mirror` averages each image's features with its mirror image's.
     """
     names = model.split("+")
     extractors = [FeatureExtractor(name, image_size, weights=weights[name] if isinstance(weights, dict) else weights,
                                    alpha=alpha, precision=precision) for name in names]
-    return extractors[0] if len(extractors) == 1 else Ensemble(extractors)
+    extractor = extractors[0] if len(extractors) == 1 else Ensemble(extractors)
+    return MirrorAveraged(extractor) if mirror else extractor
 
 
 def _weights_failure(name, weights, alpha, image_size, err):

@@ -84,5 +84,6 @@ def load_classifier(kind, models_dir=MODELS_DIR, with_backbone=True):
         # extract stage used, so it is the same random backbone.
         make_reproducible(info["seed"])
         extractor = build_extractor(backbone["model"], backbone["image_size"], weights=backbone["weights_used"],
-                                    alpha=backbone["alpha"], precision=backbone["precision"])
+                                    alpha=backbone["alpha"], precision=backbone["precision"],
+                                    mirror=backbone.get("mirror", False))
     return Classifier(kind, model, info, extractor)

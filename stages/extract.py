@@ -48,7 +48,7 @@ def extract_features(extractor, store, rows, batch_size):
 def build_extractor(params, image_size):
     f = params["features"]
     return backbones.build_extractor(params["model"], image_size, weights=f["weights"], alpha=f["alpha"],
-                                     precision=f["precision"])
+                                     precision=f["precision"], mirror=f["mirror"])
 
 
 def extract(params, prepared_dir=dataset.PREPARED_DIR, out_dir=FEATURES_DIR):
@@ -72,6 +72,7 @@ def extract(params, prepared_dir=dataset.PREPARED_DIR, out_dir=FEATURES_DIR):
             "model": params["model"], "weights": params["features"]["weights"],
             "weights_used": extractor.weights_used,
             "alpha": params["features"]["alpha"], "precision": params["features"]["precision"],
+            "mirror": params["features"]["mirror"],
             "image_size": summary["image_size"], "resize": summary["resize"], "region": summary["region"],
             "seed": params["seed"],
             "feature_dim": extractor.dim, "classes": summary["classes"],

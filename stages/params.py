@@ -148,6 +148,7 @@ SCHEMA = {
         "weights": weights_choice(),
         "alpha": choice(0.25, 0.35, 0.5, 0.75, 1.0, 1.3, 1.4),
         "precision": choice("float32", "bfloat16"),
+        "mirror": boolean(),
         "batch_size": integer(1, 4096),
     },
     "smote": {

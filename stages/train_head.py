@@ -70,7 +70,8 @@ def train_head(params, features_dir=extract.FEATURES_DIR, resampled_dir=resample
     save_model(model, model_path, {
         "kind": "head",
         "classes": info["classes"],
-        "backbone": {key: info[key] for key in ("model", "weights_used", "alpha", "precision", "image_size")},
+        "backbone": {key: info[key]
+                     for key in ("model", "weights_used", "alpha", "precision", "image_size", "mirror")},
         "image_size": info["image_size"],
         "resize": info["resize"],
         "region": info["region"],

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from stages import dataset
-from stages.backbones import Ensemble, FeatureExtractor
+from stages.backbones import Ensemble, FeatureExtractor, MirrorAveraged
 from stages.classify import load_classifier
 from stages.errors import PipelineError
 from stages.extract import extract, load_split, read_info
@@ -147,4 +147,30 @@ def test_two_backbones_side_by_side_give_each_ones_features_concatenated(tmp_pat
     train_head(params, tmp_path / "features", tmp_path / "features", tmp_path / "models" / "head.keras",
                tmp_path / "history.csv")
     classifier = load_classifier("head", tmp_path / "models", with_backbone=True)
+    np.testing.assert_allclose(classifier.extractor(images[rows]), features, rtol=1e-5, atol=1e-5)
+
+
+def test_mirror_averages_each_images_features_with_its_mirror_images(tmp_path):
+    from stages.train_head import train_head
+
+    weights = str(MOBILENET_025())
+    params, prepared = prepared_photos(tmp_path, size=SIZE, **{
+        "features.weights": weights, "features.alpha": 0.25, "features.mirror": True, "features.batch_size": 4,
+        "head.epochs": 2, "head.units": 8})
+    extractor = extract(params, prepared, tmp_path / "features")
+    assert isinstance(extractor, MirrorAveraged) and extractor.dim == 256
+    assert read_info(tmp_path / "features")["mirror"] is True
+
+    plain = FeatureExtractor("mobilenet", SIZE, weights, alpha=0.25)
+    images = np.load(prepared / dataset.IMAGES_FILE)
+    rows, _ = dataset.split_arrays(dataset.read_manifest(prepared), "train")
+    features, _ = load_split(tmp_path / "features", "train")
+    as_is, mirrored = plain(images[rows]), plain(images[rows][:, :, ::-1])
+    np.testing.assert_allclose(features, (as_is + mirrored) / 2, rtol=1e-5, atol=1e-5)
+    assert np.abs(as_is - mirrored).mean() > 0.01  # photos are not symmetric: the mirror adds something
+
+    train_head(params, tmp_path / "features", tmp_path / "features", tmp_path / "models" / "head.keras",
+               tmp_path / "history.csv")
+    classifier = load_classifier("head", tmp_path / "models", with_backbone=True)
+    assert isinstance(classifier.extractor, MirrorAveraged)
     np.testing.assert_allclose(classifier.extractor(images[rows]), features, rtol=1e-5, atol=1e-5)

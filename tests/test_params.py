@@ -93,10 +93,12 @@ def test_every_real_data_configuration_is_valid_and_its_files_exist():
         overrides = real_data_overrides(name)
         # every configuration sets every key it depends on: the workspace holds the last experiment's
         assert {"data.source", "data.path", "data.region.bottom", "data.resize", "model",
-                "features.weights", "smote.enabled"} <= set(overrides), name
+                "features.weights", "features.mirror", "smote.enabled"} <= set(overrides), name
         params = make_params(**overrides)
         weights = params["features"]["weights"]
         for path in [params["data"]["path"], *(weights.values() if isinstance(weights, dict) else [weights])]:
             assert shared_path(os.path.relpath(REPO / path, SHARED))().exists(), (name, path)
     top = make_params(**real_data_overrides("necklines_top-mobilenet-smote"))["data"]
     assert top["region"]["bottom"] == 0.6 and top["resize"] == "crop"
+    assert make_params(**real_data_overrides("necklines_top-mobilenet-smote"))["features"]["mirror"] is True
+    assert make_params(**real_data_overrides("necklines-mobilenet-smote"))["features"]["mirror"] is False
