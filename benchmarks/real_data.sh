@@ -24,10 +24,11 @@ WHOLE="-S data.region.top=0.0 -S data.region.bottom=1.0 -S data.region.left=0.0 
  -S data.resize=pad -S features.mirror=false"
 NECKLINES="-S data.source=folder -S data.path=../shared/data/necklines -S data.image_size=224 $WHOLE"
 # Only the upper 60 % of each neckline photo, where the neckline is, filling the 224x224 square;
-# each photo's features averaged with its mirror image's.
-NECKLINES_TOP="-S data.source=folder -S data.path=../shared/data/necklines -S data.image_size=224 \
- -S data.region.top=0.0 -S data.region.bottom=0.6 -S data.region.left=0.0 -S data.region.right=1.0 -S data.resize=crop \
- -S features.mirror=true"
+# each photo's features averaged with its mirror image's (necklines_top) or not (necklines_top_nomirror).
+NECKLINES_UPPER="-S data.source=folder -S data.path=../shared/data/necklines -S data.image_size=224 \
+ -S data.region.top=0.0 -S data.region.bottom=0.6 -S data.region.left=0.0 -S data.region.right=1.0 -S data.resize=crop"
+NECKLINES_TOP="$NECKLINES_UPPER -S features.mirror=true"
+NECKLINES_TOP_NOMIRROR="$NECKLINES_UPPER -S features.mirror=false"
 CLOTHING="-S data.source=folder -S data.path=../shared/data/clothing -S data.image_size=224 $WHOLE"
 # Fashion-MNIST at its own 28x28 (the backbones enlarge it to their minimum, 32); the CNN with batch
 # normalisation, three blocks, learning rate halved on plateaus, light augmentation.
@@ -37,7 +38,8 @@ FASHION="-S data.source=fashion_mnist -S data.path=../shared/data/fashion-mnist 
  -S cnn.augment.rotation=0 -S cnn.augment.zoom=0 -S cnn.augment.brightness=0 -S cnn.augment.contrast=0 \
  -S cnn.augment.shift=0.05"
 
-declare -A DATA=([necklines]=$NECKLINES [necklines_top]=$NECKLINES_TOP [clothing]=$CLOTHING [fashion]=$FASHION)
+declare -A DATA=([necklines]=$NECKLINES [necklines_top]=$NECKLINES_TOP [necklines_top_nomirror]=$NECKLINES_TOP_NOMIRROR
+                 [clothing]=$CLOTHING [fashion]=$FASHION)
 declare -A MODEL=([mobilenet]=$MOBILENET [mobilenet_v2]=$MOBILENET_V2 [ensemble]=$ENSEMBLE)
 declare -A SMOTE=([smote]="-S smote.enabled=true" [nosmote]="-S smote.enabled=false")
 declare -A RUNS=()  # NAME = data-backbone-smote

@@ -88,7 +88,7 @@ def real_data_overrides(name):
 def test_every_real_data_configuration_is_valid_and_its_files_exist():
     names = subprocess.run(["bash", "benchmarks/real_data.sh", "--list"], cwd=REPO, check=True,
                            capture_output=True, text=True).stdout.split()
-    assert len(names) == 24 and "necklines_top-ensemble-smote" in names
+    assert len(names) == 30 and "necklines_top-ensemble-smote" in names
     for name in names:
         overrides = real_data_overrides(name)
         # every configuration sets every key it depends on: the workspace holds the last experiment's
@@ -102,3 +102,4 @@ def test_every_real_data_configuration_is_valid_and_its_files_exist():
     assert top["region"]["bottom"] == 0.6 and top["resize"] == "crop"
     assert make_params(**real_data_overrides("necklines_top-mobilenet-smote"))["features"]["mirror"] is True
     assert make_params(**real_data_overrides("necklines-mobilenet-smote"))["features"]["mirror"] is False
+    assert make_params(**real_data_overrides("necklines_top_nomirror-mobilenet-smote"))["features"]["mirror"] is False
