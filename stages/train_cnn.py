@@ -30,7 +30,7 @@ from stages.atomic import remove_stale, write_json  # noqa: E402
 from stages.errors import PipelineError, run_stage  # noqa: E402
 from stages.params import load_params  # noqa: E402
 from stages.training import (  # noqa: E402
-    best_epoch, make_reproducible, save_model, training_callbacks, with_temperature, write_history)
+    best_epoch, calibrated, make_reproducible, save_model, training_callbacks, write_history)
 
 log = logging.getLogger("train_cnn")
 
@@ -194,10 +194,7 @@ def train_cnn(params, prepared_dir=dataset.PREPARED_DIR, model_path=MODEL_PATH,
                             callbacks=training_callbacks(cnn["patience"], cnn["reduce_lr_patience"]),
                             shuffle=False, verbose=2)
         seconds = time.perf_counter() - started
-        temperature = 1.0
-        if cnn["calibrate"]:
-            model, temperature = with_temperature(model, validation, val_labels, None)
-            log.info("temperature scaling on validation: T = %.3f", temperature)
+        model, temperature = calibrated(model, cnn["calibrate"], validation, val_labels, None)
 
     metrics = training_metrics(history, seconds, len(train_rows), len(val_rows))
     metrics["temperature"] = temperature

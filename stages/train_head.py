@@ -15,8 +15,7 @@ import numpy as np
 from stages import extract, resample
 from stages.errors import PipelineError, run_stage
 from stages.params import load_params
-from stages.training import (best_epoch, make_reproducible, save_model, training_callbacks, with_temperature,
-                             write_history)
+from stages.training import best_epoch, calibrated, make_reproducible, save_model, training_callbacks, write_history
 
 log = logging.getLogger("train_head")
 
@@ -62,10 +61,7 @@ def train_head(params, features_dir=extract.FEATURES_DIR, resampled_dir=resample
                         shuffle=True, verbose=2)
     seconds = time.perf_counter() - start
     best = best_epoch(history)
-    temperature = 1.0
-    if head["calibrate"]:
-        model, temperature = with_temperature(model, val_x, val_y, head["batch_size"])
-        log.info("temperature scaling on validation: T = %.3f", temperature)
+    model, temperature = calibrated(model, head["calibrate"], val_x, val_y, head["batch_size"])
     write_history(history, history_path)
     save_model(model, model_path, {
         "kind": "head",

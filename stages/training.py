@@ -2,8 +2,11 @@
 
 import csv
 import json
+import logging
 import os
 from pathlib import Path
+
+log = logging.getLogger("training")
 
 HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy")
 
@@ -117,3 +120,12 @@ def with_temperature(model, validation, labels, batch_size):
     scaled = keras.layers.Rescaling(1 / temperature, name="temperature")(logits)
     outputs = keras.layers.Softmax(name="probabilities")(scaled)  # replaces the uncalibrated one
     return keras.Model(model.inputs, outputs, name=model.name), temperature
+
+
+def calibrated(model, enabled, validation, labels, batch_size):
+    """(model, T): with_temperature when calibration is enabled, else the model as it is and T = 1."""
+    if not enabled:
+        return model, 1.0
+    model, temperature = with_temperature(model, validation, labels, batch_size)
+    log.info("temperature scaling on validation: T = %.3f", temperature)
+    return model, temperature
