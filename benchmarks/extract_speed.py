@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from stages import dataset  # noqa: E402
-from stages.backbones import FeatureExtractor  # noqa: E402
+from stages.extractor import FeatureExtractor  # noqa: E402
 from stages.extract import extract_features  # noqa: E402
 
 WEIGHTS = {"mobilenet": REPO.parent / "shared/weights/mobilenet_1.0_224_no_top.weights.h5",
@@ -100,7 +100,7 @@ def epochs(args):
     import keras
 
     from stages.train_head import build_head
-    from stages.training import make_reproducible
+    from stages.runtime import make_reproducible
 
     records = dataset.read_manifest(args.prepared)
     num_classes = len(dataset.read_summary(args.prepared)["classes"])

@@ -1,7 +1,9 @@
 """Atomic outputs: a stage writes into a temporary sibling and renames it into place.
 
 An interrupted or failed run therefore never leaves a half-written artifact that DVC
-could cache or a later stage could read.
+could cache or a later stage could read. A run killed outright (kill -9, power loss) cannot clean
+up after itself: its temporary siblings stay behind, and the next write of the same output removes
+them.
 """
 
 import contextlib
@@ -11,8 +13,30 @@ import shutil
 from pathlib import Path
 
 
-def _temporary_sibling(final: Path) -> Path:
-    return final.parent / f".{final.name}.tmp-{os.getpid()}"
+def temporary_sibling(final: Path, suffix="") -> Path:
+    """Where `final` is written before it is renamed into place (`suffix` for writers that insist on one)."""
+    return final.parent / f".{final.name}.tmp-{os.getpid()}{suffix}"
+
+
+def remove_stale_temporaries(final: Path):
+    """Remove what killed runs left beside `final`: temporary and old copies of processes that are gone."""
+    for leftover in final.parent.glob(f".{final.name}.*-*"):
+        kind, _, rest = leftover.name[len(final.name) + 2:].partition("-")
+        pid = rest.split(".")[0]
+        if kind in ("tmp", "old") and pid.isdigit() and not _running(int(pid)):
+            remove_stale(leftover)
+
+
+def _running(pid):
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 @contextlib.contextmanager
@@ -20,7 +44,8 @@ def atomic_dir(final):
     """Yield an empty temporary directory; on success it replaces `final`, on error it is removed."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temporary_sibling(final)
+    remove_stale_temporaries(final)
+    tmp = temporary_sibling(final)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
@@ -40,7 +65,8 @@ def atomic_file(final, mode="w"):
     """Yield an open temporary file; on success it replaces `final`, on error it is removed."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temporary_sibling(final)
+    remove_stale_temporaries(final)
+    tmp = temporary_sibling(final)
     try:
         with open(tmp, mode) as handle:
             yield handle

@@ -2,36 +2,45 @@
 
 The evaluate stage and the prediction command both go through here, so a photo is
 classified the same way in both: the image store's uint8 pixels (or a photo decoded and
-resized by `stages.images`, exactly as prepare does) go to the CNN, which resizes and
+preprocessed by `stages.images`, exactly as prepare does) go to the CNN, which resizes and
 rescales inside the model, or through the same frozen backbone and `preprocess_input`
-as the extract stage to the head.
+as the extract stage to the head. A model is rebuilt from `models/<kind>.keras` and the two
+recipes in `models/<kind>.json` alone (`stages.recipes`).
 """
 
-import os
+import json
 from pathlib import Path
 
 import numpy as np
 
-from stages.errors import PipelineError
+from stages import runtime  # noqa: F401  (TensorFlow's environment, before Keras loads it)
+from stages.errors import PipelineError, missing, outdated
 from stages.images import DEFAULT_MAX_PIXELS, load_image
+from stages.recipes import BackboneRecipe, Preprocessing
+from stages.training import load_model_info
 
 KINDS = ("cnn", "head")
 MODELS_DIR = Path("models")
+TEST_METRICS = Path("metrics/test.json")  # written by the evaluate stage: one section per kind
 
 
 class Classifier:
-    """One trained model with what it needs to classify: classes, input size, resize mode, region."""
+    """One trained model with what it needs to classify: its classes and how its inputs are made."""
 
-    def __init__(self, kind, model, info, extractor=None):
+    def __init__(self, kind, model, info, preprocessing, extractor=None):
         self.kind, self.model, self.info, self.extractor = kind, model, info, extractor
         self.classes = list(info["classes"])
-        self.image_size = int(info["image_size"])
-        self.resize = info["resize"]
-        self.region = info.get("region")  # models saved before data.region existed saw whole photos
+        self.preprocessing = preprocessing
+        self.image_size = preprocessing.image_size
+
+    @property
+    def title(self):
+        """How reports name the model: the custom CNN, or the head with its backbone."""
+        return f"{self.info[BackboneRecipe.RECORD_KEY]['model']} head" if self.kind == "head" else "custom CNN"
 
     def read(self, path, max_pixels=DEFAULT_MAX_PIXELS):
         """A photo as this model's training images were made: decoded, cut to the region, resized."""
-        return load_image(path, self.image_size, self.resize, max_pixels, self.region)
+        return load_image(path, self.preprocessing, max_pixels)
 
     def probabilities(self, images):
         """(n, classes) float32 probabilities for a batch of (n, size, size, 3) uint8 images."""
@@ -64,26 +73,31 @@ def load_classifier(kind, models_dir=MODELS_DIR, with_backbone=True):
     path = model_path(kind, models_dir)
     info_path = path.with_suffix(".json")
     if not path.is_file() or not info_path.is_file():
-        raise PipelineError(f"no trained {kind} model at {path}; run `dvc repro` first")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        raise missing(path, f"no trained {kind} model")
     import keras
 
-    from stages.training import load_model_info, make_reproducible
-
     info = load_model_info(path)
+    preprocessing = Preprocessing.from_artifact(info, info_path)
+    recipe = BackboneRecipe.from_artifact(info, info_path) if kind == "head" else None
     try:
         model = keras.saving.load_model(path, compile=False)
     except Exception as err:  # a truncated or foreign file: Keras raises several kinds
-        raise PipelineError(f"could not load {path} ({type(err).__name__}: {err}); run `dvc repro` again") from None
+        raise outdated(path, f"could not be loaded ({type(err).__name__}: {err})") from None
     extractor = None
-    if kind == "head" and with_backbone:
-        from stages.backbones import build_extractor
+    if recipe is not None and with_backbone:
+        from stages.extractor import build_extractor
 
-        backbone = info["backbone"]
-        # With random weights (weights_used none) the backbone is rebuilt from the same seed the
-        # extract stage used, so it is the same random backbone.
-        make_reproducible(info["seed"])
-        extractor = build_extractor(backbone["model"], backbone["image_size"], weights=backbone["weights_used"],
-                                    alpha=backbone["alpha"], precision=backbone["precision"],
-                                    mirror=backbone.get("mirror", False))
-    return Classifier(kind, model, info, extractor)
+        extractor = build_extractor(recipe, preprocessing.image_size)
+    return Classifier(kind, model, info, preprocessing, extractor)
+
+
+def best_model(metrics_path=TEST_METRICS):
+    """The kind with the higher balanced accuracy (then macro-F1) in the last evaluation, or None."""
+    path = Path(metrics_path)
+    if not path.is_file():
+        return None
+    try:
+        results = json.loads(path.read_text())
+        return max(KINDS, key=lambda kind: (results[kind]["balanced_accuracy"], results[kind]["macro_f1"]))
+    except (ValueError, KeyError, TypeError):
+        return None

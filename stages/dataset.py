@@ -13,11 +13,12 @@ by the batch, not by the data set.
 import csv
 import json
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
-from stages.errors import PipelineError
+from stages.errors import missing, outdated
 
 PREPARED_DIR = Path("data/prepared")
 IMAGES_FILE = "images.npy"
@@ -71,14 +72,14 @@ class ImageStore:
     def __init__(self, path):
         self.path = Path(path)
         if not self.path.is_file():
-            raise PipelineError(f"{self.path} not found; run `dvc repro prepare` first")
+            raise missing(self.path)
         with open(self.path, "rb") as handle:
             if np.lib.format.read_magic(handle) != (1, 0):
-                raise PipelineError(f"{self.path} is not a prepared image array; run `dvc repro prepare` again")
+                raise outdated(self.path, "is not a prepared image array")
             shape, fortran, dtype = np.lib.format.read_array_header_1_0(handle)
             self._offset = handle.tell()
         if dtype != np.uint8 or fortran or len(shape) != 4 or shape[3] != 3 or shape[1] != shape[2]:
-            raise PipelineError(f"{self.path} is not a prepared image array; run `dvc repro prepare` again")
+            raise outdated(self.path, "is not a prepared image array")
         self.shape = shape
         self.size = shape[1]
         self._row_bytes = shape[1] * shape[2] * 3
@@ -101,15 +102,14 @@ class ImageStore:
             nbytes = (end - start) * self._row_bytes
             data = os.pread(self._fd, nbytes, self._offset + int(rows[start]) * self._row_bytes)
             if len(data) != nbytes:
-                raise PipelineError(f"{self.path} is truncated; run `dvc repro prepare` again")
+                raise outdated(self.path, "is truncated")
             flat[start:end] = np.frombuffer(data, dtype=np.uint8).reshape(end - start, self._row_bytes)
             start = end
         return out
 
     def batches(self, rows, batch_size):
-        """Yield the images at `rows` in order, batch_size at a time."""
-        for start in range(0, len(rows), batch_size):
-            yield self.read(rows[start:start + batch_size])
+        """Yield the images at `rows` in order, batch_size at a time, the next batch read while this one is used."""
+        return prefetched(self.read(rows[start:start + batch_size]) for start in range(0, len(rows), batch_size))
 
     def close(self):
         os.close(self._fd)
@@ -133,7 +133,7 @@ def read_manifest(prepared_dir=PREPARED_DIR):
     """The manifest as a list of dicts, with row and label_index as ints."""
     path = Path(prepared_dir) / MANIFEST_FILE
     if not path.is_file():
-        raise PipelineError(f"{path} not found; run `dvc repro prepare` first")
+        raise missing(path)
     with open(path, newline="") as handle:
         records = list(csv.DictReader(handle))
     for record in records:
@@ -145,7 +145,7 @@ def read_manifest(prepared_dir=PREPARED_DIR):
 def read_summary(prepared_dir=PREPARED_DIR):
     path = Path(prepared_dir) / SUMMARY_FILE
     if not path.is_file():
-        raise PipelineError(f"{path} not found; run `dvc repro prepare` first")
+        raise missing(path)
     return json.loads(path.read_text())
 
 
@@ -155,3 +155,13 @@ def split_arrays(records, split):
     rows = np.array([record["row"] for record in chosen], dtype=np.int64)
     labels = np.array([record["label_index"] for record in chosen], dtype=np.int64)
     return rows, labels
+
+
+def prefetched(batches):
+    """Yield from `batches` while a background thread already reads the next item."""
+    iterator = iter(batches)
+    with ThreadPoolExecutor(max_workers=1) as reader:
+        pending = reader.submit(next, iterator, None)
+        while (batch := pending.result()) is not None:
+            pending = reader.submit(next, iterator, None)
+            yield batch

@@ -19,16 +19,15 @@ from pathlib import Path
 
 import numpy as np
 
-from stages import dataset, extract
+from stages import dataset
 from stages.atomic import atomic_file, write_json
-from stages.classify import KINDS, load_classifier
-from stages.errors import PipelineError, run_stage
+from stages.classify import KINDS, TEST_METRICS, load_classifier
+from stages.errors import PipelineError, missing, outdated, run_stage
+from stages.features import FEATURES_DIR, SMOTE_COUNTS, features_of_rows
 from stages.params import load_params
-from stages.resample import COUNTS_FILE as SMOTE_METRICS
 
 log = logging.getLogger("evaluate")
 
-METRICS_PATH = Path("metrics/test.json")
 PER_CLASS_PATH = Path("metrics/per_class.json")
 REPORT_PATH = Path("metrics/report.md")
 PLOTS_DIR = Path("plots")
@@ -125,21 +124,6 @@ def batched_probabilities(predict, batches, total, classes):
     return out
 
 
-def head_test_features(features_dir, rows):
-    """The extract stage's test features, in the order of `rows` (a clear error if they do not match)."""
-    path = Path(features_dir) / "test.npz"
-    if not path.is_file():
-        raise PipelineError(f"{path} not found; run `dvc repro` (the extract stage) first")
-    with np.load(path, allow_pickle=False) as arrays:
-        features, feature_rows = arrays["features"], arrays["rows"]
-    where = {int(row): i for i, row in enumerate(feature_rows)}
-    missing = [int(row) for row in rows if int(row) not in where]
-    if missing:
-        raise PipelineError(f"{path} has no features for {len(missing)} test image(s); the features are older "
-                            "than the prepared data: run `dvc repro` again")
-    return features[[where[int(row)] for row in rows]]
-
-
 # --- outputs -----------------------------------------------------------------------------
 
 def write_predictions(path, paths, labels, probabilities, classes):
@@ -195,7 +179,7 @@ def plot_curves(path, history_path, title):
     from matplotlib.ticker import MaxNLocator
 
     if not Path(history_path).is_file():
-        raise PipelineError(f"{history_path} not found; run `dvc repro` (the training stages) first")
+        raise missing(history_path)
     history = pd.read_csv(history_path)
     best = int(history.loc[history["val_loss"].idxmin(), "epoch"])
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
@@ -276,8 +260,8 @@ def _maybe(value):
 
 # --- the stage -----------------------------------------------------------------------------
 
-def evaluate(params, prepared_dir=dataset.PREPARED_DIR, features_dir=extract.FEATURES_DIR, models_dir="models",
-             metrics_path=METRICS_PATH, report_path=REPORT_PATH, plots_dir=PLOTS_DIR, smote_path=SMOTE_METRICS,
+def evaluate(params, prepared_dir=dataset.PREPARED_DIR, features_dir=FEATURES_DIR, models_dir="models",
+             metrics_path=TEST_METRICS, report_path=REPORT_PATH, plots_dir=PLOTS_DIR, smote_path=SMOTE_COUNTS,
              test_rows=None):
     """Score both models on the test split and write metrics, report and plots.
 
@@ -295,20 +279,19 @@ def evaluate(params, prepared_dir=dataset.PREPARED_DIR, features_dir=extract.FEA
         for kind in KINDS:
             classifier = load_classifier(kind, models_dir, with_backbone=False)
             if classifier.classes != classes:
-                raise PipelineError(f"models/{kind}.keras was trained on classes {classifier.classes}, but the "
-                                    f"prepared data has {classes}; run `dvc repro` to retrain it")
+                raise outdated(f"models/{kind}.keras", f"was trained on classes {classifier.classes}, but the "
+                                                      f"prepared data has {classes}")
             if kind == "cnn":
                 probabilities = batched_probabilities(
                     classifier.probabilities, store.batches(rows, params["cnn"]["batch_size"]), len(rows),
                     len(classes))
-                title = "custom CNN"
             else:
-                features = head_test_features(features_dir, rows)
+                features = features_of_rows(features_dir, "test", rows)
                 size = params["head"]["batch_size"]
                 probabilities = batched_probabilities(
                     classifier.from_features, (features[i:i + size] for i in range(0, len(features), size)),
                     len(rows), len(classes))
-                title = f"{classifier.info['backbone']['model']} head"
+            title = classifier.title
             results[kind] = score(labels, probabilities, classes, threshold, bins)
             # 1.0: not calibrated (head.calibrate / cnn.calibrate false, or a model saved before).
             results[kind]["temperature"] = classifier.info.get("temperature", 1.0)
@@ -334,18 +317,6 @@ def evaluate(params, prepared_dir=dataset.PREPARED_DIR, features_dir=extract.FEA
     write_json(metrics_path, {kind: {k: v for k, v in result.items() if k != "per_class"}
                               for kind, result in results.items()})
     return results
-
-
-def best_model(metrics_path=METRICS_PATH):
-    """The kind with the higher balanced accuracy (then macro-F1) in the last evaluation, or None."""
-    path = Path(metrics_path)
-    if not path.is_file():
-        return None
-    try:
-        results = json.loads(path.read_text())
-        return max(KINDS, key=lambda kind: (results[kind]["balanced_accuracy"], results[kind]["macro_f1"]))
-    except (ValueError, KeyError, TypeError):
-        return None
 
 
 def main():

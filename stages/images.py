@@ -1,26 +1,31 @@
-"""The one place images are decoded and resized.
+"""The one place image files are found, decoded and resized.
 
-Both the prepare stage and the prediction command go through `load_image`, so a
-photo is turned into pixels exactly the same way at training and at prediction
-time. Any difference here (colour mode handling, EXIF rotation, resize filter)
-would silently shift the input distribution between the two.
+Both the prepare stage and the prediction command find files with `walk_image_files` and go
+through `decode_rgb` and `preprocess` (together: `load_image`), so a photo is turned into pixels
+exactly the same way at training and at prediction time. Any difference here (colour mode
+handling, EXIF rotation, resize filter) would silently shift the input distribution between the two.
 """
 
+import errno
+import logging
 import math
 import os
 import re
 import stat
 import struct
+from pathlib import Path
 
 import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from stages.recipes import FULL_REGION, RESIZE_MODES
+
+log = logging.getLogger("images")
+
 SUPPORTED_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
-RESIZE_MODES = ("stretch", "pad", "crop")
+SYSTEM_FILES = {"thumbs.db", "desktop.ini", "icon\r"}
 DEFAULT_MAX_PIXELS = 50_000_000
-# The part of each photo the models see (data.region), as fractions of its height and width.
-FULL_REGION = {"top": 0.0, "bottom": 1.0, "left": 0.0, "right": 1.0}
 
 WHITE = 255
 
@@ -129,10 +134,15 @@ def decode_size(size: int, region=None) -> int:
     return math.ceil(size / min(region["bottom"] - region["top"], region["right"] - region["left"]))
 
 
-def load_image(path, size: int, mode: str = "pad", max_pixels=DEFAULT_MAX_PIXELS, region=None) -> np.ndarray:
-    """Decode, keep the region, resize: the single entry point for training and prediction."""
-    rgb = decode_rgb(path, max_pixels, min_size=decode_size(size, region))
-    return resize_image(crop_region(rgb, region), size, mode)
+def preprocess(rgb: np.ndarray, preprocessing) -> np.ndarray:
+    """A decoded photo as a model's input: its region cut out, then resized (a recipes.Preprocessing)."""
+    return resize_image(crop_region(rgb, preprocessing.region), preprocessing.image_size, preprocessing.resize)
+
+
+def load_image(path, preprocessing, max_pixels=DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode and preprocess: the single entry point for training and prediction."""
+    rgb = decode_rgb(path, max_pixels, min_size=decode_size(preprocessing.image_size, preprocessing.region))
+    return preprocess(rgb, preprocessing)
 
 
 def _fraction_to_pixel(fraction, length):
@@ -215,3 +225,52 @@ def _resize(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
     interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
     out = cv2.resize(np.ascontiguousarray(rgb), (width, height), interpolation=interpolation)
     return np.ascontiguousarray(out, dtype=np.uint8)
+
+
+# --- finding image files ---------------------------------------------------------------
+
+def skip(skipped, path, kind, reason):
+    """Record a file that is passed over, with a kind (for counts) and a reason (for the user)."""
+    log.warning("skipped %s: %s", path, reason)
+    skipped.append({"path": str(path), "kind": kind, "reason": reason})
+
+
+def walk_image_files(root, folder, skipped):
+    """Image files under folder, recursively, in sorted order; everything else is skipped (paths
+    relative to root)."""
+    visited = set()
+    for current, subfolders, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(current)
+        # A symlink to a folder already walked, or to one of its ancestors, would never end.
+        if real in visited or any(seen.startswith(real + os.sep) for seen in visited):
+            skip(skipped, Path(current).relative_to(root), "symlink_loop",
+                 "folder symlink points back into a folder already read; remove the link")
+            subfolders[:] = []
+            continue
+        visited.add(real)
+        for name in sorted(subfolders):
+            if name.startswith("."):
+                skip(skipped, (Path(current) / name).relative_to(root), "hidden", "hidden file or folder")
+        subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))
+        for name in sorted(files):
+            path = Path(current) / name
+            shown = path.relative_to(root)
+            if name.startswith("."):
+                skip(skipped, shown, "hidden", "hidden file or folder")
+            elif name.lower() in SYSTEM_FILES:
+                skip(skipped, shown, "system_file", "operating-system metadata file")
+            elif path.suffix.lower() not in SUPPORTED_EXTENSIONS:
+                skip(skipped, shown, "unsupported_type",
+                     f"unsupported file type '{path.suffix}'; supported: {', '.join(SUPPORTED_EXTENSIONS)}")
+            elif _readable_file(path, shown, skipped):
+                yield path
+
+
+def _readable_file(path, shown, skipped):
+    try:
+        os.stat(path)  # follows symlinks: fails on loops and dangling links
+        return True
+    except OSError as err:
+        kind = "symlink_loop" if err.errno == errno.ELOOP else "unreadable"
+        skip(skipped, shown, kind, f"cannot open: {err.strerror}")
+        return False

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import yaml
 
+from stages.backbones import BACKBONES
 from stages.errors import PipelineError
+from stages.recipes import RESIZE_MODES
 
 PARAMS_FILE = "params.yaml"
 
 SOURCES = ("synthetic", "folder", "fashion_mnist")
-RESIZE_MODES = ("stretch", "pad", "crop")
-BACKBONES = ("mobilenet", "mobilenet_v2", "vgg16", "resnet50")
 SYNTHETIC_DIR = "data/synthetic"
 
 

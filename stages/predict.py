@@ -24,13 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.classify import KINDS, MODELS_DIR, load_classifier
-from stages.errors import EXIT_USER_ERROR, PipelineError
-from stages.evaluate import METRICS_PATH, best_model
-from stages.extract import prefetched
-from stages.images import DEFAULT_MAX_PIXELS, SUPPORTED_EXTENSIONS, ImageError
+from stages.classify import KINDS, MODELS_DIR, TEST_METRICS, best_model, load_classifier
+from stages.dataset import prefetched
+from stages.errors import PipelineError, run_stage
+from stages.images import DEFAULT_MAX_PIXELS, SUPPORTED_EXTENSIONS, ImageError, walk_image_files
 from stages.params import PARAMS_FILE, load_params
-from stages.prepare import walk_image_files
 
 log = logging.getLogger("predict")
 
@@ -88,7 +86,7 @@ def _decode(entry, classifier, max_pixels):
 def classify(classifier, entries, threshold, batch_size=32, max_pixels=DEFAULT_MAX_PIXELS, workers=None):
     """One result dict per entry, in order: path, label, probability, top3, low_confidence, error.
 
-    Decoding runs on a thread pool, a batch ahead of the model (extract's `prefetched`); memory holds
+    Decoding runs on a thread pool, a batch ahead of the model (`dataset.prefetched`); memory holds
     two batches at most.
     """
     results = []
@@ -169,7 +167,7 @@ def parse_args(argv):
     parser.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
     parser.add_argument("--batch-size", type=int, default=32, help="images per batch (default: 32)")
     parser.add_argument("--models-dir", default=str(MODELS_DIR), help="where the trained models are (default: models)")
-    parser.add_argument("--metrics", default=str(METRICS_PATH),
+    parser.add_argument("--metrics", default=str(TEST_METRICS),
                         help="the evaluation that picks the default model (default: metrics/test.json)")
     args = parser.parse_args(argv)
     if args.threshold is not None and not 0 <= args.threshold <= 1:
@@ -196,8 +194,7 @@ def run(argv=None, out=sys.stdout):
     kind = args.model or best_model(args.metrics) or "head"
     entries = find_images(args.paths)
     classifier = load_classifier(kind, args.models_dir)
-    log.info("classifying %d file(s) with the %s model (%s)", len(entries), kind,
-             classifier.info.get("backbone", {}).get("model", "custom CNN"))
+    log.info("classifying %d file(s) with the %s", len(entries), classifier.title)
     results = classify(classifier, entries, threshold, args.batch_size, max_pixels)
     out.write(render(results, args.format))
     failed = sum(1 for r in results if r["error"])
@@ -208,17 +205,8 @@ def run(argv=None, out=sys.stdout):
 
 
 def main(argv=None):
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        status = run(argv)
-    except PipelineError as err:
-        print(f"error: {err}", file=sys.stderr)
-        status = EXIT_USER_ERROR
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        status = 130
-    sys.exit(status)
+    return run(argv)
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main, level=logging.WARNING)

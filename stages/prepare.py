@@ -6,7 +6,6 @@ Unusable files are skipped with a reason; problems that make the data set unusab
 whole stop the stage with a message saying what to fix, and leave no output behind.
 """
 
-import errno
 import hashlib
 import logging
 import os
@@ -22,13 +21,13 @@ from stages import dataset
 from stages.atomic import atomic_dir, write_json
 from stages.errors import PipelineError, run_stage
 from stages.idx import FASHION_MNIST_CLASSES, read_fashion_mnist
-from stages.images import SUPPORTED_EXTENSIONS, ImageError, crop_region, decode_rgb, decode_size, resize_image
+from stages.images import SUPPORTED_EXTENSIONS, ImageError, decode_rgb, decode_size, preprocess, skip, walk_image_files
 from stages.params import load_params
+from stages.recipes import Preprocessing
 
 log = logging.getLogger("prepare")
 
 DECODE_BATCH = 256  # images decoded, resized and written per step: bounds memory
-SYSTEM_FILES = {"thumbs.db", "desktop.ini", "icon\r"}
 
 
 @dataclass
@@ -38,11 +37,6 @@ class Candidate:
     label: str
     load: Callable[[], np.ndarray]            # returns HxWx3 uint8 RGB, or raises ImageError
     fixed_split: str | None = None            # a split given by the source (Fashion-MNIST's t10k, a test/ folder)
-
-
-def _skip(skipped, path, kind, reason):
-    log.warning("skipped %s: %s", path, reason)
-    skipped.append({"path": str(path), "kind": kind, "reason": reason})
 
 
 # --- sources -------------------------------------------------------------------------
@@ -105,11 +99,11 @@ def _sub_folders(root, folder, skipped):
     found = []
     for entry in sorted(folder.iterdir()):
         if entry.name.startswith("."):
-            _skip(skipped, entry.relative_to(root), "hidden", "hidden file or folder")
+            skip(skipped, entry.relative_to(root), "hidden", "hidden file or folder")
         elif entry.is_dir():
             found.append(entry)
         else:
-            _skip(skipped, entry.relative_to(root), "outside_class_folder",
+            skip(skipped, entry.relative_to(root), "outside_class_folder",
                   "file is not inside a class folder; move it into the folder of its class")
     return found
 
@@ -126,48 +120,6 @@ def _class_candidates(root, class_dirs, min_size, max_pixels, skipped):
                 path=file.relative_to(root).as_posix(), label=class_dir.name,
                 load=lambda file=file: decode_rgb(file, max_pixels=max_pixels, min_size=min_size)))
     return candidates
-
-
-def walk_image_files(root, class_dir, skipped):
-    """Image files under class_dir, recursively, in sorted order; everything else is skipped."""
-    visited = set()
-    for folder, subfolders, files in os.walk(class_dir, followlinks=True):
-        real = os.path.realpath(folder)
-        # A symlink to a folder already walked, or to one of its ancestors, would never end.
-        if real in visited or any(seen.startswith(real + os.sep) for seen in visited):
-            _skip(skipped, Path(folder).relative_to(root), "symlink_loop",
-                  "folder symlink points back into a folder already read; remove the link")
-            subfolders[:] = []
-            continue
-        visited.add(real)
-        for name in sorted(subfolders):
-            if name.startswith("."):
-                _skip(skipped, (Path(folder) / name).relative_to(root), "hidden", "hidden file or folder")
-        subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))
-        for name in sorted(files):
-            path = Path(folder) / name
-            shown = path.relative_to(root)
-            if name.startswith("."):
-                _skip(skipped, shown, "hidden", "hidden file or folder")
-            elif name.lower() in SYSTEM_FILES:
-                _skip(skipped, shown, "system_file", "operating-system metadata file")
-            elif path.suffix.lower() not in SUPPORTED_EXTENSIONS:
-                _skip(skipped, shown, "unsupported_type",
-                      f"unsupported file type '{path.suffix}'; supported: {', '.join(SUPPORTED_EXTENSIONS)}")
-            elif not _readable_file(path, shown, skipped):
-                continue
-            else:
-                yield path
-
-
-def _readable_file(path, shown, skipped):
-    try:
-        os.stat(path)  # follows symlinks: fails on loops and dangling links
-        return True
-    except OSError as err:
-        kind = "symlink_loop" if err.errno == errno.ELOOP else "unreadable"
-        _skip(skipped, shown, kind, f"cannot open: {err.strerror}")
-        return False
 
 
 def discover_fashion_mnist(folder):
@@ -187,16 +139,16 @@ def discover_fashion_mnist(folder):
 
 # --- decoding, deduplication and the image store ---------------------------------------
 
-def _decode(candidate, size, resize_mode, region):
+def _decode(candidate, preprocessing):
     try:
         rgb = candidate.load()
     except ImageError as err:
         return None, None, str(err)
     digest = hashlib.sha256(np.ascontiguousarray(rgb).tobytes() + str(rgb.shape).encode()).hexdigest()
-    return resize_image(crop_region(rgb, region), size, resize_mode), digest, None
+    return preprocess(rgb, preprocessing), digest, None
 
 
-def decode_into_store(candidates, writer, size, resize_mode, skipped, workers=None, region=None):
+def decode_into_store(candidates, writer, preprocessing, skipped, workers=None):
     """Decode, crop to the region, resize and append every usable candidate; drop duplicates and
     label conflicts (judged on the whole decoded image).
 
@@ -211,9 +163,9 @@ def decode_into_store(candidates, writer, size, resize_mode, skipped, workers=No
             batch = candidates[start:start + DECODE_BATCH]
             kept_images = []
             for candidate, (image, digest, error) in zip(
-                    batch, pool.map(lambda c: _decode(c, size, resize_mode, region), batch)):
+                    batch, pool.map(lambda c: _decode(c, preprocessing), batch)):
                 if error:
-                    _skip(skipped, candidate.path, "bad_image", error)
+                    skip(skipped, candidate.path, "bad_image", error)
                     continue
                 first = first_by_hash.get(digest)
                 if first is None:
@@ -223,10 +175,10 @@ def decode_into_store(candidates, writer, size, resize_mode, skipped, workers=No
                     records.append(record)
                     kept_images.append(image)
                 elif first["label"] == candidate.label:
-                    _skip(skipped, candidate.path, "duplicate", f"identical to {first['path']}; kept that one")
+                    skip(skipped, candidate.path, "duplicate", f"identical to {first['path']}; kept that one")
                 else:
                     conflicted.add(digest)
-                    _skip(skipped, candidate.path, "label_conflict",
+                    skip(skipped, candidate.path, "label_conflict",
                           f"identical to {first['path']} but labelled {candidate.label!r}, not "
                           f"{first['label']!r}; both dropped: fix the label")
             if kept_images:
@@ -236,7 +188,7 @@ def decode_into_store(candidates, writer, size, resize_mode, skipped, workers=No
             log.info("decoded %d/%d files", min(start + DECODE_BATCH, len(candidates)), len(candidates))
     for record in records:
         if record["sha256"] in conflicted:  # its row stays in the store, unused
-            _skip(skipped, record["path"], "label_conflict", "identical image found in another class; dropped")
+            skip(skipped, record["path"], "label_conflict", "identical image found in another class; dropped")
     return [record for record in records if record["sha256"] not in conflicted]
 
 
@@ -271,7 +223,7 @@ def assign_splits(records, classes, validation, test, seed):
         record["label_index"] = classes.index(record["label"])
 
 
-def summarize(params, classes, records, skipped):
+def summarize(params, preprocessing, classes, records, skipped):
     counts = {name: {split: 0 for split in dataset.SPLITS} for name in classes}
     for record in records:
         counts[record["label"]][record["split"]] += 1
@@ -281,9 +233,7 @@ def summarize(params, classes, records, skipped):
     return {
         "source": params["data"]["source"],
         "path": params["data"]["path"],
-        "image_size": params["data"]["image_size"],
-        "resize": params["data"]["resize"],
-        "region": params["data"]["region"],
+        Preprocessing.RECORD_KEY: preprocessing.to_record(),
         "classes": classes,
         "counts": counts,
         "totals": totals,
@@ -296,17 +246,17 @@ def summarize(params, classes, records, skipped):
 def prepare(params, out_dir=dataset.PREPARED_DIR):
     """Build the prepared data set in out_dir atomically; return its summary."""
     data, split = params["data"], params["split"]
-    size = data["image_size"]
+    preprocessing = Preprocessing.from_params(params)
     if data["source"] == "fashion_mnist":
         classes, candidates, skipped = discover_fashion_mnist(data["path"])
     else:
-        classes, candidates, skipped = discover_folder(data["path"], decode_size(size, data["region"]),
-                                                       data["max_pixels"])
+        min_size = decode_size(preprocessing.image_size, preprocessing.region)
+        classes, candidates, skipped = discover_folder(data["path"], min_size, data["max_pixels"])
     log.info("found %d candidate files in %d classes", len(candidates), len(classes))
     with atomic_dir(out_dir) as tmp:
-        writer = dataset.ImageStoreWriter(tmp / dataset.IMAGES_FILE, size)
+        writer = dataset.ImageStoreWriter(tmp / dataset.IMAGES_FILE, preprocessing.image_size)
         try:
-            records = decode_into_store(candidates, writer, size, data["resize"], skipped, region=data["region"])
+            records = decode_into_store(candidates, writer, preprocessing, skipped)
         finally:
             writer.close()
         usable = Counter(r["label"] for r in records)
@@ -317,7 +267,7 @@ def prepare(params, out_dir=dataset.PREPARED_DIR):
                     "skipped; see the warnings above); add readable images or remove the folder")
         assign_splits(records, classes, split["validation"], split["test"], params["seed"])
         dataset.write_manifest(tmp / dataset.MANIFEST_FILE, records)
-        summary = summarize(params, classes, records, skipped)
+        summary = summarize(params, preprocessing, classes, records, skipped)
         write_json(tmp / dataset.SUMMARY_FILE, summary)
     log.info("prepared %d images (%s); skipped %d files",
              len(records), ", ".join(f"{k} {v}" for k, v in summary["totals"].items()), len(skipped))

@@ -6,19 +6,15 @@ balance. With `smote.enabled: false` the training features pass through unchange
 """
 
 import logging
-from pathlib import Path
 
 import numpy as np
 
-from stages import extract
 from stages.atomic import atomic_dir, write_json
 from stages.errors import PipelineError, run_stage
+from stages.features import FEATURES_DIR, RESAMPLED_DIR, SMOTE_COUNTS, load_split, read_info
 from stages.params import load_params
 
 log = logging.getLogger("resample")
-
-RESAMPLED_DIR = Path("data/resampled")
-COUNTS_FILE = Path("metrics/smote.json")
 
 
 def smote_resample(features, labels, k_neighbors, seed, classes):
@@ -51,9 +47,9 @@ def smote_resample(features, labels, k_neighbors, seed, classes):
     return resampled_x.astype(np.float32), resampled_y.astype(labels.dtype), report
 
 
-def resample(params, features_dir=extract.FEATURES_DIR, out_dir=RESAMPLED_DIR, counts_path=COUNTS_FILE):
-    features, labels = extract.load_split(features_dir, "train")
-    classes = extract.read_info(features_dir)["classes"]
+def resample(params, features_dir=FEATURES_DIR, out_dir=RESAMPLED_DIR, counts_path=SMOTE_COUNTS):
+    features, labels = load_split(features_dir, "train")
+    classes = read_info(features_dir)["classes"]
     smote = params["smote"]
     if smote["enabled"]:
         new_features, new_labels, report = smote_resample(

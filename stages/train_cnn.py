@@ -12,25 +12,22 @@ data set. Writes models/cnn.keras (+ models/cnn.json), plots/cnn/history.csv and
 
 import logging
 import math
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 
-# Both must be set before Keras loads TensorFlow: the project is TensorFlow-only, and TF's C++
-# start-up messages would bury the per-epoch lines in `dvc repro` output.
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from stages.runtime import make_reproducible  # first: TensorFlow's environment, before Keras loads it
+
 import keras  # noqa: E402
 from keras import layers  # noqa: E402
 
 from stages import dataset  # noqa: E402
 from stages.atomic import remove_stale, write_json  # noqa: E402
-from stages.errors import PipelineError, run_stage  # noqa: E402
+from stages.errors import PipelineError, missing, run_stage  # noqa: E402
 from stages.params import load_params  # noqa: E402
-from stages.training import (  # noqa: E402
-    best_epoch, calibrated, make_reproducible, save_model, training_callbacks, write_history)
+from stages.recipes import Preprocessing  # noqa: E402
+from stages.training import best_epoch, calibrated, save_model, training_callbacks, write_history  # noqa: E402
 
 log = logging.getLogger("train_cnn")
 
@@ -144,7 +141,7 @@ def load_splits(prepared_dir):
     summary = dataset.read_summary(prepared_dir)
     records = dataset.read_manifest(prepared_dir)
     if not (Path(prepared_dir) / dataset.IMAGES_FILE).is_file():
-        raise PipelineError(f"{Path(prepared_dir) / dataset.IMAGES_FILE} not found; run `dvc repro prepare` first")
+        raise missing(Path(prepared_dir) / dataset.IMAGES_FILE)
     classes = summary["classes"]
     train = dataset.split_arrays(records, "train")
     validation = dataset.split_arrays(records, "validation")
@@ -178,6 +175,7 @@ def train_cnn(params, prepared_dir=dataset.PREPARED_DIR, model_path=MODEL_PATH,
     make_reproducible(seed)
     summary, (train_rows, train_labels), (val_rows, val_labels) = load_splits(prepared_dir)
     classes = summary["classes"]
+    preprocessing = Preprocessing.from_artifact(summary, prepared_dir / dataset.SUMMARY_FILE)
     # An earlier run's outputs go first, so a failed run cannot leave them looking current.
     remove_stale(model_path, model_path.with_suffix(".json"), history_path, metrics_path)
 
@@ -200,8 +198,7 @@ def train_cnn(params, prepared_dir=dataset.PREPARED_DIR, model_path=MODEL_PATH,
     metrics["temperature"] = temperature
     write_history(history, history_path)
     save_model(model, model_path, {
-        "kind": "cnn", "classes": classes, "image_size": input_size, "resize": summary["resize"],
-        "region": summary["region"],
+        "kind": "cnn", "classes": classes, Preprocessing.RECORD_KEY: preprocessing.to_record(),
         "seed": seed, "best_epoch": metrics["best_epoch"], "epochs_run": metrics["epochs_run"],
         "best_val_loss": metrics["best_val_loss"], "best_val_accuracy": metrics["best_val_accuracy"],
         "temperature": temperature,

@@ -10,12 +10,12 @@ import logging
 import time
 from pathlib import Path
 
-import numpy as np
-
-from stages import extract, resample
 from stages.errors import PipelineError, run_stage
+from stages.features import FEATURES_DIR, RESAMPLED_DIR, load_split, read_info
 from stages.params import load_params
-from stages.training import best_epoch, calibrated, make_reproducible, save_model, training_callbacks, write_history
+from stages.recipes import BackboneRecipe, Preprocessing
+from stages.runtime import make_reproducible
+from stages.training import best_epoch, calibrated, save_model, training_callbacks, write_history
 
 log = logging.getLogger("train_head")
 
@@ -44,12 +44,12 @@ def build_head(train_features, num_classes, units, dropout, learning_rate, input
     return model
 
 
-def train_head(params, features_dir=extract.FEATURES_DIR, resampled_dir=resample.RESAMPLED_DIR,
+def train_head(params, features_dir=FEATURES_DIR, resampled_dir=RESAMPLED_DIR,
                model_path=MODEL_PATH, history_path=HISTORY_PATH):
     make_reproducible(params["seed"])
-    info = extract.read_info(features_dir)
-    train_x, train_y = extract.load_split(resampled_dir, "train")
-    val_x, val_y = extract.load_split(features_dir, "validation")
+    info = read_info(features_dir)
+    train_x, train_y = load_split(resampled_dir, "train")
+    val_x, val_y = load_split(features_dir, "validation")
     if not len(val_y):
         raise PipelineError("the validation split is empty; early stopping needs it: raise split.validation")
     head = params["head"]
@@ -66,11 +66,9 @@ def train_head(params, features_dir=extract.FEATURES_DIR, resampled_dir=resample
     save_model(model, model_path, {
         "kind": "head",
         "classes": info["classes"],
-        "backbone": {key: info[key]
-                     for key in ("model", "weights_used", "alpha", "precision", "image_size", "mirror")},
-        "image_size": info["image_size"],
-        "resize": info["resize"],
-        "region": info["region"],
+        # Both recipes whole, as the extract stage recorded them: prediction rebuilds from these alone.
+        Preprocessing.RECORD_KEY: info[Preprocessing.RECORD_KEY],
+        BackboneRecipe.RECORD_KEY: info[BackboneRecipe.RECORD_KEY],
         "seed": params["seed"],
         "best_epoch": best,
         "epochs_run": len(history.history["loss"]),

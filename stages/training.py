@@ -6,19 +6,13 @@ import logging
 import os
 from pathlib import Path
 
+from stages import runtime  # noqa: F401  (TensorFlow's environment, before Keras loads it)
+from stages.atomic import atomic_file, remove_stale_temporaries, temporary_sibling, write_json
+from stages.errors import missing
+
 log = logging.getLogger("training")
 
 HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy")
-
-
-def make_reproducible(seed):
-    """Same params, same data, same machine: same weights. Call before building any model."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
-    import tensorflow as tf
-
-    keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
 
 
 def early_stopping(patience):
@@ -42,8 +36,6 @@ def training_callbacks(patience, reduce_lr_patience=0):
 
 def write_history(history, path):
     """One row per epoch (1-based) so DVC's linear template draws accuracy and loss curves."""
-    from stages.atomic import atomic_file
-
     logs = history.history
     with atomic_file(path, "w") as handle:
         writer = csv.writer(handle)
@@ -59,12 +51,11 @@ def best_epoch(history):
 
 
 def save_model(model, path, info):
-    """Save a .keras model and a JSON of what prediction needs beside it (classes, input size), atomically."""
-    from stages.atomic import atomic_file, write_json
-
+    """Save a .keras model and a JSON of what prediction needs beside it (classes, recipes), atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.stem}.tmp-{os.getpid()}.keras"  # Keras insists on the .keras suffix
+    remove_stale_temporaries(path)
+    tmp = temporary_sibling(path, suffix=".keras")  # Keras insists on the .keras suffix
     try:
         model.save(tmp)
         os.replace(tmp, path)
@@ -74,7 +65,11 @@ def save_model(model, path, info):
 
 
 def load_model_info(path):
-    return json.loads(Path(path).with_suffix(".json").read_text())
+    """The JSON beside a saved model."""
+    info_path = Path(path).with_suffix(".json")
+    if not info_path.is_file():
+        raise missing(info_path)
+    return json.loads(info_path.read_text())
 
 
 # --- temperature scaling ------------------------------------------------------------------

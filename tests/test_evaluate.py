@@ -10,7 +10,8 @@ from PIL import Image
 from sklearn import metrics
 
 from stages.errors import PipelineError
-from stages.evaluate import best_model, evaluate, expected_calibration_error, read_test_split, score
+from stages.classify import best_model
+from stages.evaluate import evaluate, expected_calibration_error, read_test_split, score
 from tests.conftest import evaluate_paths, make_params
 
 CLASSES = ["a", "b", "c"]
@@ -204,7 +205,7 @@ def test_best_model_is_the_one_with_higher_balanced_accuracy(tmp_path):
 
 def test_missing_model_is_a_clear_error(trained, tmp_path):
     params, root = trained
-    with pytest.raises(PipelineError, match=r"no trained cnn model .*run `dvc repro` first"):
+    with pytest.raises(PipelineError, match=r"cnn.keras not found \(no trained cnn model\); run `dvc repro` first"):
         evaluate(params, **{**evaluate_paths(root), "models_dir": tmp_path, "metrics_path": tmp_path / "m.json",
                             "report_path": tmp_path / "r.md", "plots_dir": tmp_path / "plots"})
     assert not (tmp_path / "m.json").exists()

@@ -5,11 +5,12 @@ import numpy as np
 import pytest
 
 from stages import dataset
-from stages.backbones import Ensemble, FeatureExtractor, MirrorAveraged
+from stages.extractor import Ensemble, FeatureExtractor, MirrorAveraged
 from stages.classify import load_classifier
 from stages.errors import PipelineError
-from stages.extract import extract, load_split, read_info
-from stages.training import make_reproducible
+from stages.extract import extract
+from stages.features import load_split, read_info
+from stages.runtime import make_reproducible
 from tests.conftest import MOBILENET_025, prepared_photos
 
 SIZE = 64
@@ -76,11 +77,6 @@ def test_bfloat16_features_stay_close_to_float32():
     assert keras.config.dtype_policy().name == "float32"  # the global policy is restored
 
 
-def test_unknown_model_lists_the_valid_ones():
-    with pytest.raises(PipelineError, match="valid models: mobilenet, mobilenet_v2, vgg16, resnet50"):
-        FeatureExtractor("vgg19", 32, weights="none")
-
-
 @pytest.fixture
 def offline(monkeypatch, tmp_path):
     """No ImageNet weights to be had: an empty Keras cache and a proxy on a closed local port make
@@ -131,8 +127,8 @@ def test_two_backbones_side_by_side_give_each_ones_features_concatenated(tmp_pat
     extractor = extract(params, prepared, tmp_path / "features")
     assert isinstance(extractor, Ensemble) and extractor.dim == 256 + 1280
     info = read_info(tmp_path / "features")
-    assert info["model"] == "mobilenet+mobilenet_v2" and info["feature_dim"] == 1536
-    assert info["weights_used"] == {"mobilenet": weights, "mobilenet_v2": "none"}
+    assert info["backbone"]["model"] == "mobilenet+mobilenet_v2" and info["feature_dim"] == 1536
+    assert info["backbone"]["weights"] == {"mobilenet": weights, "mobilenet_v2": "none"}
 
     # The same as each backbone built on its own, in the order named, from the same seed.
     make_reproducible(params["seed"])
@@ -159,7 +155,7 @@ def test_mirror_averages_each_images_features_with_its_mirror_images(tmp_path):
         "head.epochs": 2, "head.units": 8})
     extractor = extract(params, prepared, tmp_path / "features")
     assert isinstance(extractor, MirrorAveraged) and extractor.dim == 256
-    assert read_info(tmp_path / "features")["mirror"] is True
+    assert read_info(tmp_path / "features")["backbone"]["mirror"] is True
 
     plain = FeatureExtractor("mobilenet", SIZE, weights, alpha=0.25)
     images = np.load(prepared / dataset.IMAGES_FILE)

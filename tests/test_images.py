@@ -10,8 +10,6 @@ from PIL import Image
 
 from stages.images import (
     DEFAULT_MAX_PIXELS,
-    FULL_REGION,
-    RESIZE_MODES,
     ImageError,
     crop_region,
     decode_rgb,
@@ -19,6 +17,7 @@ from stages.images import (
     load_image,
     resize_image,
 )
+from stages.recipes import FULL_REGION, RESIZE_MODES, Preprocessing
 from tests import corpus
 from tests.corpus import BLUE, GRAY_LEVEL, GREEN, RED, WHITE
 
@@ -212,7 +211,7 @@ def test_jpeg_draft_decodes_big_photos_at_reduced_scale(tmp_path):
     assert small.shape[0] * small.shape[1] <= 4000 * 3000 // 16
     assert decode_rgb(path).shape == (3000, 4000, 3)
     assert np.abs(small.astype(int) - (200, 120, 40)).max() <= 4
-    assert load_image(path, 224).shape == (224, 224, 3)
+    assert load_image(path, Preprocessing(224)).shape == (224, 224, 3)
 
 
 def quadrants(width=60, height=40):
@@ -245,9 +244,9 @@ def test_whole_photo_region_and_a_sliver_that_rounds_to_nothing():
 def test_load_image_cuts_the_region_before_resizing(tmp_path):
     path = tmp_path / "quadrants.png"
     Image.fromarray(quadrants()).save(path)
-    top_left = load_image(path, 16, "stretch", region={"top": 0.0, "bottom": 0.5, "left": 0.0, "right": 0.5})
+    top_left = load_image(path, Preprocessing(16, "stretch", {"top": 0.0, "bottom": 0.5, "left": 0.0, "right": 0.5}))
     assert top_left.shape == (16, 16, 3) and (top_left == RED).all()
-    whole = load_image(path, 16, "stretch")
+    whole = load_image(path, Preprocessing(16, "stretch"))
     assert len(np.unique(whole.reshape(-1, 3), axis=0)) >= 4
 
 
@@ -261,7 +260,7 @@ def test_a_region_of_a_big_jpeg_is_decoded_with_enough_pixels(tmp_path):
     decoded = decode_rgb(path, min_size=decode_size(224, region))
     assert crop_region(decoded, region).shape[0] >= 224
     assert decoded.shape[0] < 3000  # still a reduced-scale decode
-    assert load_image(path, 224, region=region).shape == (224, 224, 3)
+    assert load_image(path, Preprocessing(224, region=region)).shape == (224, 224, 3)
 
 
 def test_min_size_leaves_other_formats_alone(zoo):
@@ -286,17 +285,17 @@ def neckline_photos():
 @pytest.mark.parametrize("mode", RESIZE_MODES)
 def test_load_image_on_real_photos(neckline_photos, mode):
     for photo in neckline_photos:
-        first = load_image(photo, 224, mode)
+        first = load_image(photo, Preprocessing(224, mode))
         assert first.shape == (224, 224, 3) and first.dtype == np.uint8
         assert first.std() > 10, f"{photo.name} came out blank"
-        assert np.array_equal(first, load_image(photo, 224, mode)), "decoding must be deterministic"
+        assert np.array_equal(first, load_image(photo, Preprocessing(224, mode))), "decoding must be deterministic"
 
 
 def test_real_portrait_photo_is_padded_at_the_sides(neckline_photos):
     photo = neckline_photos[0]
     height, width = decode_rgb(photo).shape[:2]
     assert height > width  # the catalogue shots are portrait
-    out = load_image(photo, 224, "pad")
+    out = load_image(photo, Preprocessing(224, "pad"))
     border = (224 - round(width * 224 / height)) // 2
     assert border > 0
     assert (out[:, :border] == 255).all() and (out[:, -border:] == 255).all()

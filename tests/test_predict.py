@@ -1,6 +1,7 @@
 """The prediction command with real tiny trained models: same probabilities as evaluate, warnings, bad input."""
 
 import csv
+import dataclasses
 import io
 import json
 import os
@@ -15,6 +16,7 @@ import yaml
 from stages.classify import load_classifier
 from stages.errors import PipelineError
 from stages.images import load_image
+from stages.recipes import FULL_REGION
 from stages.predict import LOW_CONFIDENCE, classify, find_images, run
 from tests.conftest import REPO
 from tests.corpus import write_bad_files
@@ -72,10 +74,10 @@ def test_the_model_remembers_its_region_and_prediction_applies_it(trained):
     photo = next(iter(sorted((root / "photos").rglob("*.jpg"))))
     for kind in ("cnn", "head"):
         classifier = load_classifier(kind, root / "models", with_backbone=False)
-        assert classifier.region == region
+        assert classifier.preprocessing.region == region
         cut = classifier.read(photo)
-        assert np.array_equal(cut, load_image(photo, classifier.image_size, classifier.resize, region=region))
-        whole = load_image(photo, classifier.image_size, classifier.resize)
+        assert np.array_equal(cut, load_image(photo, classifier.preprocessing))
+        whole = load_image(photo, dataclasses.replace(classifier.preprocessing, region=FULL_REGION))
         assert np.abs(cut.astype(int) - whole.astype(int)).mean() > 5
 
 
@@ -203,7 +205,7 @@ def test_a_folder_with_no_images_and_no_model_are_clear_errors(trained, tmp_path
     with pytest.raises(PipelineError, match="no images to classify"):
         predict(root, tmp_path / "empty")
     photo = next((root / "photos").rglob("*.jpg"))
-    with pytest.raises(PipelineError, match=r"no trained head model .*run `dvc repro` first"):
+    with pytest.raises(PipelineError, match=r"not found \(no trained head model\); run `dvc repro` first"):
         run([str(photo), "--model", "head", "--models-dir", str(tmp_path / "models")], out=io.StringIO())
 
 
@@ -220,7 +222,7 @@ def test_the_command_exit_codes_and_messages(trained, tmp_path):
 
     no_model = command(photo, cwd=tmp_path)
     assert no_model.returncode == 2
-    assert "error: no trained head model at models/head.keras; run `dvc repro` first" in no_model.stderr
+    assert "error: models/head.keras not found (no trained head model); run `dvc repro` first" in no_model.stderr
 
     shutil.copytree(root / "models", tmp_path / "models")
     (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")

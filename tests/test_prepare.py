@@ -14,6 +14,7 @@ import pytest
 from stages import dataset
 from stages.errors import PipelineError
 from stages.images import load_image
+from stages.recipes import Preprocessing
 from stages.prepare import prepare
 from tests.conftest import REPO, copy_photos, make_params, shared_path
 from tests.corpus import write_bad_files, write_hidden_and_links
@@ -52,11 +53,11 @@ def test_the_region_is_cut_out_of_every_photo_exactly_as_prediction_does(tmp_pat
     summary, out = run_prepare(photos, tmp_path, **{"data.region": region, "data.resize": "crop"})
 
     images = np.load(out / dataset.IMAGES_FILE)
-    assert summary["region"] == region
+    assert summary["preprocessing"] == {"image_size": SIZE, "resize": "crop", "region": region}
     for record in dataset.read_manifest(out):
         stored = images[record["row"]]
-        assert np.array_equal(stored, load_image(photos / record["path"], SIZE, "crop", region=region))
-        assert not np.array_equal(stored, load_image(photos / record["path"], SIZE, "crop"))
+        assert np.array_equal(stored, load_image(photos / record["path"], Preprocessing(SIZE, "crop", region)))
+        assert not np.array_equal(stored, load_image(photos / record["path"], Preprocessing(SIZE, "crop")))
 
 
 def test_split_is_stratified_disjoint_and_deterministic(tmp_path):

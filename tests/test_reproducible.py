@@ -54,7 +54,7 @@ def test_two_runs_from_scratch_report_exactly_the_same(first, tmp_path_factory):
                 np.testing.assert_array_equal(a[key], b[key])
     metrics = json.loads((first / "metrics/test.json").read_text())
     info = json.loads((first / "models/head.json").read_text())
-    assert info["backbone"]["weights_used"].endswith("mobilenet_0.25_224_no_top.h5")  # real weights, not random
+    assert info["backbone"]["weights"].endswith("mobilenet_0.25_224_no_top.h5")  # real weights, not random
     assert set(metrics) == {"cnn", "head"}
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from stages.atomic import write_json
 from stages.errors import PipelineError
-from stages.extract import load_split
+from stages.features import load_split
 from stages.resample import resample, smote_resample
 from tests.conftest import make_params
 

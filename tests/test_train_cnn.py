@@ -210,7 +210,7 @@ def test_training_learns_far_better_than_chance(two_runs, prepared):
     assert json.loads(paths["metrics_path"].read_text()) == metrics
     info = load_model_info(paths["model_path"])
     assert info["kind"] == "cnn" and info["classes"] == ["blue", "green", "red"]
-    assert info["image_size"] == PREPARED_SIZE and info["resize"] == "pad"
+    assert info["preprocessing"]["image_size"] == PREPARED_SIZE and info["preprocessing"]["resize"] == "pad"
     assert (info["best_epoch"], info["epochs_run"]) == (metrics["best_epoch"], metrics["epochs_run"])
     assert info["temperature"] == metrics["temperature"]
     history = paths["history_path"].read_text().splitlines()
@@ -232,7 +232,7 @@ def test_same_params_and_data_give_identical_weights_and_history(two_runs):
 # --- errors ------------------------------------------------------------------------------
 
 def test_missing_prepared_data_is_a_clear_error(tmp_path):
-    with pytest.raises(PipelineError, match="run `dvc repro prepare` first"):
+    with pytest.raises(PipelineError, match="not found; run `dvc repro` first"):
         train_cnn(make_params(**TINY_CNN), tmp_path / "prepared", **run_paths(tmp_path))
 
 
@@ -272,5 +272,5 @@ def test_command_line_error_has_no_traceback(tmp_path, monkeypatch, capsys):
         run_stage(main)
     assert exit_info.value.code == 2
     stderr = capsys.readouterr().err
-    assert stderr == "error: data/prepared/summary.json not found; run `dvc repro prepare` first\n"
+    assert stderr == "error: data/prepared/summary.json not found; run `dvc repro` first\n"
     assert not (tmp_path / "models").exists()

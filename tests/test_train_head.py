@@ -1,10 +1,12 @@
 """The classifier head on cached features: learns, stops early, saves, reproduces."""
 
 import csv
+import json
 
 import keras
 import numpy as np
 
+from stages.recipes import BackboneRecipe, Preprocessing
 from stages.train_head import train_head
 from stages.training import fit_temperature, load_model_info
 from tests.conftest import make_params
@@ -14,11 +16,10 @@ from tests.test_resample import write_features
 def train(tmp_path, counts=None, separation=5.0, **overrides):
     counts = counts or {"train": [30, 30, 30], "validation": [8, 8, 8], "test": [8, 8, 8]}
     features = write_features(tmp_path / "features", counts, separation=separation)
-    info = (features / "info.json").read_text().replace("}", ', "model": "mobilenet", "weights": "none", '
-                                                        '"weights_used": "none", "alpha": 0.25, "precision": "float32", '
-                                                        '"image_size": 32, "resize": "pad", "mirror": false, '
-                                                        '"region": {"top": 0.0, "bottom": 1.0, "left": 0.0, "right": 1.0}}')
-    (features / "info.json").write_text(info)
+    info = json.loads((features / "info.json").read_text())
+    info["preprocessing"] = Preprocessing(32).to_record()
+    info["backbone"] = BackboneRecipe("mobilenet", "none", alpha=0.25).to_record()
+    (features / "info.json").write_text(json.dumps(info))
     params = make_params(**{"head.epochs": 40, "head.patience": 5, "head.units": 16, "head.learning_rate": 0.01,
                             "head.input_dropout": 0.0, "head.l2": 0.0,
                             **overrides})
@@ -41,7 +42,7 @@ def test_history_model_and_info_are_saved(tmp_path):
     assert [int(r["epoch"]) for r in rows] == list(range(1, len(rows) + 1))
     info = load_model_info(tmp_path / "head.keras")
     assert info["classes"] == ["big", "middle", "small"] and info["backbone"]["model"] == "mobilenet"
-    assert info["backbone"]["mirror"] is False and info["region"]["bottom"] == 1.0
+    assert info["backbone"]["mirror"] is False and info["preprocessing"]["region"]["bottom"] == 1.0
     # early stopping kept the epoch with the lowest validation loss
     best = min(rows, key=lambda r: float(r["val_loss"]))
     assert info["best_epoch"] == int(best["epoch"])

@@ -1,0 +1,99 @@
+"""Outputs are complete or absent: a run killed with SIGKILL leaves its temporary folder behind, and
+the next run of that stage removes it; a model saved by an older version is a clear error."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from stages.classify import load_classifier
+from stages.errors import PipelineError
+from stages.extract import extract
+from stages.features import read_info
+from tests.conftest import MOBILENET_025, REPO, prepared_photos
+
+# A real process that starts writing an output folder through atomic_dir and is then killed outright.
+WRITER = """
+import sys, time
+from pathlib import Path
+from stages.atomic import atomic_dir
+with atomic_dir(Path(sys.argv[1])) as tmp:
+    (tmp / "train.npz").write_bytes(b"half")
+    print(tmp, flush=True)
+    time.sleep(600)
+"""
+
+
+def killed_mid_write(final):
+    """The temporary folder a SIGKILLed writer of `final` left behind."""
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(final)], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    leftover = writer.stdout.readline().strip()
+    writer.send_signal(signal.SIGKILL)
+    writer.wait()
+    assert writer.returncode == -signal.SIGKILL
+    return leftover
+
+
+def test_the_next_extract_removes_what_a_killed_one_left(tmp_path):
+    params, prepared = prepared_photos(tmp_path, per_class=4, size=32, **{
+        "features.weights": str(MOBILENET_025()), "features.alpha": 0.25})
+    features = tmp_path / "features"
+    leftover = killed_mid_write(features)
+    assert leftover.endswith(".features.tmp-" + leftover.rsplit("-", 1)[1])
+    assert (tmp_path / leftover).is_dir() and not features.exists()  # nothing half-written in place
+
+    extract(params, prepared, features)
+
+    assert not (tmp_path / leftover).exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["features", "photos", "prepared"]
+    assert read_info(features)["images"] == 12
+
+
+def test_a_running_writers_temporary_folder_is_left_alone(tmp_path):
+    from stages.atomic import atomic_dir
+
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path / "out")], cwd=REPO,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        busy = writer.stdout.readline().strip()
+        with atomic_dir(tmp_path / "out") as tmp:
+            (tmp / "done").write_text("yes")
+        assert (tmp_path / busy).is_dir()  # another live process is still writing there
+        assert (tmp_path / "out" / "done").read_text() == "yes"
+    finally:
+        writer.kill()
+        writer.wait()
+
+
+def test_a_model_saved_by_an_older_version_asks_for_a_new_run(trained, tmp_path):
+    _, root = trained
+    models = tmp_path / "models"
+    models.mkdir()
+    for kind in ("cnn", "head"):
+        (models / f"{kind}.keras").write_bytes((root / "models" / f"{kind}.keras").read_bytes())
+        info = json.loads((root / "models" / f"{kind}.json").read_text())
+        # The layout before the recipes: image size, resize and region as loose keys.
+        preprocessing = info.pop("preprocessing")
+        info.update(preprocessing)
+        (models / f"{kind}.json").write_text(json.dumps(info))
+        with pytest.raises(PipelineError, match=rf"{kind}.json was written by an older version of the pipeline "
+                                                r"\(no complete 'preprocessing' record\); run `dvc repro` again"):
+            load_classifier(kind, models)
+
+
+def test_temporary_names_are_cleaned_only_for_their_own_output(tmp_path):
+    from stages.atomic import remove_stale_temporaries
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    time.sleep(0.1)
+    for name in (f".features.tmp-{dead}", f".features.old-{dead}", f".head.keras.tmp-{dead}.keras",
+                 f".features.npz.tmp-{dead}", ".features.tmp-notapid", "features-notes.txt"):
+        (tmp_path / name).write_text("x")
+    remove_stale_temporaries(tmp_path / "features")
+    remove_stale_temporaries(tmp_path / "head.keras")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f".features.npz.tmp-{dead}", ".features.tmp-notapid",
+                                                          "features-notes.txt"]
