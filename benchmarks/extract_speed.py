@@ -99,7 +99,7 @@ def epochs(args):
     """Same data, same head, same epochs: cached features against the backbone inside the model."""
     import keras
 
-    from stages.train_head import build_head
+    from stages.head import build_head
     from stages.runtime import make_reproducible
 
     records = dataset.read_manifest(args.prepared)

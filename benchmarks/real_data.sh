@@ -11,6 +11,7 @@
 # `dvc exp show`. Every override is given explicitly, because `dvc exp run` starts from the
 # workspace's params, which hold the last experiment's values.
 set -euo pipefail
+set -f  # the overrides hold regular expressions: no file-name globbing
 cd "$(dirname "$0")/.."
 
 W=../shared/weights
@@ -22,17 +23,20 @@ ENSEMBLE="-S model=mobilenet+mobilenet_v2 -S features.alpha=1.0 \
 # Whole photos, padded to a square, features of each photo as it is.
 WHOLE="-S data.region.top=0.0 -S data.region.bottom=1.0 -S data.region.left=0.0 -S data.region.right=1.0 \
  -S data.resize=pad -S features.mirror=false"
-NECKLINES="-S data.source=folder -S data.path=../shared/data/necklines -S data.image_size=224 $WHOLE"
+# The neckline photos are named <...>-<product>-<view>.jpg: all views of a product in one split.
+# (quoted for DVC's override grammar, which would read the parentheses otherwise)
+ITEMS="-S split.group='-(\\d+)-\\d+\\.[a-z]+\$'"
+NECKLINES="-S data.source=folder -S data.path=../shared/data/necklines -S data.image_size=224 $ITEMS $WHOLE"
 # Only the upper 60 % of each neckline photo, where the neckline is, filling the 224x224 square;
 # each photo's features averaged with its mirror image's (necklines_top) or not (necklines_top_nomirror).
-NECKLINES_UPPER="-S data.source=folder -S data.path=../shared/data/necklines -S data.image_size=224 \
+NECKLINES_UPPER="-S data.source=folder -S data.path=../shared/data/necklines -S data.image_size=224 $ITEMS \
  -S data.region.top=0.0 -S data.region.bottom=0.6 -S data.region.left=0.0 -S data.region.right=1.0 -S data.resize=crop"
 NECKLINES_TOP="$NECKLINES_UPPER -S features.mirror=true"
 NECKLINES_TOP_NOMIRROR="$NECKLINES_UPPER -S features.mirror=false"
-CLOTHING="-S data.source=folder -S data.path=../shared/data/clothing -S data.image_size=224 $WHOLE"
+CLOTHING="-S data.source=folder -S data.path=../shared/data/clothing -S data.image_size=224 -S split.group=null $WHOLE"
 # Fashion-MNIST at its own 28x28 (the backbones enlarge it to their minimum, 32); the CNN with batch
 # normalisation, three blocks, learning rate halved on plateaus, light augmentation.
-FASHION="-S data.source=fashion_mnist -S data.path=../shared/data/fashion-mnist -S data.image_size=28 $WHOLE \
+FASHION="-S data.source=fashion_mnist -S data.path=../shared/data/fashion-mnist -S data.image_size=28 -S split.group=null $WHOLE \
  -S split.validation=0.1 -S cnn.image_size=28 -S cnn.filters=[32,64,128] -S cnn.dense_units=[256] \
  -S cnn.dropout=0.3 -S cnn.batch_norm=true -S cnn.epochs=30 -S cnn.patience=8 -S cnn.reduce_lr_patience=2 \
  -S cnn.augment.rotation=0 -S cnn.augment.zoom=0 -S cnn.augment.brightness=0 -S cnn.augment.contrast=0 \

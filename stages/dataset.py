@@ -2,7 +2,8 @@
 
 `data/prepared/` holds:
 - `images.npy`: every usable image, resized, as one (N, size, size, 3) uint8 NumPy array;
-- `manifest.csv`: one row per image: its row in images.npy, source path, label and split;
+- `manifest.csv`: one row per image: its row in images.npy, source path, label, split and group
+  (the item it shows: split.group, or the path itself);
 - `summary.json`: counts per class and split, and every skipped file with its reason.
 
 Images are written and read a batch at a time with plain file I/O (not a memory map,
@@ -25,7 +26,7 @@ IMAGES_FILE = "images.npy"
 MANIFEST_FILE = "manifest.csv"
 SUMMARY_FILE = "summary.json"
 SPLITS = ("train", "validation", "test")
-MANIFEST_COLUMNS = ("row", "path", "label", "label_index", "split", "sha256")
+MANIFEST_COLUMNS = ("row", "path", "label", "label_index", "split", "group", "sha256")
 
 # A fixed-size .npy header (format 1.0) so the row count can be rewritten in place once
 # the number of usable images is known, without copying the data.

@@ -6,7 +6,8 @@ stage, which carry their own labels. Nothing is shuffled, so row i of the predic
 row i of the labels by construction (the original notebooks compared a shuffled generator's
 predictions with unshuffled labels and reported 0.33).
 
-Writes metrics/test.json (a `cnn` and a `head` section), metrics/per_class.json (precision,
+Writes metrics/test.json (a `cnn`, a `head` and a `baseline` section, each headline metric with
+its 95 % interval), metrics/per_class.json (precision,
 recall, F1 and support per class and model), metrics/report.md (classification reports, SMOTE counts) and, per model, plots/<model>/predictions.csv (one row per test image:
 actual, predicted, confidence and every class probability; DVC's confusion plot reads it)
 plus PNG renderings: confusion.png, curves.png and mistakes.png.
@@ -21,9 +22,11 @@ import numpy as np
 
 from stages import dataset
 from stages.atomic import atomic_file, write_json
+from stages.baseline import baseline_probabilities, fit_baseline
 from stages.classify import KINDS, TEST_METRICS, load_classifier
 from stages.errors import PipelineError, missing, outdated, run_stage
-from stages.features import FEATURES_DIR, SMOTE_COUNTS, features_of_rows
+from stages.features import FEATURES_DIR, SMOTE_COUNTS, features_of_rows, load_split
+from stages.intervals import METRICS as HEADLINE, bootstrap_intervals
 from stages.params import load_params
 
 log = logging.getLogger("evaluate")
@@ -92,6 +95,19 @@ def score(labels, probabilities, classes, threshold=0.8, bins=15):
             for i, name in enumerate(classes)
         },
     }
+
+
+def with_intervals(result, labels, probabilities, num_classes, resamples, seed):
+    """The scores with a 95 % stratified-bootstrap interval after each headline metric (`<metric>_ci`)."""
+    intervals = bootstrap_intervals(labels, np.asarray(probabilities).argmax(axis=1), num_classes, resamples, seed)
+    if intervals is None:
+        return result
+    out = {}
+    for key, value in result.items():
+        out[key] = value
+        if key in intervals:
+            out[f"{key}_ci"] = intervals[key]
+    return out
 
 
 def _round(value):
@@ -231,11 +247,14 @@ def write_report(path, sections, smote):
     for kind, section in sections.items():
         m = section["metrics"]
         low = m["low_confidence"]
+        temperature = ("" if m.get("temperature") is None else
+                       f"; softmax temperature {m['temperature']:g} (fitted on validation, 1 = not calibrated)")
+        headline = ", ".join(f"{name.replace('_', ' ').replace('macro f1', 'macro-F1')} {m[name]:.3f}"
+                             + (" [{:.3f}, {:.3f}]".format(*m[f"{name}_ci"]) if f"{name}_ci" in m else "")
+                             for name in HEADLINE)
         lines += [f"## {section['title']}", "",
-                  f"accuracy {m['accuracy']:.3f}, balanced accuracy {m['balanced_accuracy']:.3f}, "
-                  f"macro-F1 {m['macro_f1']:.3f}, log loss {m['log_loss']:.3f}, ECE {m['ece']:.3f} "
-                  f"on {m['test_images']} test images; softmax temperature {m['temperature']:g} "
-                  "(fitted on validation, 1 = not calibrated).", "",
+                  f"{headline}, log loss {m['log_loss']:.3f}, ECE {m['ece']:.3f} on {m['test_images']} test "
+                  f"images{temperature}. Brackets: 95 % intervals (stratified bootstrap over the test images).", "",
                   f"Under the confidence threshold {low['threshold']:g}: {low['share']:.1%} of the test images "
                   f"(accuracy above it: {_maybe(low['accuracy_above'])}, below it: {_maybe(low['accuracy_below'])}).",
                   "", "```", section["report"].rstrip(), "```", ""]
@@ -292,7 +311,8 @@ def evaluate(params, prepared_dir=dataset.PREPARED_DIR, features_dir=FEATURES_DI
                     classifier.from_features, (features[i:i + size] for i in range(0, len(features), size)),
                     len(rows), len(classes))
             title = classifier.title
-            results[kind] = score(labels, probabilities, classes, threshold, bins)
+            results[kind] = with_intervals(score(labels, probabilities, classes, threshold, bins), labels,
+                                           probabilities, len(classes), settings["bootstrap"], params["seed"])
             # 1.0: not calibrated (head.calibrate / cnn.calibrate false, or a model saved before).
             results[kind]["temperature"] = classifier.info.get("temperature", 1.0)
             sections[kind] = {"title": title, "metrics": results[kind],
@@ -308,6 +328,17 @@ def evaluate(params, prepared_dir=dataset.PREPARED_DIR, features_dir=FEATURES_DI
             log.info("%s: accuracy %.4f, balanced accuracy %.4f, macro-F1 %.4f, %.1f%% under %.2f", title,
                      results[kind]["accuracy"], results[kind]["balanced_accuracy"], results[kind]["macro_f1"],
                      100 * results[kind]["low_confidence"]["share"], threshold)
+
+    # The baseline the head has to beat: a logistic regression on the same cached training features.
+    train_x, train_y = load_split(features_dir, "train")
+    probabilities = baseline_probabilities(fit_baseline(train_x, train_y, params["seed"]),
+                                           features_of_rows(features_dir, "test", rows), len(classes))
+    results["baseline"] = with_intervals(score(labels, probabilities, classes, threshold, bins), labels,
+                                         probabilities, len(classes), settings["bootstrap"], params["seed"])
+    sections["baseline"] = {"title": "Baseline: logistic regression on the same features", "metrics": results["baseline"],
+                            "report": classification_report(labels, probabilities, classes)}
+    log.info("baseline (logistic regression): accuracy %.4f, balanced accuracy %.4f, macro-F1 %.4f",
+             results["baseline"]["accuracy"], results["baseline"]["balanced_accuracy"], results["baseline"]["macro_f1"])
 
     smote = json.loads(Path(smote_path).read_text()) if Path(smote_path).is_file() else None
     write_report(report_path, sections, smote)

@@ -6,6 +6,7 @@ reported before any work starts, with the key's full name and the allowed values
 
 import difflib
 import math
+import re
 from pathlib import Path
 
 import yaml
@@ -99,6 +100,23 @@ def weights_choice():
     return check
 
 
+def group_pattern():
+    """null, or a regular expression whose first group names the item a file belongs to."""
+    def check(value, key):
+        if value is None:
+            return None
+        text()(value, key)
+        try:
+            compiled = re.compile(value)
+        except re.error as err:
+            _fail(key, f"is not a valid regular expression ({err}): {value!r}")
+        if compiled.groups < 1:
+            _fail(key, f"has no group in {value!r}; put the part of the file name that names the item in "
+                       r"parentheses, e.g. '-(\d+)-\d+\.[a-z]+$' for files named <...>-<item>-<view>.jpg")
+        return value
+    return check
+
+
 def counts_by_name():
     """A mapping of class name to a positive image count (the synthetic data set's classes)."""
     def check(value, key):
@@ -139,6 +157,7 @@ SCHEMA = {
     "split": {
         "validation": number(0, 1, low_open=True, high_open=True),
         "test": number(0, 1, low_open=True, high_open=True),
+        "group": group_pattern(),
     },
     "synthetic": {
         "image_size": integer(32, 1024),
@@ -193,6 +212,12 @@ SCHEMA = {
         "confidence_threshold": number(0, 1),
         "calibration_bins": integer(2, 1000),
         "mistakes": integer(0, 100),
+        "bootstrap": integer(0, 100_000),
+    },
+    "crossval": {
+        "folds": integer(2, 50),
+        "repeats": integer(1, 100),
+        "validation": number(0, 1, low_open=True, high_open=True),
     },
 }
 

@@ -9,6 +9,7 @@ whole stop the stage with a message saying what to fix, and leave no output behi
 import hashlib
 import logging
 import os
+import re
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -194,6 +195,68 @@ def decode_into_store(candidates, writer, preprocessing, skipped, workers=None):
 
 # --- the split -----------------------------------------------------------------------
 
+def assign_groups(records, pattern):
+    """Give each record the item it shows: the first group of `pattern` searched in its file name.
+
+    A file whose name does not match (and every file when pattern is None) is an item of its own.
+    Returns how many names did not match.
+    """
+    unmatched = 0
+    compiled = re.compile(pattern) if pattern else None
+    for record in records:
+        found = compiled.search(Path(record["path"]).name) if compiled else None
+        if compiled and found is None:
+            unmatched += 1
+        record["group"] = found.group(1) if found else record["path"]
+    if unmatched:
+        log.warning("split.group: %d file name(s) do not match %r; each is an item of its own", unmatched, pattern)
+    return unmatched
+
+
+def assign_grouped_splits(records, classes, validation, test, seed):
+    """Give each record a split so that all photos of one item (its group) land in the same split,
+    stratified by class as far as the groups allow (scikit-learn's StratifiedGroupKFold), seeded.
+
+    The test split is one fold of round(1 / test) folds, the validation split one fold of the rest;
+    records with a fixed split keep it, and the splits the source gives are not carved.
+    """
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    fixed = {r["fixed_split"] for r in records if r["fixed_split"]}
+    pool = sorted((r for r in records if not r["fixed_split"]), key=lambda r: r["path"])
+    labels = np.array([classes.index(r["label"]) for r in pool])
+    groups = np.array([r["group"] for r in pool])
+    remaining, share_left = np.arange(len(pool)), 1.0
+    for split, fraction in (("test", test), ("validation", validation)):
+        if split in fixed:
+            continue
+        folds = max(2, round(share_left / fraction))
+        if len(set(groups[remaining])) < folds:
+            raise PipelineError(
+                f"split.group: only {len(set(groups[remaining]))} items (groups) to split into {split} and the rest; "
+                f"a {fraction:g} {split} split needs at least {folds}. Add photos, or set split.group to null")
+        splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+        _, held = next(splitter.split(remaining, labels[remaining], groups[remaining]))
+        for index in remaining[held]:
+            pool[index]["split"] = split
+        remaining = np.delete(remaining, held)
+        share_left -= share_left / folds
+    for index in remaining:
+        pool[index]["split"] = "train"
+    for record in records:
+        if record["fixed_split"]:
+            record["split"] = record["fixed_split"]
+        record["label_index"] = classes.index(record["label"])
+    for name in classes:
+        present = {r["split"] for r in records if r["label"] == name}
+        if "train" not in present:
+            raise PipelineError(f"class '{name}' has no training images after grouping by split.group (all its "
+                                "items went to validation or test); add photos of more items to it")
+        for split in ("validation", "test"):
+            if split not in present:
+                log.warning("class '%s' has no %s images: its items are too few to give every split one", name, split)
+
+
 def assign_splits(records, classes, validation, test, seed):
     """Give each record a split: stratified per class, seeded, at least one image per split.
 
@@ -265,9 +328,15 @@ def prepare(params, out_dir=dataset.PREPARED_DIR):
                 raise PipelineError(
                     f"class folder {Path(data['path']) / name} has no usable images (every file was "
                     "skipped; see the warnings above); add readable images or remove the folder")
-        assign_splits(records, classes, split["validation"], split["test"], params["seed"])
+        unmatched = assign_groups(records, split["group"])
+        if split["group"]:
+            assign_grouped_splits(records, classes, split["validation"], split["test"], params["seed"])
+        else:
+            assign_splits(records, classes, split["validation"], split["test"], params["seed"])
         dataset.write_manifest(tmp / dataset.MANIFEST_FILE, records)
         summary = summarize(params, preprocessing, classes, records, skipped)
+        summary["groups"] = {"pattern": split["group"], "count": len({r["group"] for r in records}),
+                             "unmatched": unmatched}
         write_json(tmp / dataset.SUMMARY_FILE, summary)
     log.info("prepared %d images (%s); skipped %d files",
              len(records), ", ".join(f"{k} {v}" for k, v in summary["totals"].items()), len(skipped))

@@ -1,9 +1,7 @@
-"""Stage `train_head`: a small classifier on the cached backbone features.
+"""Stage `train_head`: a small classifier (stages/head.py) on the cached backbone features.
 
-The backbone already pooled each image into one vector (global average pooling), so the
-head is the original project's top: Dense + ReLU, Dropout, softmax, here with the inputs
-standardised by a Normalization layer fitted on the training features and saved in the
-model. It trains in seconds because the backbone never runs here.
+It trains in seconds because the backbone never runs here; early stopping watches the
+validation split, and the softmax temperature is fitted on it afterwards.
 """
 
 import logging
@@ -12,36 +10,16 @@ from pathlib import Path
 
 from stages.errors import PipelineError, run_stage
 from stages.features import FEATURES_DIR, RESAMPLED_DIR, load_split, read_info
+from stages.head import fit_head
 from stages.params import load_params
 from stages.recipes import BackboneRecipe, Preprocessing
 from stages.runtime import make_reproducible
-from stages.training import best_epoch, calibrated, save_model, training_callbacks, write_history
+from stages.training import best_epoch, calibrated, save_model, write_history
 
 log = logging.getLogger("train_head")
 
 MODEL_PATH = Path("models/head.keras")
 HISTORY_PATH = Path("plots/head/history.csv")
-
-
-def build_head(train_features, num_classes, units, dropout, learning_rate, input_dropout=0.0, l2=0.0):
-    import keras
-
-    standardize = keras.layers.Normalization(name="standardize")
-    standardize.adapt(train_features)
-    # A few hundred images and a thousand features overfit fast: dropout on the inputs and
-    # L2 on the weights are what held up in cross-validation on the neckline photos.
-    regularizer = keras.regularizers.l2(l2) if l2 else None
-    inputs = keras.Input(shape=(train_features.shape[1],), name="features")
-    x = standardize(inputs)
-    x = keras.layers.Dropout(input_dropout, name="input_dropout")(x)
-    x = keras.layers.Dense(units, activation="relu", kernel_regularizer=regularizer, name="dense")(x)
-    x = keras.layers.Dropout(dropout, name="dropout")(x)
-    logits = keras.layers.Dense(num_classes, kernel_regularizer=regularizer, name="logits")(x)
-    outputs = keras.layers.Softmax(name="probabilities")(logits)
-    model = keras.Model(inputs, outputs, name="head")
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    return model
 
 
 def train_head(params, features_dir=FEATURES_DIR, resampled_dir=RESAMPLED_DIR,
@@ -53,12 +31,8 @@ def train_head(params, features_dir=FEATURES_DIR, resampled_dir=RESAMPLED_DIR,
     if not len(val_y):
         raise PipelineError("the validation split is empty; early stopping needs it: raise split.validation")
     head = params["head"]
-    model = build_head(train_x, len(info["classes"]), head["units"], head["dropout"], head["learning_rate"],
-                       head["input_dropout"], head["l2"])
     start = time.perf_counter()
-    history = model.fit(train_x, train_y, validation_data=(val_x, val_y), epochs=head["epochs"],
-                        batch_size=head["batch_size"], callbacks=training_callbacks(head["patience"]),
-                        shuffle=True, verbose=2)
+    model, history = fit_head(train_x, train_y, val_x, val_y, len(info["classes"]), head, params["seed"], verbose=2)
     seconds = time.perf_counter() - start
     best = best_epoch(history)
     model, temperature = calibrated(model, head["calibrate"], val_x, val_y, head["batch_size"])

@@ -15,22 +15,16 @@ log = logging.getLogger("training")
 HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy")
 
 
-def early_stopping(patience):
+def training_callbacks(patience, reduce_lr_patience=0, verbose=1):
+    """Early stopping on validation loss (the best weights kept); with reduce_lr_patience > 0, also halve
+    the learning rate whenever validation loss has not improved for that many epochs (0 turns it off)."""
     import keras
 
-    return keras.callbacks.EarlyStopping(
-        monitor="val_loss", patience=patience, restore_best_weights=True, verbose=1)
-
-
-def training_callbacks(patience, reduce_lr_patience=0):
-    """Early stopping on validation loss; with reduce_lr_patience > 0, also halve the learning rate
-    whenever validation loss has not improved for that many epochs (0 turns it off)."""
-    import keras
-
-    callbacks = [early_stopping(patience)]
+    callbacks = [keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True,
+                                               verbose=min(verbose, 1))]
     if reduce_lr_patience:
         callbacks.append(keras.callbacks.ReduceLROnPlateau(
-            monitor="val_loss", factor=0.5, patience=reduce_lr_patience, min_lr=1e-6, verbose=1))
+            monitor="val_loss", factor=0.5, patience=reduce_lr_patience, min_lr=1e-6, verbose=min(verbose, 1)))
     return callbacks
 
 

@@ -108,6 +108,37 @@ def test_metrics_hold_both_models_with_readable_names(trained):
         assert section["low_confidence"]["threshold"] == params["evaluate"]["confidence_threshold"]
 
 
+def test_every_model_and_the_baseline_carry_95_percent_intervals(trained):
+    params, root = trained
+    results = json.loads((root / "metrics/test.json").read_text())
+    assert list(results) == ["cnn", "head", "baseline"]
+    for kind, section in results.items():
+        for name in ("accuracy", "balanced_accuracy", "macro_f1"):
+            low, high = section[f"{name}_ci"]
+            assert 0 <= low <= section[name] <= high <= 1, (kind, name)
+            if 0 < section[name] < 1:  # a handful of test images: the interval is wide, as it should be
+                assert high - low > 0.05, (kind, name)
+    report = (root / "metrics/report.md").read_text()
+    assert "## Baseline: logistic regression on the same features" in report
+    low, high = results["head"]["balanced_accuracy_ci"]
+    assert f"balanced accuracy {results['head']['balanced_accuracy']:.3f} [{low:.3f}, {high:.3f}]" in report
+
+
+def test_the_baseline_is_a_balanced_logistic_regression_on_the_cached_training_features(trained):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import balanced_accuracy_score
+    from sklearn.preprocessing import StandardScaler
+
+    params, root = trained
+    with np.load(root / "data/features/train.npz") as train, np.load(root / "data/features/test.npz") as test:
+        scaler = StandardScaler().fit(train["features"])
+        model = LogisticRegression(class_weight="balanced", max_iter=1000, random_state=params["seed"])
+        model.fit(scaler.transform(train["features"]), train["labels"])
+        expected = balanced_accuracy_score(test["labels"], model.predict(scaler.transform(test["features"])))
+    assert json.loads((root / "metrics/test.json").read_text())["baseline"]["balanced_accuracy"] == \
+        pytest.approx(expected, abs=1e-6)
+
+
 def test_saved_predictions_reproduce_the_metrics(trained):
     """predictions.csv holds, per test image in manifest order, what the metrics were computed from."""
     params, root = trained
@@ -180,7 +211,7 @@ def test_report_and_png_plots(trained):
     _, root = trained
     report = (root / "metrics/report.md").read_text()
     assert "## custom CNN" in report and "## mobilenet head" in report
-    assert report.count("precision    recall  f1-score   support") == 2
+    assert report.count("precision    recall  f1-score   support") == 3  # cnn, head, baseline
     assert "## SMOTE" in report and "| class | before | after |" in report
     for kind in ("cnn", "head"):
         for name in ("confusion", "curves", "mistakes"):

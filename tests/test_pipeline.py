@@ -17,6 +17,9 @@ TINY = {
     "cnn.image_size": 32,
     "cnn.dense_units": [16],
     "cnn.filters": [4, 8],
+    "crossval.folds": 3,
+    "crossval.repeats": 1,
+    "crossval.validation": 0.25,
 }
 
 
@@ -73,6 +76,9 @@ def test_repro_ends_with_evaluate_and_dvc_shows_its_metrics_and_plots(repo):
     for name in ("cnn.accuracy", "cnn.balanced_accuracy", "cnn.macro_f1", "head.accuracy",
                  "head.balanced_accuracy", "head.macro_f1", "head.low_confidence.share"):
         assert any(key.endswith(f"metrics/test.json.data.{name}") for key in metrics), name
+    assert any(key.endswith("metrics/test.json.data.baseline.balanced_accuracy") for key in metrics)
+    for name in ("head.balanced_accuracy_mean", "head.balanced_accuracy_sd", "baseline.balanced_accuracy_mean"):
+        assert any(key.endswith(f"metrics/cv.json.data.{name}") for key in metrics), name
 
     shown_plots = json.loads(dvc(repo, "plots", "show", "--json"))
     assert not shown_plots.get("errors"), shown_plots["errors"]

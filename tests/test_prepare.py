@@ -288,3 +288,68 @@ def test_real_clothing_folders(tmp_path):
     held_out = sum(1 for p in (clothing / "validation").rglob("*") if p.is_file())
     assert summary["totals"]["test"] + sum(
         1 for s in summary["skipped"] if s["path"].startswith("validation/")) == held_out
+
+
+# --- split.group: every photo of one item in one split ------------------------------------------
+
+NECKLINE_ITEM = r"-(\d+)-\d+\.[a-z]+$"
+
+
+def photos_of_items(target, items_per_class=8, views=3):
+    """Real photos saved as several views of each item (<class>/shirt-<item>-<view>.jpg): the views are the
+    photo mirrored and shifted, so that they differ in pixels as real views do; plus one name that does
+    not follow the pattern."""
+    from PIL import Image, ImageOps
+
+    source = copy_photos(target.parent / "originals", items_per_class)
+    for class_dir in sorted(source.iterdir()):
+        (target / class_dir.name).mkdir(parents=True)
+        for index, photo in enumerate(sorted(class_dir.iterdir())):
+            item = f"{class_dir.name}{index}".__hash__() % 10**6 + 10**6 * index
+            with Image.open(photo) as image:
+                image = image.convert("RGB")
+                variants = [image, ImageOps.mirror(image), image.rotate(8, fillcolor="white")]
+                for view in range(views):
+                    variants[view].save(target / class_dir.name / f"shirt-{item}-{view + 1}.jpg", quality=92)
+    only = next(iter(sorted(source.iterdir())))
+    shutil.copy(next(iter(sorted(only.iterdir()))), target / only.name / "no-item-number.jpg")
+    return target
+
+
+def test_split_group_keeps_every_item_in_one_split(tmp_path):
+    photos = photos_of_items(tmp_path / "photos")
+    summary, out = run_prepare(photos, tmp_path, **{"split.group": NECKLINE_ITEM, "split.validation": 0.2,
+                                                    "split.test": 0.2})
+    records = dataset.read_manifest(out)
+    splits_of = {}
+    for record in records:
+        splits_of.setdefault(record["group"], set()).add(record["split"])
+    assert all(len(splits) == 1 for splits in splits_of.values()), "an item's photos in two splits"
+    assert summary["groups"] == {"pattern": NECKLINE_ITEM, "count": 3 * 8 + 1, "unmatched": 1}
+    assert len(records) == 3 * 8 * 3 + 1
+    # stratified as far as groups allow: every class in every split, about the asked share in test
+    for name, counts in summary["counts"].items():
+        assert counts["train"] > 0 and counts["validation"] > 0 and counts["test"] > 0, name
+    assert 0.1 < summary["totals"]["test"] / summary["totals"]["total"] < 0.3
+
+
+def test_without_split_group_each_photo_is_its_own_item(tmp_path):
+    photos = photos_of_items(tmp_path / "photos", items_per_class=4)
+    summary, out = run_prepare(photos, tmp_path)
+    records = dataset.read_manifest(out)
+    assert [r["group"] for r in records] == [r["path"] for r in records]
+    assert summary["groups"] == {"pattern": None, "count": len(records), "unmatched": 0}
+    # and the views of one item do end up in different splits: the leak split.group closes
+    splits_of = {}
+    for record in records:
+        if "shirt-" in record["path"]:
+            splits_of.setdefault(record["path"].rsplit("-", 1)[0], set()).add(record["split"])
+    assert any(len(splits) > 1 for splits in splits_of.values())
+
+
+def test_too_few_items_for_the_split_is_a_clear_error(tmp_path):
+    photos = photos_of_items(tmp_path / "photos", items_per_class=1)
+    with pytest.raises(PipelineError, match=r"split.group: only 4 items \(groups\) to split into test and the rest; "
+                                            r"a 0.15 test split needs at least 7"):
+        run_prepare(photos, tmp_path, **{"split.group": NECKLINE_ITEM})
+    assert not (tmp_path / "prepared").exists()

@@ -9,7 +9,8 @@ import pytest
 from stages.atomic import write_json
 from stages.errors import PipelineError
 from stages.features import load_split
-from stages.resample import resample, smote_resample
+from stages.resample import resample
+from stages.smote import smote_resample
 from tests.conftest import make_params
 
 CLASSES = ["big", "middle", "small"]

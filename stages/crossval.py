@@ -1,0 +1,138 @@
+"""Stage `crossval`: the numbers to choose by. Repeated stratified k-fold over the train and
+validation features (grouped by item when split.group is set), never the test split.
+
+In every fold the head is built and trained exactly as the train_head stage does it (SMOTE on the
+fold's training part only, early stopping on a share of the fold's training part, never on its
+held-out fold), and the baseline (a logistic regression) is fitted on the same training part. Both
+are scored on the held-out fold. It reads the cached features, so it adds no backbone pass.
+
+Writes metrics/cv.json (mean and standard deviation of each metric per model, over folds x repeats)
+and metrics/cv_folds.csv (one row per fold and model).
+"""
+
+import csv
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from stages import dataset
+from stages.atomic import atomic_file, write_json
+from stages.baseline import baseline_probabilities, fit_baseline
+from stages.errors import PipelineError, outdated, run_stage
+from stages.features import FEATURES_DIR, load_split_rows, read_info
+from stages.head import fit_head
+from stages.intervals import METRICS, headline
+from stages.params import load_params
+from stages.runtime import make_reproducible
+from stages.smote import smote_resample
+
+log = logging.getLogger("crossval")
+
+CV_METRICS = Path("metrics/cv.json")
+CV_FOLDS = Path("metrics/cv_folds.csv")
+MODELS = ("head", "baseline")
+
+
+def pooled_features(features_dir, prepared_dir):
+    """(features, labels, groups) of the train and validation splits together; groups from the manifest."""
+    parts = [load_split_rows(features_dir, split) for split in ("train", "validation")]
+    features = np.concatenate([p[0] for p in parts])
+    labels = np.concatenate([p[1] for p in parts])
+    rows = np.concatenate([p[2] for p in parts])
+    group_of_row = {record["row"]: record["group"] for record in dataset.read_manifest(prepared_dir)}
+    missing = [int(row) for row in rows if int(row) not in group_of_row]
+    if missing:
+        raise outdated(Path(features_dir), f"has features of {len(missing)} image(s) the manifest does not know")
+    return features, labels, np.array([group_of_row[int(row)] for row in rows])
+
+
+def folds(labels, groups, n_folds, repeats, seed):
+    """Yield (repeat, fold, train indices, held-out indices): stratified, and grouped by item when groups
+    repeat (every photo of an item on one side), each repeat with its own shuffle."""
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+
+    grouped = len(set(groups)) < len(groups)
+    for repeat in range(repeats):
+        splitter = (StratifiedGroupKFold if grouped else StratifiedKFold)(
+            n_splits=n_folds, shuffle=True, random_state=seed + repeat)
+        for fold, (train, held) in enumerate(splitter.split(labels, labels, groups if grouped else None)):
+            yield repeat, fold, train, held
+
+
+def early_stopping_split(labels, groups, share, seed):
+    """(fit, stop) positions in a fold's training part: `share` of it kept apart for early stopping."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    splitter = StratifiedGroupKFold(n_splits=max(2, round(1 / share)), shuffle=True, random_state=seed)
+    fit, stop = next(splitter.split(labels, labels, groups))
+    return fit, stop
+
+
+def score_fold(params, classes, x, y, groups, train, held, seed):
+    """{model: headline metrics on the held-out fold} for the head and the baseline trained on `train`."""
+    head = params["head"]
+    fit, stop = early_stopping_split(y[train], groups[train], params["crossval"]["validation"], seed)
+    fit, stop = train[fit], train[stop]
+    fit_x, fit_y = x[fit], y[fit]
+    if params["smote"]["enabled"]:
+        fit_x, fit_y, _ = smote_resample(fit_x, fit_y, params["smote"]["k_neighbors"], seed, classes)
+    make_reproducible(seed)
+    model, _ = fit_head(fit_x, fit_y, x[stop], y[stop], len(classes), head, seed)
+    predicted = {
+        "head": model.predict(x[held], batch_size=head["batch_size"], verbose=0).argmax(axis=1),
+        "baseline": baseline_probabilities(fit_baseline(x[train], y[train], seed), x[held], len(classes)).argmax(axis=1),
+    }
+    return {name: headline(y[held], predicted[name], len(classes)) for name in MODELS}
+
+
+def summarize(scores):
+    """{model: {<metric>_mean, <metric>_sd}} over the folds; the standard deviation is the sample one."""
+    return {name: {f"{metric}_{stat}": round(float(fn([s[name][metric] for s in scores])), 6)
+                   for metric in METRICS for stat, fn in (("mean", np.mean), ("sd", lambda v: np.std(v, ddof=1)))}
+            for name in MODELS}
+
+
+def crossval(params, features_dir=FEATURES_DIR, prepared_dir=dataset.PREPARED_DIR, metrics_path=CV_METRICS,
+             folds_path=CV_FOLDS):
+    settings, seed = params["crossval"], params["seed"]
+    classes = read_info(features_dir)["classes"]
+    x, y, groups = pooled_features(features_dir, prepared_dir)
+    smallest = int(np.bincount(y, minlength=len(classes)).min())
+    if smallest < settings["folds"]:
+        name = classes[int(np.argmin(np.bincount(y, minlength=len(classes))))]
+        raise PipelineError(f"class '{name}' has {smallest} train + validation image(s), fewer than crossval.folds="
+                            f"{settings['folds']}; every fold needs one. Lower crossval.folds or add images")
+    started = time.perf_counter()
+    scores, rows = [], []
+    for repeat, fold, train, held in folds(y, groups, settings["folds"], settings["repeats"], seed):
+        fold_seed = (seed + 1000 * repeat + fold) % 2**32
+        result = score_fold(params, classes, x, y, groups, train, held, fold_seed)
+        scores.append(result)
+        rows += [[repeat + 1, fold + 1, name, len(held)] + [f"{result[name][m]:.6f}" for m in METRICS]
+                 for name in MODELS]
+        log.info("repeat %d fold %d: %s", repeat + 1, fold + 1, ", ".join(
+            f"{name} balanced accuracy {result[name]['balanced_accuracy']:.3f}" for name in MODELS))
+    seconds = time.perf_counter() - started
+    summary = {**summarize(scores), "folds": settings["folds"], "repeats": settings["repeats"],
+               "images": int(len(y)), "grouped": bool(len(set(groups)) < len(groups))}
+    with atomic_file(folds_path, "w") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["repeat", "fold", "model", "images", *METRICS])
+        writer.writerows(rows)
+    write_json(metrics_path, summary)
+    for name in MODELS:
+        log.info("%s: %s", name, ", ".join(f"{m} {summary[name][f'{m}_mean']:.3f} +- {summary[name][f'{m}_sd']:.3f}"
+                                           for m in METRICS))
+    log.info("%d folds x %d repeats on %d images in %.1f s (no backbone pass: cached features)",
+             settings["folds"], settings["repeats"], len(y), seconds)
+    return summary
+
+
+def main():
+    crossval(load_params())
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,51 @@
+"""The classifier head on cached backbone features: built and trained the same way by the
+train_head stage and inside every cross-validation fold.
+
+The backbone already pooled each image into one vector (global average pooling), so the
+head is the original project's top: Dense + ReLU, Dropout, softmax, here with the inputs
+standardised by a Normalization layer fitted on the training features and saved in the model.
+"""
+
+from stages import runtime  # noqa: F401  (TensorFlow's environment, before Keras loads it)
+from stages.training import training_callbacks
+
+
+def build_head(train_features, num_classes, units, dropout, learning_rate, input_dropout=0.0, l2=0.0):
+    import keras
+
+    standardize = keras.layers.Normalization(name="standardize")
+    standardize.adapt(train_features)
+    # A few hundred images and a thousand features overfit fast: dropout on the inputs and
+    # L2 on the weights are what held up in cross-validation on the neckline photos.
+    regularizer = keras.regularizers.l2(l2) if l2 else None
+    inputs = keras.Input(shape=(train_features.shape[1],), name="features")
+    x = standardize(inputs)
+    x = keras.layers.Dropout(input_dropout, name="input_dropout")(x)
+    x = keras.layers.Dense(units, activation="relu", kernel_regularizer=regularizer, name="dense")(x)
+    x = keras.layers.Dropout(dropout, name="dropout")(x)
+    logits = keras.layers.Dense(num_classes, kernel_regularizer=regularizer, name="logits")(x)
+    outputs = keras.layers.Softmax(name="probabilities")(logits)
+    model = keras.Model(inputs, outputs, name="head")
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def fit_head(train_x, train_y, val_x, val_y, num_classes, head, seed, verbose=0):
+    """(model, history): a head built from params' `head` section, trained on (train_x, train_y) with early
+    stopping on (val_x, val_y); the weights of the epoch with the lowest validation loss are kept.
+
+    The data go in as tf.data pipelines (reshuffled every epoch from `seed`): half the time per epoch
+    of NumPy arrays, which matters for the hundreds of short epochs a head runs in every CV fold.
+    """
+    import tensorflow as tf
+
+    model = build_head(train_x, num_classes, head["units"], head["dropout"], head["learning_rate"],
+                       head["input_dropout"], head["l2"])
+    train = (tf.data.Dataset.from_tensor_slices((train_x, train_y))
+             .shuffle(len(train_y), seed=seed, reshuffle_each_iteration=True).batch(head["batch_size"]).prefetch(2))
+    validation = tf.data.Dataset.from_tensor_slices((val_x, val_y)).batch(head["batch_size"]).cache()
+    history = model.fit(train, validation_data=validation, epochs=head["epochs"],
+                        callbacks=training_callbacks(head["patience"], verbose=verbose), shuffle=False,  # shuffled above
+                        verbose=verbose)
+    return model, history

@@ -1,0 +1,112 @@
+"""Cross-validation for choosing: folds of train + validation only, grouped by item, SMOTE and early
+stopping inside each fold's training part, the baseline on the same folds; seeded and exact."""
+
+import json
+
+import numpy as np
+import pytest
+
+from stages import dataset
+from stages.crossval import crossval, early_stopping_split, folds
+from stages.errors import PipelineError
+from tests.conftest import make_params
+from tests.test_resample import write_features
+
+FAST = {"head.epochs": 30, "head.patience": 5, "head.units": 16, "head.learning_rate": 0.01,
+        "head.input_dropout": 0.0, "head.l2": 0.0, "crossval.folds": 3, "crossval.repeats": 2}
+
+
+def features_with_manifest(folder, counts, groups_of=None, separation=5.0):
+    """write_features' folder plus a prepared folder whose manifest names each row's group."""
+    features = write_features(folder / "features", counts, separation=separation)
+    records, row = [], 0
+    for split, split_counts in counts.items():
+        for label, count in enumerate(split_counts):
+            for _ in range(count):
+                group = groups_of(row) if groups_of else f"photo{row}"
+                records.append({"row": row, "path": f"{label}/{row}.jpg", "label": label, "label_index": label,
+                                "split": split, "group": group, "sha256": str(row)})
+                row += 1
+    # write_features numbers rows per split from 0; renumber them to the manifest's.
+    start = 0
+    for split, split_counts in counts.items():
+        with np.load(features / f"{split}.npz") as arrays:
+            x, y = arrays["features"], arrays["labels"]
+        np.savez(features / f"{split}.npz", features=x, labels=y, rows=np.arange(start, start + len(y)))
+        start += len(y)
+    (folder / "prepared").mkdir()
+    dataset.write_manifest(folder / "prepared" / dataset.MANIFEST_FILE, records)
+    return features, folder / "prepared"
+
+
+def run(tmp_path, counts=None, name="cv", separation=5.0, **overrides):
+    counts = counts or {"train": [30, 20, 12], "validation": [6, 4, 3], "test": [6, 4, 3]}
+    features, prepared = features_with_manifest(tmp_path / name, counts, separation=separation)
+    params = make_params(**{**FAST, **overrides})
+    summary = crossval(params, features, prepared, tmp_path / name / "cv.json", tmp_path / name / "folds.csv")
+    return summary, tmp_path / name
+
+
+def test_both_models_score_well_on_separable_features_with_mean_and_spread(tmp_path):
+    summary, folder = run(tmp_path)
+    written = json.loads((folder / "cv.json").read_text())
+    assert written == summary
+    for model in ("head", "baseline"):
+        assert summary[model]["balanced_accuracy_mean"] > 0.9  # chance is 1/3
+        assert 0 <= summary[model]["accuracy_sd"] < 0.1
+    assert summary["folds"] == 3 and summary["repeats"] == 2 and summary["images"] == 75
+    lines = (folder / "folds.csv").read_text().splitlines()
+    assert lines[0] == "repeat,fold,model,images,accuracy,balanced_accuracy,macro_f1"
+    assert len(lines) == 1 + 3 * 2 * 2
+
+
+def test_the_test_split_is_never_read_and_the_result_is_exact(tmp_path):
+    first, a = run(tmp_path, name="a")
+    with np.load(a / "features/test.npz") as arrays:
+        rows = arrays["rows"]
+    # Another test split entirely: the CV numbers must not move, to the last byte.
+    second_features, _ = features_with_manifest(tmp_path / "b", {"train": [30, 20, 12], "validation": [6, 4, 3],
+                                                                 "test": [6, 4, 3]})
+    np.savez(second_features / "test.npz", features=np.zeros((13, 8), np.float32), labels=np.zeros(13, np.int64),
+             rows=rows)
+    crossval(make_params(**FAST), second_features, tmp_path / "b/prepared", tmp_path / "b/cv.json",
+             tmp_path / "b/folds.csv")
+    assert (tmp_path / "b/cv.json").read_bytes() == (a / "cv.json").read_bytes()
+    assert (tmp_path / "b/folds.csv").read_bytes() == (a / "folds.csv").read_bytes()
+
+
+def test_folds_keep_every_item_on_one_side_and_stratify():
+    labels = np.repeat([0, 1, 2], [40, 30, 20])
+    groups = np.array([f"item{i // 3}" for i in range(len(labels))])  # three photos per item
+    seen = []
+    for repeat, fold, train, held in folds(labels, groups, 5, 2, seed=7):
+        assert not set(train) & set(held) and len(train) + len(held) == len(labels)
+        assert not set(groups[train]) & set(groups[held]), "an item on both sides of a fold"
+        assert set(labels[held]) == {0, 1, 2}
+        fit, stop = early_stopping_split(labels[train], groups[train], 0.15, seed=7)
+        assert not set(train[fit]) & set(held) and not set(train[stop]) & set(held)  # early stopping: no held-out
+        assert not set(groups[train][fit]) & set(groups[train][stop])
+        seen.append(tuple(sorted(held)))
+    assert len(set(seen)) == 10  # the two repeats shuffle differently
+
+
+def test_ungrouped_photos_fold_by_photo():
+    labels = np.repeat([0, 1], [20, 10])
+    groups = np.array([f"p{i}" for i in range(30)])
+    held_sizes = [len(held) for _, _, _, held in folds(labels, groups, 5, 1, seed=0)]
+    assert held_sizes == [6, 6, 6, 6, 6]
+
+
+def test_smote_changes_only_the_training_part(tmp_path):
+    # Overlapping classes, so that what the head trains on shows in its scores.
+    with_smote, _ = run(tmp_path, name="smote", separation=0.7, **{"smote.enabled": True})
+    without, _ = run(tmp_path, name="plain", separation=0.7, **{"smote.enabled": False})
+    assert with_smote["baseline"] == without["baseline"]  # the baseline never sees SMOTE
+    assert with_smote["head"] != without["head"]
+
+
+def test_a_class_smaller_than_the_folds_is_a_clear_error(tmp_path):
+    with pytest.raises(PipelineError, match=r"class 'small' has 2 train \+ validation image\(s\), fewer than "
+                                            r"crossval.folds=3"):
+        run(tmp_path, counts={"train": [30, 20, 1], "validation": [6, 4, 1], "test": [6, 4, 3]})
+    assert not (tmp_path / "cv" / "cv.json").exists()
