@@ -5,23 +5,31 @@ classified the same way in both: the image store's uint8 pixels (or a photo deco
 preprocessed by `stages.images`, exactly as prepare does) go to the CNN, which resizes and
 rescales inside the model, or through the same frozen backbone and `preprocess_input`
 as the extract stage to the head. A model is rebuilt from `models/<kind>.keras` and the two
-recipes in `models/<kind>.json` alone (`stages.recipes`).
+recipes in `models/<kind>.json` alone (`stages.recipes`). `classify` turns photo files into
+the result records that the prediction command prints and the server (`stages.serve`) returns.
 """
 
 import json
+import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
 from stages import runtime  # noqa: F401  (TensorFlow's environment, before Keras loads it)
+from stages.dataset import prefetched
 from stages.errors import PipelineError, missing, outdated
-from stages.images import DEFAULT_MAX_PIXELS, load_image
+from stages.images import DEFAULT_MAX_PIXELS, ImageError, load_image
+from stages.params import PARAMS_FILE, load_params
 from stages.recipes import BackboneRecipe, Preprocessing
 from stages.training import load_model_info
 
 KINDS = ("cnn", "head")
 MODELS_DIR = Path("models")
 TEST_METRICS = Path("metrics/test.json")  # written by the evaluate stage: one section per kind
+
+LOW_CONFIDENCE = "low confidence: the photo may show several garments or an unusual neckline"
+DEFAULT_THRESHOLD = 0.8
 
 
 class Classifier:
@@ -101,3 +109,63 @@ def best_model(metrics_path=TEST_METRICS):
         return max(KINDS, key=lambda kind: (results[kind]["balanced_accuracy"], results[kind]["macro_f1"]))
     except (ValueError, KeyError, TypeError):
         return None
+
+
+def settings_from_params():
+    """(confidence threshold, max pixels) from params.yaml, or the defaults where there is none."""
+    if not Path(PARAMS_FILE).is_file():
+        return DEFAULT_THRESHOLD, DEFAULT_MAX_PIXELS
+    params = load_params()
+    return params["evaluate"]["confidence_threshold"], params["data"]["max_pixels"]
+
+
+# --- photo files to result records (the prediction command and the server) ------------------
+
+def classify(classifier, entries, threshold, batch_size=32, max_pixels=DEFAULT_MAX_PIXELS, workers=None, pool=None):
+    """One result dict per (shown path, file or None, error or None) entry, in order: path, label,
+    probability, top3, low_confidence, error.
+
+    Decoding runs on a thread pool, a batch ahead of the model (`dataset.prefetched`); memory holds
+    two batches at most. A long-running caller passes its own `pool`: OpenCV keeps a little memory
+    for every thread that ever resized an image, so a new pool per call would add up.
+    """
+    if pool is None:
+        with ThreadPoolExecutor(max_workers=workers or min(8, os.cpu_count() or 1)) as own_pool:
+            return classify(classifier, entries, threshold, batch_size, max_pixels, pool=own_pool)
+
+    def decode_batch(batch):
+        return list(pool.map(lambda e: _decode(e, classifier, max_pixels), batch))
+
+    results = []
+    batches = [entries[i:i + batch_size] for i in range(0, len(entries), batch_size)]
+    for decoded, batch in zip(prefetched(decode_batch(batch) for batch in batches), batches):
+        results += _classify_batch(classifier, batch, decoded, threshold)
+    return results
+
+
+def _decode(entry, classifier, max_pixels):
+    _, file, error = entry
+    if error:
+        return None, error
+    try:
+        return classifier.read(file, max_pixels), None
+    except ImageError as err:
+        return None, str(err)
+
+
+def _classify_batch(classifier, batch, decoded, threshold):
+    images = [image for image, _ in decoded if image is not None]
+    probabilities = iter(classifier.probabilities(np.stack(images)) if images else [])
+    out = []
+    for (shown, _, _), (image, error) in zip(batch, decoded):
+        if image is None:
+            out.append({"path": shown, "label": None, "probability": None, "top3": [],
+                        "low_confidence": None, "error": error})
+            continue
+        p = next(probabilities).astype(np.float64)
+        order = np.argsort(-p, kind="stable")[:3]
+        top = float(p[order[0]])
+        out.append({"path": shown, "label": classifier.classes[order[0]], "probability": round(top, 6),
+                    "top3": [[classifier.classes[k], round(float(p[k]), 6)] for k in order],
+                    "low_confidence": bool(top < threshold), "error": None})
+    return out

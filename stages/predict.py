@@ -17,23 +17,17 @@ import csv
 import io
 import json
 import logging
-import os
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import numpy as np
-
-from stages.classify import KINDS, MODELS_DIR, TEST_METRICS, best_model, load_classifier
-from stages.dataset import prefetched
+from stages.classify import DEFAULT_THRESHOLD, KINDS, LOW_CONFIDENCE, MODELS_DIR, TEST_METRICS
+from stages.classify import best_model, classify, load_classifier, settings_from_params
 from stages.errors import PipelineError, run_stage
-from stages.images import DEFAULT_MAX_PIXELS, SUPPORTED_EXTENSIONS, ImageError, walk_image_files
-from stages.params import PARAMS_FILE, load_params
+from stages.images import SUPPORTED_EXTENSIONS, walk_image_files
+from stages.params import PARAMS_FILE
 
 log = logging.getLogger("predict")
 
-LOW_CONFIDENCE = "low confidence: the photo may show several garments or an unusual neckline"
-DEFAULT_THRESHOLD = 0.8
 EXIT_SOME_FAILED = 1
 FORMATS = ("table", "json", "csv")
 
@@ -69,54 +63,6 @@ def find_images(paths):
         raise PipelineError(f"no images to classify in {', '.join(map(str, paths))}: the folder(s) have no "
                             f"image files ({', '.join(SUPPORTED_EXTENSIONS)})")
     return entries
-
-
-# --- classification ------------------------------------------------------------------------
-
-def _decode(entry, classifier, max_pixels):
-    shown, file, error = entry
-    if error:
-        return None, error
-    try:
-        return classifier.read(file, max_pixels), None
-    except ImageError as err:
-        return None, str(err)
-
-
-def classify(classifier, entries, threshold, batch_size=32, max_pixels=DEFAULT_MAX_PIXELS, workers=None):
-    """One result dict per entry, in order: path, label, probability, top3, low_confidence, error.
-
-    Decoding runs on a thread pool, a batch ahead of the model (`dataset.prefetched`); memory holds
-    two batches at most.
-    """
-    results = []
-    workers = workers or min(8, os.cpu_count() or 1)
-    batches = [entries[i:i + batch_size] for i in range(0, len(entries), batch_size)]
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        def decode_batch(batch):
-            return list(pool.map(lambda e: _decode(e, classifier, max_pixels), batch))
-
-        for decoded, batch in zip(prefetched(decode_batch(batch) for batch in batches), batches):
-            results += _classify_batch(classifier, batch, decoded, threshold)
-    return results
-
-
-def _classify_batch(classifier, batch, decoded, threshold):
-    images = [image for image, _ in decoded if image is not None]
-    probabilities = iter(classifier.probabilities(np.stack(images)) if images else [])
-    out = []
-    for (shown, _, _), (image, error) in zip(batch, decoded):
-        if image is None:
-            out.append({"path": shown, "label": None, "probability": None, "top3": [],
-                        "low_confidence": None, "error": error})
-            continue
-        p = next(probabilities).astype(np.float64)
-        order = np.argsort(-p, kind="stable")[:3]
-        top = float(p[order[0]])
-        out.append({"path": shown, "label": classifier.classes[order[0]], "probability": round(top, 6),
-                    "top3": [[classifier.classes[k], round(float(p[k]), 6)] for k in order],
-                    "low_confidence": bool(top < threshold), "error": None})
-    return out
 
 
 # --- output -----------------------------------------------------------------------------------
@@ -175,14 +121,6 @@ def parse_args(argv):
     if args.batch_size < 1:
         parser.error(f"--batch-size must be at least 1, got {args.batch_size}")
     return args
-
-
-def settings_from_params():
-    """(confidence threshold, max pixels) from params.yaml, or the defaults where there is none."""
-    if not Path(PARAMS_FILE).is_file():
-        return DEFAULT_THRESHOLD, DEFAULT_MAX_PIXELS
-    params = load_params()
-    return params["evaluate"]["confidence_threshold"], params["data"]["max_pixels"]
 
 
 def run(argv=None, out=sys.stdout):

@@ -1,0 +1,155 @@
+"use strict";
+// The page of stages/serve.py: sends the chosen photos to POST /predict (field "files", at most
+// --max-files per request) and shows, for each, the part of the photo the model looks at, its
+// top 3 classes and the low-confidence warning. Everything it needs comes from this server.
+
+let model = null; // GET /model: kind, title, classes, preprocessing, threshold, limits
+
+const $ = (id) => document.getElementById(id);
+
+function element(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text; // never innerHTML: file names come from the user
+  return node;
+}
+
+const percent = (p) => `${(100 * p).toFixed(1)} %`;
+
+async function loadModel() {
+  const response = await fetch("/model");
+  model = await response.json();
+  $("model").textContent = `Model: ${model.title} (${model.kind}); classes: ${model.classes.join(", ")}`;
+  $("limits").textContent = `Up to ${model.limits.max_files} photos at a time, ${model.limits.max_upload_mb} MB each.`;
+}
+
+// The part of a width x height photo the model sees, in % of the photo: the recipe's region, and
+// with resize "crop" only the centred square of it.
+function lookedAt(width, height) {
+  const region = model.preprocessing.region;
+  let top = region.top * height, bottom = region.bottom * height;
+  let left = region.left * width, right = region.right * width;
+  if (model.preprocessing.resize === "crop") {
+    const side = Math.min(bottom - top, right - left);
+    const middleY = (top + bottom) / 2, middleX = (left + right) / 2;
+    [top, bottom, left, right] = [middleY - side / 2, middleY + side / 2, middleX - side / 2, middleX + side / 2];
+  }
+  return { top: 100 * top / height, left: 100 * left / width,
+           width: 100 * (right - left) / width, height: 100 * (bottom - top) / height };
+}
+
+function addCard(file) {
+  const card = element("article", "card");
+  const frame = element("div", "frame");
+  const image = element("img");
+  image.alt = file.name;
+  const outline = element("div", "outline");
+  outline.hidden = true;
+  image.addEventListener("load", () => {
+    const box = lookedAt(image.naturalWidth, image.naturalHeight);
+    Object.assign(outline.style, { top: `${box.top}%`, left: `${box.left}%`, width: `${box.width}%`,
+                                   height: `${box.height}%` });
+    outline.hidden = false;
+    URL.revokeObjectURL(image.src);
+  });
+  const caption = element("p", "caption", "outlined: the part of the photo the model looks at");
+  image.addEventListener("error", () => { frame.hidden = true; caption.hidden = true; }); // not an image
+  image.src = URL.createObjectURL(file);
+  frame.append(image, outline);
+  const body = element("div", "body");
+  body.append(element("p", "name", file.name), element("p", "pending", "classifying…"));
+  card.append(frame, caption, body);
+  $("results").append(card);
+  return body;
+}
+
+function showResult(body, result, kind) {
+  body.replaceChildren(element("p", "name", result.path));
+  if (result.error) {
+    body.append(element("p", "error", `Could not classify this file: ${result.error}`));
+    return;
+  }
+  body.append(element("h2", "label", result.label));
+  const list = element("ul", "top3");
+  for (const [label, probability] of result.top3) {
+    const row = element("li");
+    const bar = element("span", "bar");
+    const fill = element("span");
+    fill.style.width = `${100 * probability}%`;
+    bar.append(fill);
+    row.append(element("span", "top-label", label), bar, element("span", "percent", percent(probability)));
+    list.append(row);
+  }
+  body.append(list);
+  if (result.low_confidence) {
+    const warning = model.low_confidence_warning;
+    body.append(element("p", "warning", `${warning[0].toUpperCase()}${warning.slice(1)} (top probability ` +
+                        `${percent(result.probability)}, below ${percent(model.confidence_threshold)}).`));
+  }
+  const title = kind === model.kind ? model.title : kind;
+  body.append(element("p", "answered", `Answered by the ${title} (${kind}).`));
+}
+
+function showError(body, message) {
+  body.querySelector(".pending")?.remove();
+  body.append(element("p", "error", message));
+}
+
+async function send(batch) {
+  const form = new FormData();
+  for (const { file } of batch) form.append("files", file, file.name);
+  let response, answer;
+  try {
+    response = await fetch("/predict", { method: "POST", body: form });
+    answer = await response.json();
+  } catch (err) {
+    batch.forEach(({ body }) => showError(body, `The server did not answer (${err.message}); try again.`));
+    return;
+  }
+  const results = response.ok ? answer : answer.results;
+  if (!results) {
+    batch.forEach(({ body }) => showError(body, answer.detail || `error ${response.status}`));
+    return;
+  }
+  const kind = response.headers.get("X-Model") || model.kind;
+  batch.forEach(({ body }, i) => showResult(body, results[i], kind));
+}
+
+async function classifyFiles(files) {
+  if (!files.length) return;
+  if (!model) await loadModel();
+  const tooLarge = model.limits.max_upload_mb * 1024 * 1024;
+  const queue = [];
+  for (const file of files) {
+    const body = addCard(file);
+    if (file.size > tooLarge) {
+      showError(body, `This photo is ${(file.size / 1048576).toFixed(1)} MB, over the limit of ` +
+                      `${model.limits.max_upload_mb} MB: choose a smaller copy.`);
+    } else {
+      queue.push({ file, body });
+    }
+  }
+  $("status").textContent = `Classifying ${queue.length} photo(s)…`;
+  for (let start = 0; start < queue.length; start += model.limits.max_files) {
+    await send(queue.slice(start, start + model.limits.max_files));
+  }
+  $("status").textContent = `Classified ${queue.length} photo(s).`;
+}
+
+function setUp() {
+  const input = $("files"), drop = $("drop");
+  input.addEventListener("change", () => {
+    classifyFiles([...input.files]);
+    input.value = ""; // choosing the same photo again classifies it again
+  });
+  drop.addEventListener("dragover", (event) => { event.preventDefault(); drop.classList.add("over"); });
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", (event) => {
+    event.preventDefault();
+    drop.classList.remove("over");
+    classifyFiles([...event.dataTransfer.files]);
+  });
+  loadModel().catch((err) => { $("model").textContent = `Could not reach the server: ${err.message}`; });
+}
+
+setUp();

@@ -1,0 +1,386 @@
+"""The web server, for real: `python -m stages.serve` in a trained copy, real photos over HTTP, bad input, a browser.
+
+The server runs as a user starts it (a subprocess on a free port of 127.0.0.1) in a folder laid out
+like the repository after `dvc repro`: the tiny trained models of the `trained` fixture, their
+evaluation and a params.yaml whose threshold and pixel limit differ from the defaults, so that the
+server visibly reads them.
+"""
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from stages.classify import best_model
+from tests.conftest import REPO, TRAINED_REGION
+from tests.corpus import bomb_png, write_bad_files
+
+THRESHOLD = 0.5  # params.yaml of the served copy: not predict's default 0.8
+MAX_PIXELS = 1_000_000  # ... and not the default 50 million
+MAX_FILES = 8
+MAX_UPLOAD_MB = 1
+STARTUP_SECONDS = 180
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Server:
+    """`python -m stages.serve` running in `cwd`; the code is this checkout's (-P: not the cwd's)."""
+
+    def __init__(self, cwd, *args):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = Path(cwd) / f"serve-{self.port}.log"
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        with open(self.log, "wb") as log:
+            self.process = subprocess.Popen([sys.executable, "-P", "-m", "stages.serve", "--port", str(self.port),
+                                             *map(str, args)], cwd=cwd, env=env, stdout=log, stderr=log)
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while not self.answers():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                pytest.fail(f"the server did not start:\n{self.log.read_text()}")
+            time.sleep(0.2)
+
+    def answers(self):
+        try:
+            return httpx.get(f"{self.url}/health", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def alive(self):
+        return self.process.poll() is None
+
+    def stop(self):
+        """Ctrl+C, as a user stops it; its exit status."""
+        if self.alive():
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+@pytest.fixture(scope="module")
+def served(trained, tmp_path_factory):
+    """(trained root, a copy laid out like the repository after `dvc repro`, with real photos in photos/)."""
+    _, root = trained
+    copy = tmp_path_factory.mktemp("served")
+    for name in ("models", "metrics", "photos"):
+        shutil.copytree(root / name, copy / name)
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["evaluate"]["confidence_threshold"] = THRESHOLD
+    params["data"]["max_pixels"] = MAX_PIXELS
+    (copy / "params.yaml").write_text(yaml.safe_dump(params))
+    return root, copy
+
+
+@pytest.fixture(scope="module")
+def server(served):
+    _, copy = served
+    running = Server(copy, "--max-files", MAX_FILES, "--max-upload-mb", MAX_UPLOAD_MB)
+    yield running
+    running.stop()
+
+
+def photos(copy, count):
+    """Paths relative to the copy, of real neckline photos (copied from ../shared), classes interleaved."""
+    by_class = [sorted(folder.glob("*.jpg")) for folder in sorted((copy / "photos").iterdir())]
+    mixed = [photo for row in zip(*by_class) for photo in row]
+    return [str(photo.relative_to(copy)) for photo in mixed[:count]]
+
+
+def post(server, files, **kwargs):
+    """POST /predict with [(field, name, bytes)]."""
+    return httpx.post(f"{server.url}/predict", files=[(field, (name, data)) for field, name, data in files],
+                      timeout=60, **kwargs)
+
+
+def upload(copy, paths):
+    return [("files", path, (copy / path).read_bytes()) for path in paths]
+
+
+def predict_command(copy, *args):
+    """`python -m stages.predict --format json` as a user runs it in the same folder."""
+    result = subprocess.run([sys.executable, "-P", "-m", "stages.predict", "--format", "json", *args], cwd=copy,
+                            env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+# --- what it answers ------------------------------------------------------------------------------
+
+def test_a_photo_gets_the_same_records_as_from_the_prediction_command(server, served):
+    _, copy = served
+    paths = photos(copy, MAX_FILES)
+    expected = predict_command(copy, *paths)
+
+    response = post(server, upload(copy, paths))
+
+    assert response.status_code == 200
+    assert response.json() == expected  # same batch, same code: every field and probability equal
+    assert response.headers["x-model"] == best_model(copy / "metrics/test.json")
+    for record in expected:
+        assert record["low_confidence"] == (record["probability"] < THRESHOLD)
+    one_at_a_time = [post(server, upload(copy, [path])).json()[0] for path in paths[:3]]
+    for served_alone, predicted in zip(one_at_a_time, expected):
+        assert served_alone["label"] == predicted["label"] and served_alone["path"] == predicted["path"]
+        assert served_alone["probability"] == pytest.approx(predicted["probability"], abs=1e-5)
+
+
+def test_model_health_and_the_default_model_is_the_best_by_the_last_evaluation(server, served):
+    _, copy = served
+    metrics = json.loads((copy / "metrics/test.json").read_text())
+    kind = best_model(copy / "metrics/test.json")
+    info = json.loads((copy / "models" / f"{kind}.json").read_text())
+
+    model = httpx.get(f"{server.url}/model").json()
+
+    assert model["kind"] == kind
+    assert model["classes"] == info["classes"]
+    assert model["preprocessing"]["region"] == {k.split(".")[-1]: v for k, v in TRAINED_REGION.items()}
+    assert model["confidence_threshold"] == THRESHOLD
+    assert model["limits"] == {"max_files": MAX_FILES, "max_upload_mb": MAX_UPLOAD_MB, "max_pixels": MAX_PIXELS}
+    assert model["test_metrics"] == metrics[kind]
+    assert httpx.get(f"{server.url}/health").json() == {"status": "ok", "model": kind, "requests_in_model": 0}
+
+
+def test_the_page_and_the_docs_come_from_the_server_itself(server):
+    page = httpx.get(f"{server.url}/")
+    assert page.status_code == 200
+    assert re.search(r'<input type="file" id="files" name="files" multiple accept="image/\*">', page.text)
+    docs = httpx.get(f"{server.url}/docs")
+    assert docs.status_code == 200
+    for html in (page.text, docs.text):
+        assets = re.findall(r'(?:src|href)="([^"]+)"', html)
+        assert assets and all(url.startswith("/") for url in assets), assets  # nothing from a CDN
+        for url in assets:
+            if url.endswith((".js", ".css")):
+                assert httpx.get(f"{server.url}{url}").status_code == 200, url
+    assert "/predict" in httpx.get(f"{server.url}/openapi.json").json()["paths"]
+
+
+def test_health_answers_while_the_model_is_busy(server, served):
+    _, copy = served
+    files = upload(copy, photos(copy, MAX_FILES))
+    answers = []
+    senders = [threading.Thread(target=lambda: answers.append(post(server, files))) for _ in range(12)]
+    for sender in senders:
+        sender.start()
+    busy, waits = [], []
+    while any(sender.is_alive() for sender in senders):
+        start = time.perf_counter()
+        health = httpx.get(f"{server.url}/health", timeout=10).json()
+        waits.append(time.perf_counter() - start)
+        busy.append(health["requests_in_model"])
+    for sender in senders:
+        sender.join()
+    assert max(busy) >= 1, "no /health answer came while a request was in the model"
+    assert max(waits) < 2.0, f"/health waited {max(waits):.2f} s behind the model"
+    assert [a.status_code for a in answers] == [200] * 12
+
+
+# --- bad input --------------------------------------------------------------------------------------
+
+def streamed_body(megabytes):
+    """A valid multipart body of one photo-sized part, sent in chunks without a Content-Length."""
+    yield b'--xyz\r\nContent-Disposition: form-data; name="files"; filename="huge.jpg"\r\n\r\n'
+    for _ in range(megabytes):
+        yield b"\xff" * (1024 * 1024)
+    yield b"\r\n--xyz--\r\n"
+
+
+def bad_requests(copy, tmp):
+    """name -> (the request's keyword arguments for httpx.post, status, words the answer must hold)."""
+    bad = write_bad_files(tmp / "bad")
+    good = (copy / photos(copy, 1)[0]).read_bytes()
+    big = bomb_png(2000, 1000)  # 2,000,000 pixels: under the default limit, over params.yaml's
+
+    def files(*parts):
+        return {"files": [(field, (name, data)) for field, name, data in parts]}
+
+    return {
+        "not an image": (files(("files", "notes.txt", b"shopping list: milk, eggs")), 422, "not an image"),
+        "empty file": (files(("files", "empty.jpg", b"")), 422, "empty file (0 bytes)"),
+        "truncated JPEG": (files(("files", "cut.jpg", bad["truncated_jpeg"][0].read_bytes())), 422, "truncated"),
+        "corrupt JPEG": (files(("files", "corrupt.jpg", bad["corrupt_jpeg"][0].read_bytes())), 422, "corrupt"),
+        "decompression bomb": (files(("files", "bomb.png", bad["bomb_png"][0].read_bytes())), 422,
+                               "900,000,000 pixels, above the limit of 1,000,000 (data.max_pixels)"),
+        "over data.max_pixels": (files(("files", "big.png", big)), 422,
+                                 "2,000,000 pixels, above the limit of 1,000,000"),
+        "a bad file beside a good one": (files(("files", "good.jpg", good), ("files", "notes.txt", b"no")), 422,
+                                         "1 of 2 file(s) could not be classified"),
+        "over --max-upload-mb": (files(("files", "large.jpg", good + bytes(MAX_UPLOAD_MB * 1024 * 1024))), 413,
+                                 f"over the limit of {MAX_UPLOAD_MB} MB per photo (--max-upload-mb)"),
+        "over --max-files": (files(*[("files", f"{i}.jpg", good) for i in range(MAX_FILES + 1)]), 413,
+                             f"{MAX_FILES + 1} files in one request, at most {MAX_FILES} (--max-files)"),
+        "a body over all limits": (files(("files", "huge.jpg", bytes(12 * 1024 * 1024))), 413,
+                                   "send fewer or smaller photos per request"),
+        "a streamed body over all limits": ({"content": streamed_body(12),
+                                             "headers": {"content-type": "multipart/form-data; boundary=xyz"}},
+                                            413, "send fewer or smaller photos per request"),
+        "wrong field name": (files(("file", "photo.jpg", good)), 400,
+                             "no photos in the field 'files' (the request had the field(s) 'file' (a file))"),
+        "text instead of a file": ({"data": {"files": "photo.jpg"}, "files": {"note": ("note.jpg", good)}}, 400,
+                                   "the request had the field(s) 'files' (text), 'note' (a file)"),
+        "a web form without files": ({"data": {"files": "photo.jpg"}}, 400, "application/x-www-form-urlencoded"),
+        "no body": ({}, 400, "curl -F files=@photo.jpg"),
+        "not multipart": ({"json": {"files": ["photo.jpg"]}}, 400, "application/json"),
+        "broken multipart": ({"content": b"--xyz\r\nnonsense",
+                              "headers": {"content-type": "multipart/form-data; boundary=xyz"}}, 400,
+                             "send each photo as a file in the multipart/form-data field 'files'"),
+    }
+
+
+BAD = ["not an image", "empty file", "truncated JPEG", "corrupt JPEG", "decompression bomb", "over data.max_pixels",
+       "a bad file beside a good one", "over --max-upload-mb", "over --max-files", "a body over all limits",
+       "a streamed body over all limits", "wrong field name", "text instead of a file", "a web form without files",
+       "no body", "not multipart", "broken multipart"]
+
+
+@pytest.mark.parametrize("case", BAD)
+def test_bad_input_gets_a_4xx_that_says_what_to_do_and_the_next_request_is_served(server, served, tmp_path, case):
+    _, copy = served
+    request, status, words = bad_requests(copy, tmp_path)[case]
+
+    response = httpx.post(f"{server.url}/predict", timeout=60, **request)
+
+    assert response.status_code == status, response.text
+    answer = response.json()
+    assert words in answer["detail"]
+    if status == 422:
+        results = answer["results"]
+        assert all(r["error"] for r in results if r["path"] != "good.jpg")
+        assert all(r["label"] and not r["error"] for r in results if r["path"] == "good.jpg")
+    assert server.alive()
+    assert httpx.get(f"{server.url}/health").status_code == 200
+    after = post(server, upload(copy, photos(copy, 2)))
+    assert after.status_code == 200 and all(r["label"] for r in after.json())
+
+
+# --- the command ------------------------------------------------------------------------------------
+
+def serve_command(cwd, *args):
+    return subprocess.run([sys.executable, "-P", "-m", "stages.serve", "--port", str(free_port()), *args], cwd=cwd,
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=120,
+                          check=False)
+
+
+def test_without_a_trained_model_it_says_to_run_dvc_repro_and_exits_2(served, tmp_path):
+    _, copy = served
+    nothing = serve_command(tmp_path)
+    assert nothing.returncode == 2
+    assert "error: models/head.keras not found (no trained head model); run `dvc repro` first" in nothing.stderr
+    finetuned = serve_command(copy, "--model", "finetuned")
+    assert finetuned.returncode == 2
+    assert ("error: models/finetuned.keras not found (no trained finetuned model); run `dvc repro` first"
+            in finetuned.stderr)
+    for result in (nothing, finetuned):
+        assert "Traceback" not in result.stderr
+
+
+def test_a_port_in_use_is_a_clear_error_before_the_model_loads(served):
+    _, copy = served
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        result = subprocess.run([sys.executable, "-P", "-m", "stages.serve", "--port", str(port)], cwd=copy,
+                                env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True,
+                                timeout=120, check=False)
+    assert result.returncode == 2
+    assert f"error: cannot listen on 127.0.0.1:{port} (Address already in use); choose another --port" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_model_option_serves_that_model_and_ctrl_c_stops_it_cleanly(served):
+    _, copy = served
+    other = {"cnn": "head", "head": "cnn"}[best_model(copy / "metrics/test.json")]
+    paths = photos(copy, 3)
+    expected = predict_command(copy, "--model", other, *paths)
+    running = Server(copy, "--model", other)
+    try:
+        assert httpx.get(f"{running.url}/model").json()["kind"] == other
+        assert post(running, upload(copy, paths)).json() == expected
+    finally:
+        status = running.stop()
+    assert status == 0
+    assert "Traceback" not in running.log.read_text()
+
+
+# --- a real browser ------------------------------------------------------------------------------------
+
+def browser():
+    """Headless Chromium through chromedriver (Debian's chromium and chromium-driver); CI must have them."""
+    binary, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (binary and driver):
+        message = "chromium and chromedriver are not installed (apt-get install chromium chromium-driver)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                     "--window-size=412,915"):  # a phone's width
+        options.add_argument(argument)
+    return webdriver.Chrome(options=options, service=Service(driver))
+
+
+def test_the_page_in_a_browser_shows_each_photo_its_class_and_the_region(server, served, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    _, copy = served
+    paths = photos(copy, 2)
+    expected = {Path(r["path"]).name: r for r in post(server, upload(copy, paths)).json()}
+    (tmp_path / "notes.txt").write_text("not a photo")
+    chosen = [copy / path for path in paths] + [tmp_path / "notes.txt"]
+
+    driver = browser()
+    try:
+        driver.get(f"{server.url}/")
+        WebDriverWait(driver, 30).until(lambda d: "Model:" in d.find_element(By.ID, "model").text)
+        driver.find_element(By.ID, "files").send_keys("\n".join(map(str, chosen)))
+        WebDriverWait(driver, 60).until(
+            lambda d: len(d.find_elements(By.CSS_SELECTOR, ".card .label, .card .error")) == len(chosen))
+        cards = {card.find_element(By.CSS_SELECTOR, ".name").text: card
+                 for card in driver.find_elements(By.CSS_SELECTOR, ".card")}
+        assert set(cards) == {*expected, "notes.txt"}
+        for name, result in expected.items():
+            card = cards[name]
+            assert card.find_element(By.CSS_SELECTOR, ".label").text == result["label"]
+            bars = [row.text for row in card.find_elements(By.CSS_SELECTOR, ".top3 .top-label")]
+            assert bars == [label for label, _ in result["top3"]]
+            assert bool(card.find_elements(By.CSS_SELECTOR, ".warning")) == result["low_confidence"]
+            assert "Answered by the" in card.find_element(By.CSS_SELECTOR, ".answered").text
+            image = card.find_element(By.CSS_SELECTOR, ".frame img").rect
+            outline = card.find_element(By.CSS_SELECTOR, ".outline").rect
+            region = {k.split(".")[-1]: v for k, v in TRAINED_REGION.items()}  # resize "pad": all of it
+            assert outline["x"] - image["x"] == pytest.approx(region["left"] * image["width"], abs=2)
+            assert outline["y"] - image["y"] == pytest.approx(region["top"] * image["height"], abs=2)
+            assert outline["height"] == pytest.approx((region["bottom"] - region["top"]) * image["height"], abs=2)
+        assert "not an image" in cards["notes.txt"].find_element(By.CSS_SELECTOR, ".error").text
+        overflow = driver.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, "the page is wider than a phone's screen"
+        driver.save_screenshot(str(tmp_path / "serve.png"))
+    finally:
+        driver.quit()
+    assert (tmp_path / "serve.png").stat().st_size > 10_000
