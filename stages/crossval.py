@@ -21,7 +21,7 @@ from stages import dataset
 from stages.atomic import atomic_file, write_json
 from stages.baseline import baseline_probabilities, fit_baseline
 from stages.errors import PipelineError, outdated, run_stage
-from stages.features import FEATURES_DIR, load_split_rows, read_info
+from stages.features import CV_METRICS, FEATURES_DIR, load_split_rows, read_info
 from stages.head import fit_head
 from stages.intervals import METRICS, headline
 from stages.params import load_params
@@ -30,7 +30,6 @@ from stages.smote import smote_resample
 
 log = logging.getLogger("crossval")
 
-CV_METRICS = Path("metrics/cv.json")
 CV_FOLDS = Path("metrics/cv_folds.csv")
 MODELS = ("head", "baseline")
 

@@ -6,11 +6,14 @@ stage, which carry their own labels. Nothing is shuffled, so row i of the predic
 row i of the labels by construction (the original notebooks compared a shuffled generator's
 predictions with unshuffled labels and reported 0.33).
 
-Writes metrics/test.json (a `cnn`, a `head` and a `baseline` section, each headline metric with
-its 95 % interval), metrics/per_class.json (precision,
-recall, F1 and support per class and model), metrics/report.md (classification reports, SMOTE counts) and, per model, plots/<model>/predictions.csv (one row per test image:
-actual, predicted, confidence and every class probability; DVC's confusion plot reads it)
-plus PNG renderings: confusion.png, curves.png and mistakes.png.
+Writes metrics/<model>.json for cnn, head and baseline (the headline numbers `dvc metrics show`
+lists, one row per model: accuracy, balanced accuracy with its 95 % interval, macro-F1 and, from
+the crossval stage, the cross-validated balanced accuracy), metrics/test.json (every score of
+every model, each headline metric with its 95 % interval), metrics/per_class.json (precision,
+recall, F1 and support per class and model), metrics/report.md (classification reports, SMOTE
+counts) and, per model, plots/<model>/predictions.csv (one row per test image: actual, predicted,
+confidence and every class probability; DVC's confusion plot reads it) plus PNG renderings:
+confusion.png, curves.png and mistakes.png. It ends by logging a summary table.
 """
 
 import csv
@@ -25,13 +28,15 @@ from stages.atomic import atomic_file, write_json
 from stages.baseline import baseline_probabilities, fit_baseline
 from stages.classify import KINDS, TEST_METRICS, load_classifier
 from stages.errors import PipelineError, missing, outdated, run_stage
-from stages.features import FEATURES_DIR, SMOTE_COUNTS, features_of_rows, load_split
+from stages.features import CV_METRICS, FEATURES_DIR, SMOTE_COUNTS, features_of_rows, load_split
 from stages.intervals import METRICS as HEADLINE, bootstrap_intervals
 from stages.params import load_params
 
 log = logging.getLogger("evaluate")
 
 PER_CLASS_PATH = Path("metrics/per_class.json")
+# The headline file's keys: short, so that `dvc metrics show` fits a terminal.
+HEADLINE_KEYS = {"accuracy": "acc", "balanced_accuracy": "bal_acc", "macro_f1": "f1"}
 REPORT_PATH = Path("metrics/report.md")
 PLOTS_DIR = Path("plots")
 
@@ -112,6 +117,50 @@ def with_intervals(result, labels, probabilities, num_classes, resamples, seed):
 
 def _round(value):
     return round(float(value), 6)
+
+
+def shown_metrics(result, cv=None):
+    """The few numbers of one model that `dvc metrics show` lists: rounded to 3 places, short keys.
+
+    acc, bal_acc with its 95 % interval (bal_lo, bal_hi), f1 (macro) and, where the crossval stage
+    scored this model, cv_bal and cv_sd: the cross-validated balanced accuracy, mean and sd.
+    """
+    out = {}
+    for name, short in HEADLINE_KEYS.items():
+        out[short] = round(result[name], 3)
+        if name == "balanced_accuracy" and f"{name}_ci" in result:
+            out["bal_lo"], out["bal_hi"] = (round(value, 3) for value in result[f"{name}_ci"])
+    if cv is not None:
+        out["cv_bal"] = round(cv["balanced_accuracy_mean"], 3)
+        out["cv_sd"] = round(cv["balanced_accuracy_sd"], 3)
+    return out
+
+
+def summary_table(results, titles, cv):
+    """The end-of-run table: one line per model, its test scores with intervals and its CV mean."""
+    def cell(result, name):
+        interval = result.get(f"{name}_ci")
+        return f"{result[name]:.3f}" + ("" if interval is None else " [{:.2f}, {:.2f}]".format(*interval))
+
+    header = ("model", "accuracy", "balanced accuracy", "macro-F1", "CV balanced")
+    lines = [header]
+    for kind, result in results.items():
+        folds = cv.get(kind)
+        lines.append((titles[kind], cell(result, "accuracy"), cell(result, "balanced_accuracy"),
+                      cell(result, "macro_f1"),
+                      "-" if folds is None else f"{folds['balanced_accuracy_mean']:.3f} ± "
+                                                f"{folds['balanced_accuracy_sd']:.3f}"))
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    return "\n".join("  ".join(text.ljust(width) for text, width in zip(line, widths)).rstrip() for line in lines)
+
+
+def read_cv(path):
+    """The crossval stage's means per model ({} when it has not run: its numbers are then left out)."""
+    path = Path(path)
+    if not path.is_file():
+        return {}
+    written = json.loads(path.read_text())
+    return {kind: section for kind, section in written.items() if isinstance(section, dict)}
 
 
 def classification_report(labels, probabilities, classes):
@@ -281,7 +330,7 @@ def _maybe(value):
 
 def evaluate(params, prepared_dir=dataset.PREPARED_DIR, features_dir=FEATURES_DIR, models_dir="models",
              metrics_path=TEST_METRICS, report_path=REPORT_PATH, plots_dir=PLOTS_DIR, smote_path=SMOTE_COUNTS,
-             test_rows=None):
+             cv_path=CV_METRICS, test_rows=None):
     """Score both models on the test split and write metrics, report and plots.
 
     test_rows/labels/paths default to the manifest's test split; tests pass a permutation.
@@ -293,7 +342,7 @@ def evaluate(params, prepared_dir=dataset.PREPARED_DIR, features_dir=FEATURES_DI
     rows, labels, paths = read_test_split(prepared_dir) if test_rows is None else test_rows
     plots_dir = Path(plots_dir)
 
-    results, sections = {}, {}
+    results, sections, backbone = {}, {}, None
     with dataset.ImageStore(Path(prepared_dir) / dataset.IMAGES_FILE) as store:
         for kind in KINDS:
             classifier = load_classifier(kind, models_dir, with_backbone=False)
@@ -311,6 +360,8 @@ def evaluate(params, prepared_dir=dataset.PREPARED_DIR, features_dir=FEATURES_DI
                     classifier.from_features, (features[i:i + size] for i in range(0, len(features), size)),
                     len(rows), len(classes))
             title = classifier.title
+            if kind == "head":
+                backbone = classifier.info.get("backbone")
             results[kind] = with_intervals(score(labels, probabilities, classes, threshold, bins), labels,
                                            probabilities, len(classes), settings["bootstrap"], params["seed"])
             # 1.0: not calibrated (head.calibrate / cnn.calibrate false, or a model saved before).
@@ -342,12 +393,33 @@ def evaluate(params, prepared_dir=dataset.PREPARED_DIR, features_dir=FEATURES_DI
 
     smote = json.loads(Path(smote_path).read_text()) if Path(smote_path).is_file() else None
     write_report(report_path, sections, smote)
-    # Per-class scores in a file of their own, so that `dvc exp show` stays a readable width.
-    write_json(Path(metrics_path).with_name(PER_CLASS_PATH.name),
-               {kind: result["per_class"] for kind, result in results.items()})
+    cv = read_cv(cv_path)
+    metrics_dir = Path(metrics_path).parent
+    # Per-class scores in a file of their own, and every score in test.json: plain outputs. The
+    # metrics DVC shows and diffs are the headline files, one per model, so the table fits a terminal.
+    write_json(metrics_dir / PER_CLASS_PATH.name, {kind: result["per_class"] for kind, result in results.items()})
     write_json(metrics_path, {kind: {k: v for k, v in result.items() if k != "per_class"}
                               for kind, result in results.items()})
+    for kind, result in results.items():
+        write_json(metrics_dir / f"{kind}.json", shown_metrics(result, cv.get(kind)))
+    log_summary(results, {kind: section["title"] for kind, section in sections.items()}, cv, backbone,
+                report_path, plots_dir)
     return results
+
+
+def log_summary(results, titles, cv, backbone, report_path, plots_dir):
+    """What happened, in a few lines: the scores table, the head's weights, and the files to open."""
+    log.info("test split, %d images (brackets: 95 %% intervals):\n%s",
+             next(iter(results.values()))["test_images"], summary_table(results, titles, cv))
+    if backbone is not None:
+        weights = backbone.get("weights")
+        if weights in (None, "none"):
+            log.warning("the head used RANDOM backbone weights (features.weights resolved to none): its scores "
+                        "say nothing about transfer learning; give it ImageNet weights (see the README, Weights)")
+        else:
+            log.info("the head used %s features with weights %s", backbone.get("model"), weights)
+    pictures = sorted(str(path) for path in Path(plots_dir).glob("*/*.png"))
+    log.info("open: %s, %s (or `dvc plots show`)", report_path, ", ".join(pictures))
 
 
 def main():

@@ -17,18 +17,21 @@ from stages.errors import run_stage
 from stages.extractor import build_extractor
 from stages.features import FEATURES_DIR, INFO_FILE
 from stages.params import load_params
+from stages.progress import Progress
 from stages.recipes import BackboneRecipe, Preprocessing
 
 log = logging.getLogger("extract")
 
 
-def extract_features(extractor, store, rows, batch_size):
-    """(len(rows), dim) float32 features of the images at `rows`, in that order."""
+def extract_features(extractor, store, rows, batch_size, progress=None):
+    """(len(rows), dim) float32 features of the images at `rows`, in that order; progress.update per batch."""
     features = np.empty((len(rows), extractor.dim), dtype=np.float32)
     done = 0
     for batch in store.batches(rows, batch_size):
         features[done:done + len(batch)] = extractor(batch)
         done += len(batch)
+        if progress is not None:
+            progress.update(len(batch))
     return features
 
 
@@ -40,11 +43,12 @@ def extract(params, prepared_dir=dataset.PREPARED_DIR, out_dir=FEATURES_DIR):
     extractor = build_extractor(BackboneRecipe.from_params(params), preprocessing.image_size)
     batch_size = params["features"]["batch_size"]
     timings = {}
+    progress = Progress(log, "extract", len(records))
     with dataset.ImageStore(Path(prepared_dir) / dataset.IMAGES_FILE) as store, atomic_dir(out_dir) as tmp:
         for split in dataset.SPLITS:
             rows, labels = dataset.split_arrays(records, split)
             start = time.perf_counter()
-            features = extract_features(extractor, store, rows, batch_size)
+            features = extract_features(extractor, store, rows, batch_size, progress)
             timings[split] = time.perf_counter() - start
             log.info("%s: %d images -> %s features in %.1f s", split, len(rows), features.shape, timings[split])
             np.savez(tmp / f"{split}.npz", features=features, labels=labels, rows=rows)

@@ -4,7 +4,8 @@
 image store rows they came from, in manifest order) and `info.json`: the classes, the
 `preprocessing` the images went through and the `backbone` recipe that made the features.
 `data/resampled/train.npz` (the resample stage) holds the training features after SMOTE, and
-`metrics/smote.json` its class counts.
+`metrics/smote.json` its class counts. `metrics/cv.json` (the crossval stage) holds the
+cross-validated scores of the head and the baseline on these features.
 """
 
 import json
@@ -17,6 +18,7 @@ from stages.errors import missing, outdated
 FEATURES_DIR = Path("data/features")
 RESAMPLED_DIR = Path("data/resampled")
 SMOTE_COUNTS = Path("metrics/smote.json")
+CV_METRICS = Path("metrics/cv.json")
 INFO_FILE = "info.json"
 
 

@@ -188,6 +188,7 @@ SCHEMA = {
     "cnn": {
         "image_size": integer(16, 1024),
         "filters": positive_integers(),
+        "convolutions": integer(1, 8),
         "dense_units": positive_integers(),
         "dropout": number(0, 1, high_open=True),
         "batch_norm": boolean(),
@@ -196,6 +197,9 @@ SCHEMA = {
         "patience": integer(1, 10_000),
         "reduce_lr_patience": integer(0, 10_000),
         "learning_rate": number(0, 1, low_open=True),
+        "schedule": choice("constant", "cosine"),
+        "weight_decay": number(0, 1),
+        "label_smoothing": number(0, 0.5),
         "batch_size": integer(1, 65536),
         "class_weight": boolean(),
         "calibrate": boolean(),
@@ -206,6 +210,8 @@ SCHEMA = {
             "shift": number(0, 0.9),
             "brightness": number(0, 1),
             "contrast": number(0, 1),
+            "hue": number(0, 1),
+            "grayscale": number(0, 1),
         },
     },
     "evaluate": {
@@ -267,6 +273,10 @@ def _check_cross_field(params):
             f"{PARAMS_FILE}: 'cnn.image_size' {cnn['image_size']} is too small for {len(cnn['filters'])} "
             f"convolution blocks (each halves the image); use cnn.image_size >= {2 ** len(cnn['filters'])} "
             "or fewer entries in cnn.filters")
+    if cnn["schedule"] == "cosine" and cnn["reduce_lr_patience"]:
+        raise PipelineError(
+            f"{PARAMS_FILE}: 'cnn.reduce_lr_patience' is {cnn['reduce_lr_patience']} but 'cnn.schedule' is cosine; "
+            "the learning rate follows one or the other: set cnn.reduce_lr_patience=0 or cnn.schedule=constant")
     weights = params["features"]["weights"]
     if isinstance(weights, dict):
         missing = [name for name in params["model"].split("+") if name not in weights]

@@ -24,6 +24,7 @@ from stages.errors import PipelineError, run_stage
 from stages.idx import FASHION_MNIST_CLASSES, read_fashion_mnist
 from stages.images import SUPPORTED_EXTENSIONS, ImageError, decode_rgb, decode_size, preprocess, skip, walk_image_files
 from stages.params import load_params
+from stages.progress import Progress
 from stages.recipes import Preprocessing
 
 log = logging.getLogger("prepare")
@@ -158,6 +159,7 @@ def decode_into_store(candidates, writer, preprocessing, skipped, workers=None):
     is kept once, so identical images can never land in two splits.
     """
     first_by_hash, conflicted, records = {}, set(), []
+    progress = Progress(log, "prepare", len(candidates), unit="files")
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count()) as pool:
         # Pillow, OpenCV and hashlib release the GIL, so threads decode in parallel.
         for start in range(0, len(candidates), DECODE_BATCH):
@@ -186,7 +188,7 @@ def decode_into_store(candidates, writer, preprocessing, skipped, workers=None):
                 rows = writer.append(np.stack(kept_images))
                 for record, row in zip(records[-len(kept_images):], rows):
                     record["row"] = row
-            log.info("decoded %d/%d files", min(start + DECODE_BATCH, len(candidates)), len(candidates))
+            progress.update(min(DECODE_BATCH, len(candidates) - start))
     for record in records:
         if record["sha256"] in conflicted:  # its row stays in the store, unused
             skip(skipped, record["path"], "label_conflict", "identical image found in another class; dropped")

@@ -38,11 +38,21 @@ METRICS_PATH = Path("metrics/cnn_train.json")
 
 # --- the network ---------------------------------------------------------------------
 
-def build_cnn(num_classes, input_size, cnn, seed):
+# The original project's network, as params overrides (`dvc exp run -S cnn.batch_norm=false ...`,
+# or `bash benchmarks/real_data.sh` with a `cnn_original` name): 4 x (3x3 conv + ReLU, 2x2 max pool),
+# flatten, Dense 512 + Dropout 0.5, Dense 256 + Dropout 0.5, softmax; Adam at a constant 0.001.
+ORIGINAL_LAYOUT = {
+    "cnn.filters": [32, 64, 128, 256], "cnn.convolutions": 1, "cnn.dense_units": [512, 256], "cnn.dropout": 0.5,
+    "cnn.batch_norm": False, "cnn.pooling": "flatten", "cnn.learning_rate": 0.001, "cnn.schedule": "constant",
+    "cnn.weight_decay": 0.0, "cnn.label_smoothing": 0.0,
+}
+
+def build_cnn(num_classes, input_size, cnn, seed, steps_per_epoch=1):
     """The compiled network, top to bottom as in the architecture diagram.
 
     Input: (input_size, input_size, 3) float32 pixel values in 0..255 (the prepared images).
-    With the default params this is the original layout: 4 x (3x3 conv + ReLU, 2x2 max pool),
+    steps_per_epoch sets the length of the cosine schedule. With ORIGINAL_LAYOUT this is the original
+    project's network: 4 x (3x3 conv + ReLU, 2x2 max pool),
     flatten, Dense 512 + Dropout 0.5, Dense 256 + Dropout 0.5, softmax.
     """
     inputs = keras.Input((input_size, input_size, 3), name="image")
@@ -54,7 +64,7 @@ def build_cnn(num_classes, input_size, cnn, seed):
         x = augment(x)
     x = layers.Rescaling(1 / 255, name="rescale")(x)
     for block, filters in enumerate(cnn["filters"], start=1):
-        x = conv_block(x, filters, cnn["batch_norm"], block)
+        x = conv_block(x, filters, cnn["batch_norm"], block, cnn["convolutions"])
     if cnn["pooling"] == "flatten":
         x = layers.Flatten(name="flatten")(x)
     else:
@@ -66,9 +76,24 @@ def build_cnn(num_classes, input_size, cnn, seed):
     outputs = layers.Softmax(name="probabilities")(logits)
 
     model = keras.Model(inputs, outputs, name="cnn")
-    model.compile(optimizer=keras.optimizers.Adam(cnn["learning_rate"]),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    # One-hot labels (ImageBatches), so that the loss can smooth them.
+    model.compile(optimizer=optimizer(cnn, steps_per_epoch),
+                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=cnn["label_smoothing"]),
+                  metrics=["accuracy"])
     return model
+
+
+def optimizer(cnn, steps_per_epoch):
+    """Adam (AdamW with cnn.weight_decay > 0) at cnn.learning_rate, constant or decayed along a cosine.
+
+    The cosine runs from the full rate to zero over all cnn.epochs; early stopping may end a run before.
+    """
+    rate = cnn["learning_rate"]
+    if cnn["schedule"] == "cosine":
+        rate = keras.optimizers.schedules.CosineDecay(rate, decay_steps=max(1, cnn["epochs"] * steps_per_epoch))
+    if cnn["weight_decay"]:
+        return keras.optimizers.AdamW(rate, weight_decay=cnn["weight_decay"])
+    return keras.optimizers.Adam(rate)
 
 
 def augmentation_layers(augment, seed):
@@ -87,19 +112,27 @@ def augmentation_layers(augment, seed):
                                                         name="random_brightness"),
         "contrast": lambda s: layers.RandomContrast(augment["contrast"], value_range=(0, 255), seed=s,
                                                     name="random_contrast"),
+        # Colour says nothing about a neckline: turning hues and dropping colour teach the network shapes.
+        "hue": lambda s: layers.RandomHue(augment["hue"], value_range=(0, 255), seed=s, name="random_hue"),
+        "grayscale": lambda s: layers.RandomGrayscale(augment["grayscale"], seed=s, name="random_grayscale"),
     }
     return [make(_layer_seed(seed, offset)) for offset, (key, make) in enumerate(makers.items()) if augment[key]]
 
 
-def conv_block(x, filters, batch_norm, block):
-    """3x3 convolution + ReLU (with batch normalisation between them if asked), then 2x2 max pooling."""
-    if batch_norm:
-        # No bias: batch normalisation's own shift makes it redundant.
-        x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"conv{block}")(x)
-        x = layers.BatchNormalization(name=f"batch_norm{block}")(x)
-        x = layers.ReLU(name=f"relu{block}")(x)
-    else:
-        x = layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"conv{block}")(x)
+def conv_block(x, filters, batch_norm, block, convolutions=1):
+    """`convolutions` x (3x3 convolution + ReLU, with batch normalisation between them if asked), then 2x2
+    max pooling. The original layout has one convolution per block; two see more shape per scale."""
+    for index in range(1, convolutions + 1):
+        name = f"conv{block}" if convolutions == 1 else f"conv{block}_{index}"
+        if batch_norm:
+            # No bias: batch normalisation's own shift makes it redundant.
+            x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=name)(x)
+            # Momentum 0.9, not Keras's 0.99: with a few hundred images an epoch is a handful of steps, and
+            # the moving statistics that validation and prediction use would otherwise lag for many epochs.
+            x = layers.BatchNormalization(momentum=0.9, name=name.replace("conv", "batch_norm"))(x)
+            x = layers.ReLU(name=name.replace("conv", "relu"))(x)
+        else:
+            x = layers.Conv2D(filters, 3, padding="same", activation="relu", name=name)(x)
     return layers.MaxPooling2D(2, name=f"pool{block}")(x)
 
 
@@ -110,15 +143,16 @@ def _layer_seed(seed, offset):
 # --- the data --------------------------------------------------------------------------
 
 class ImageBatches(keras.utils.PyDataset):
-    """(images, labels) batches read from the image store, so memory is bounded by one batch.
+    """(images, one-hot labels) batches read from the image store, so memory is bounded by one batch.
 
     With a seed, the rows are reshuffled whenever Keras ends an epoch, by a generator seeded once,
     so a run is repeatable; without one they come in manifest order (validation).
     """
 
-    def __init__(self, store, rows, labels, batch_size, seed=None):
+    def __init__(self, store, rows, labels, num_classes, batch_size, seed=None):
         super().__init__()  # one worker: batches are read in order by tf.data's prefetch thread
-        self.store, self.rows, self.labels, self.batch_size = store, rows, labels, batch_size
+        self.store, self.rows, self.batch_size = store, rows, batch_size
+        self.labels = np.eye(num_classes, dtype=np.float32)[labels]
         self.rng = None if seed is None else np.random.default_rng(seed)
         self.order = self._next_order()
 
@@ -149,9 +183,9 @@ def load_splits(prepared_dir):
         if not len(rows):
             raise PipelineError(f"the {name} split in {prepared_dir} is empty; add images and run `dvc repro prepare`")
     present = set(train[1].tolist())
-    missing = [name for index, name in enumerate(classes) if index not in present]
-    if missing:
-        raise PipelineError(f"class(es) {', '.join(missing)} have no training images; the network cannot learn "
+    absent = [name for index, name in enumerate(classes) if index not in present]
+    if absent:
+        raise PipelineError(f"class(es) {', '.join(absent)} have no training images; the network cannot learn "
                             "a class it never sees: add images to those folders and run `dvc repro prepare`")
     return summary, train, validation
 
@@ -181,16 +215,17 @@ def train_cnn(params, prepared_dir=dataset.PREPARED_DIR, model_path=MODEL_PATH,
 
     with dataset.ImageStore(prepared_dir / dataset.IMAGES_FILE) as store:
         input_size = store.size
-        model = build_cnn(len(classes), input_size, cnn, seed)
-        train = ImageBatches(store, train_rows, train_labels, cnn["batch_size"], seed=seed)
-        validation = ImageBatches(store, val_rows, val_labels, cnn["batch_size"])
+        train = ImageBatches(store, train_rows, train_labels, len(classes), cnn["batch_size"], seed=seed)
+        validation = ImageBatches(store, val_rows, val_labels, len(classes), cnn["batch_size"])
+        model = build_cnn(len(classes), input_size, cnn, seed, steps_per_epoch=len(train))
         class_weight = balanced_class_weights(train_labels, len(classes)) if cnn["class_weight"] else None
         log.info("training on %d images, validating on %d; %s parameters",
                  len(train_rows), len(val_rows), f"{model.count_params():,}")
         started = time.perf_counter()
         history = model.fit(train, validation_data=validation, epochs=cnn["epochs"], class_weight=class_weight,
-                            callbacks=training_callbacks(cnn["patience"], cnn["reduce_lr_patience"]),
-                            shuffle=False, verbose=2)
+                            callbacks=training_callbacks(cnn["patience"], cnn["reduce_lr_patience"],
+                                                         epochs=cnn["epochs"], logger=log),
+                            shuffle=False, verbose=0)
         seconds = time.perf_counter() - started
         model, temperature = calibrated(model, cnn["calibrate"], validation, val_labels, None)
 

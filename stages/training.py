@@ -15,17 +15,47 @@ log = logging.getLogger("training")
 HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy")
 
 
-def training_callbacks(patience, reduce_lr_patience=0, verbose=1):
+def training_callbacks(patience, reduce_lr_patience=0, verbose=1, epochs=None, logger=None):
     """Early stopping on validation loss (the best weights kept); with reduce_lr_patience > 0, also halve
-    the learning rate whenever validation loss has not improved for that many epochs (0 turns it off)."""
+    the learning rate whenever validation loss has not improved for that many epochs (0 turns it off).
+    With epochs and a logger, also one progress line per epoch (fit's own output can then be off)."""
     import keras
 
     callbacks = [keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True,
                                                verbose=min(verbose, 1))]
+    if logger is not None:
+        callbacks.append(epoch_logger(epochs, logger))
     if reduce_lr_patience:
         callbacks.append(keras.callbacks.ReduceLROnPlateau(
             monitor="val_loss", factor=0.5, patience=reduce_lr_patience, min_lr=1e-6, verbose=min(verbose, 1)))
     return callbacks
+
+
+def epoch_logger(epochs, logger):
+    """A callback that logs "epoch 3/40: loss 1.234, accuracy 0.550, val_loss ..., 2.1 s, at most 1 min 14 s left"."""
+    import time
+
+    import keras
+
+    from stages.progress import duration
+
+    class EpochLogger(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.started = time.perf_counter()
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch_started = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            now = time.perf_counter()
+            done = epoch + 1
+            scores = ", ".join(f"{name} {value:.3f}" for name, value in (logs or {}).items()
+                               if name in HISTORY_COLUMNS)
+            left = (now - self.started) / done * (epochs - done)
+            logger.info("epoch %d/%d: %s; %.1f s%s", done, epochs, scores, now - self.epoch_started,
+                        f", at most {duration(left)} left (early stopping may end it sooner)" if done < epochs else "")
+
+    return EpochLogger()
 
 
 def write_history(history, path):

@@ -116,4 +116,4 @@ def evaluate_paths(root):
     return {"prepared_dir": root / "data/prepared", "features_dir": root / "data/features",
             "models_dir": root / "models", "metrics_path": root / "metrics/test.json",
             "report_path": root / "metrics/report.md", "plots_dir": root / "plots",
-            "smote_path": root / "metrics/smote.json"}
+            "smote_path": root / "metrics/smote.json", "cv_path": root / "metrics/cv.json"}

@@ -165,6 +165,49 @@ def outputs_in(folder, root):
             "plots_dir": folder / "plots"}
 
 
+def test_one_headline_file_per_model_and_a_summary_at_the_end(trained, tmp_path, caplog):
+    """metrics/<model>.json: the numbers `dvc metrics show` lists; the log ends with a table and the files."""
+    from stages.crossval import crossval
+
+    params, root = trained
+    crossval(make_params(**{"crossval.folds": 2, "crossval.repeats": 1, "crossval.validation": 0.5, "head.epochs": 2}), root / "data/features",
+             root / "data/prepared", tmp_path / "cv.json", tmp_path / "cv_folds.csv")
+    with caplog.at_level("INFO", logger="evaluate"):
+        evaluate(params, **{**outputs_in(tmp_path, root), "cv_path": tmp_path / "cv.json"})
+
+    full, cv = (json.loads((tmp_path / name).read_text()) for name in ("test.json", "cv.json"))
+    for kind in ("cnn", "head", "baseline"):
+        shown = json.loads((tmp_path / f"{kind}.json").read_text())
+        assert shown["acc"] == round(full[kind]["accuracy"], 3)
+        assert shown["f1"] == round(full[kind]["macro_f1"], 3)
+        assert [shown["bal_lo"], shown["bal_acc"], shown["bal_hi"]] == \
+            [round(v, 3) for v in (full[kind]["balanced_accuracy_ci"][0], full[kind]["balanced_accuracy"],
+                                   full[kind]["balanced_accuracy_ci"][1])]
+        if kind == "cnn":  # cross-validation scores the head and the baseline only
+            assert "cv_bal" not in shown
+        else:
+            assert shown["cv_bal"] == round(cv[kind]["balanced_accuracy_mean"], 3)
+            assert shown["cv_sd"] == round(cv[kind]["balanced_accuracy_sd"], 3)
+
+    text = caplog.text
+    summary = text[text.index("brackets: 95 % intervals"):]
+    for title in ("custom CNN", "mobilenet head", "Baseline"):
+        assert title in summary
+    assert f"{full['head']['balanced_accuracy']:.3f} [" in summary
+    assert "mobilenet_0.25_224_no_top.h5" in text  # the weights the head used
+    assert str(tmp_path / "plots" / "head" / "confusion.png") in text
+
+
+def test_the_summary_says_plainly_when_the_head_had_random_weights(caplog):
+    from stages.evaluate import log_summary
+
+    result = {"accuracy": 0.3, "balanced_accuracy": 0.2, "macro_f1": 0.1, "test_images": 10}
+    with caplog.at_level("INFO", logger="evaluate"):
+        log_summary({"head": result}, {"head": "mobilenet head"}, {}, {"model": "mobilenet", "weights": "none"},
+                    "metrics/report.md", "plots")
+    assert "RANDOM backbone weights" in caplog.text
+
+
 def test_a_permuted_test_set_gives_the_same_metrics(trained, tmp_path):
     """Alignment by construction: shuffle the test images and their labels together, nothing changes."""
     params, root = trained

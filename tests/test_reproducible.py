@@ -28,7 +28,7 @@ SMALL = {
     "crossval.validation": 0.25,
 }
 # Everything a run reports: must be byte-identical between two runs from scratch.
-REPORTED = ["metrics/test.json", "metrics/smote.json", "metrics/cnn_train.json", "metrics/report.md",
+REPORTED = ["metrics/test.json", "metrics/cnn.json", "metrics/head.json", "metrics/baseline.json", "metrics/smote.json", "metrics/cnn_train.json", "metrics/report.md",
             "metrics/cv.json", "metrics/cv_folds.csv", "metrics/per_class.json",
             "plots/cnn/history.csv", "plots/head/history.csv", "plots/cnn/predictions.csv",
             "plots/head/predictions.csv", "data/prepared/manifest.csv", "data/prepared/images.npy"]

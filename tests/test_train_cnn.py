@@ -10,7 +10,7 @@ from PIL import Image
 from stages import dataset
 from stages.errors import PipelineError, run_stage
 from stages.prepare import prepare
-from stages.train_cnn import ImageBatches, balanced_class_weights, build_cnn, main, train_cnn
+from stages.train_cnn import ORIGINAL_LAYOUT, ImageBatches, balanced_class_weights, build_cnn, main, train_cnn
 from stages.training import load_model_info
 from tests.conftest import REPO, make_params
 
@@ -68,8 +68,8 @@ def layers_of(model, kind):
 
 # --- the network -------------------------------------------------------------------------
 
-def test_default_layout_is_the_original_network():
-    params = make_params(**{"cnn.image_size": 32})
+def test_the_original_layout_is_the_original_network():
+    params = make_params(**{**ORIGINAL_LAYOUT, "cnn.image_size": 32})
     model = build_cnn(5, 32, params["cnn"], seed=1)
 
     core = [layer for layer in model.layers if not layer.name.startswith(("image", "random_", "rescale"))]
@@ -101,7 +101,8 @@ def test_preprocessing_order_and_resizing_inside_the_model():
 
 
 def test_batch_norm_and_global_average_options():
-    params = make_params(**{"cnn.image_size": 32, "cnn.batch_norm": True, "cnn.pooling": "global_average"})
+    params = make_params(**{**ORIGINAL_LAYOUT, "cnn.image_size": 32, "cnn.batch_norm": True,
+                            "cnn.pooling": "global_average"})
     model = build_cnn(4, 32, params["cnn"], seed=1)
 
     core = [type(layer).__name__ for layer in model.layers if layer.name.startswith(("conv", "batch_norm", "relu",
@@ -110,7 +111,8 @@ def test_batch_norm_and_global_average_options():
     assert not any(isinstance(layer, keras.layers.Flatten) for layer in model.layers)
     # global average pooling hands dense1 one value per filter of the last block: 256, not 2*2*256
     assert model.get_layer("dense1").kernel.shape == (256, 512)
-    assert model.count_params() < build_cnn(4, 32, make_params(**{"cnn.image_size": 32})["cnn"], 1).count_params()
+    original = make_params(**{**ORIGINAL_LAYOUT, "cnn.image_size": 32})["cnn"]
+    assert model.count_params() < build_cnn(4, 32, original, 1).count_params()
 
 
 def test_too_many_poolings_for_the_image_size_is_a_clear_error():
@@ -153,8 +155,9 @@ def test_batches_stream_every_row_once_per_epoch_in_a_seeded_order(prepared):
     records = dataset.read_manifest(prepared)
     rows, labels = dataset.split_arrays(records, "train")
     with dataset.ImageStore(prepared / dataset.IMAGES_FILE) as store:
-        batches = ImageBatches(store, rows, labels, batch_size=8, seed=3)
-        again = ImageBatches(store, rows, labels, batch_size=8, seed=3)
+        classes = len(dataset.read_summary(prepared)["classes"])
+        batches = ImageBatches(store, rows, labels, classes, batch_size=8, seed=3)
+        again = ImageBatches(store, rows, labels, classes, batch_size=8, seed=3)
         orders = []
         for _ in range(2):
             epoch = [batches[i] for i in range(len(batches))]
@@ -165,15 +168,17 @@ def test_batches_stream_every_row_once_per_epoch_in_a_seeded_order(prepared):
             # each batch holds the images and labels of the rows it names
             first = batches.order[:8]
             assert np.array_equal(epoch[0][0], store.read(rows[first]).astype(np.float32))
-            assert np.array_equal(epoch[0][1], labels[first])
+            assert np.array_equal(epoch[0][1].argmax(axis=1), labels[first])  # one-hot, for label smoothing
+            assert epoch[0][1].shape == (8, classes) and np.all(epoch[0][1].sum(axis=1) == 1)
             batches.on_epoch_end()
         assert not np.array_equal(orders[0], orders[1])  # reshuffled every epoch
         assert np.array_equal(again.order, orders[0])  # the same seed gives the same orders
 
         validation_rows, validation_labels = dataset.split_arrays(records, "validation")
-        validation = ImageBatches(store, validation_rows, validation_labels, batch_size=4)
+        validation = ImageBatches(store, validation_rows, validation_labels, classes, batch_size=4)
         validation.on_epoch_end()
-        assert np.array_equal(np.concatenate([validation[i][1] for i in range(len(validation))]), validation_labels)
+        assert np.array_equal(np.concatenate([validation[i][1] for i in range(len(validation))]).argmax(axis=1),
+                              validation_labels)
 
 
 def test_class_weights_are_balanced():

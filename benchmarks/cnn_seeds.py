@@ -1,0 +1,90 @@
+"""The custom CNN over several seeds: mean and spread of its test scores, not one lucky run.
+
+Run it in a repository whose `data/prepared` is current (after `dvc repro prepare`, or any run):
+
+    python benchmarks/cnn_seeds.py --seeds 1 2 3 [-S cnn.epochs=40 ...] [--out cnn_seeds.json]
+
+Each seed trains the CNN from scratch with the workspace's params.yaml (the -S overrides on top,
+`seed` replaced; the split stays as prepared), then scores it on the test split with the evaluate
+stage's own functions: accuracy, balanced accuracy and macro-F1 with their 95 % intervals. Models go
+to a temporary folder; nothing in the workspace changes.
+"""
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from stages import dataset  # noqa: E402
+from stages.evaluate import read_test_split, score, with_intervals  # noqa: E402
+from stages.params import load_params, validate  # noqa: E402
+from stages.train_cnn import train_cnn  # noqa: E402
+
+METRICS = ("accuracy", "balanced_accuracy", "macro_f1")
+
+
+def override(params, assignments):
+    """params with KEY=VALUE assignments (dotted keys, YAML values) applied, validated again."""
+    params = json.loads(json.dumps(params))
+    for assignment in assignments:
+        key, _, value = assignment.partition("=")
+        *path, last = key.split(".")
+        section = params
+        for part in path:
+            section = section[part]
+        section[last] = yaml.safe_load(value)
+    return validate(params)
+
+
+def one_seed(params, seed, folder):
+    params = override(params, [f"seed={seed}"])
+    started = time.perf_counter()
+    model, trained = train_cnn(params, model_path=folder / "cnn.keras", history_path=folder / "history.csv",
+                               metrics_path=folder / "cnn_train.json")
+    seconds = time.perf_counter() - started
+    rows, labels, _ = read_test_split()
+    classes = dataset.read_summary()["classes"]
+    with dataset.ImageStore(dataset.PREPARED_DIR / dataset.IMAGES_FILE) as store:
+        probabilities = np.concatenate([model.predict(batch.astype(np.float32), verbose=0)
+                                        for batch in store.batches(rows, 256)])
+    result = with_intervals(score(labels, probabilities, classes), labels, probabilities, len(classes),
+                            params["evaluate"]["bootstrap"], seed)
+    return {"seed": seed, "seconds": round(seconds, 1), "best_epoch": trained["best_epoch"],
+            "epochs_run": trained["epochs_run"], "best_val_accuracy": trained["best_val_accuracy"], "test_images": result["test_images"],
+            **{key: result[key] for name in METRICS for key in (name, f"{name}_ci") if key in result}}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("-S", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--out", type=Path, help="also write the results here as JSON")
+    args = parser.parse_args()
+    params = override(load_params(), args.overrides)
+    runs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in args.seeds:
+            runs.append(one_seed(params, seed, Path(tmp) / str(seed)))
+            print(json.dumps(runs[-1]), flush=True)
+    summary = {name: {"mean": round(float(np.mean([r[name] for r in runs])), 4),
+                      "sd": round(float(np.std([r[name] for r in runs], ddof=1)), 4) if len(runs) > 1 else 0.0,
+                      "min": min(r[name] for r in runs), "max": max(r[name] for r in runs)}
+               for name in METRICS}
+    summary["seconds_mean"] = round(float(np.mean([r["seconds"] for r in runs])), 1)
+    for name in METRICS:
+        s = summary[name]
+        print(f"{name}: mean {s['mean']:.3f}, sd {s['sd']:.3f}, min {s['min']:.3f}, max {s['max']:.3f} "
+              f"over seeds {args.seeds}")
+    if args.out:
+        args.out.write_text(json.dumps({"overrides": args.overrides, "runs": runs, "summary": summary}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
