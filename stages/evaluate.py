@@ -402,8 +402,9 @@ def evaluate(params, prepared_dir=dataset.PREPARED_DIR, features_dir=FEATURES_DI
                               for kind, result in results.items()})
     for kind, result in results.items():
         write_json(metrics_dir / f"{kind}.json", shown_metrics(result, cv.get(kind)))
-    log_summary(results, {kind: section["title"] for kind, section in sections.items()}, cv, backbone,
-                report_path, plots_dir)
+    titles = {kind: section["title"] for kind, section in sections.items()}
+    titles["baseline"] = "baseline (logistic regression)"
+    log_summary(results, titles, cv, backbone, report_path, plots_dir)
     return results
 
 

@@ -191,7 +191,7 @@ def test_one_headline_file_per_model_and_a_summary_at_the_end(trained, tmp_path,
 
     text = caplog.text
     summary = text[text.index("brackets: 95 % intervals"):]
-    for title in ("custom CNN", "mobilenet head", "Baseline"):
+    for title in ("custom CNN", "mobilenet head", "baseline (logistic regression)"):
         assert title in summary
     assert f"{full['head']['balanced_accuracy']:.3f} [" in summary
     assert "mobilenet_0.25_224_no_top.h5" in text  # the weights the head used
