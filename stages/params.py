@@ -169,6 +169,8 @@ SCHEMA = {
         "precision": choice("float32", "bfloat16"),
         "mirror": boolean(),
         "batch_size": integer(1, 4096),
+        "cache": boolean(),
+        "cache_max_gb": number(0, 100_000, low_open=True),
     },
     "smote": {
         "enabled": boolean(),

@@ -80,6 +80,17 @@ TINY_RUN = {"data.image_size": 64, "split.validation": 0.2, "split.test": 0.25,
             "cnn.batch_size": 8, "evaluate.mistakes": 4}
 
 
+
+@pytest.fixture(scope="session", autouse=True)
+def feature_cache_in_a_temporary_folder(tmp_path_factory):
+    """Stages called in-process cache features under the session's tmp folder, not the checkout's .cache."""
+    from stages import feature_cache
+
+    default = feature_cache.CACHE_DIR
+    feature_cache.CACHE_DIR = tmp_path_factory.mktemp("feature-cache")
+    yield feature_cache.CACHE_DIR
+    feature_cache.CACHE_DIR = default
+
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory):
     """(params, root): prepare, extract, resample, train_head, train_cnn, evaluate run under root."""

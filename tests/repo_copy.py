@@ -10,7 +10,8 @@ import yaml
 from tests.conftest import REPO, override
 
 # What a clone needs to run the pipeline: the code, the pipeline, the params, DVC's config and page template.
-PIPELINE_FILES = ("stages", "dvc.yaml", "params.yaml", ".dvc/config", ".dvc/offline_plots.html", ".dvcignore")
+PIPELINE_FILES = ("stages", "dvc.yaml", "params.yaml", ".dvc/config", ".dvc/offline_plots.html", ".dvcignore",
+                  ".gitignore")
 
 
 def copy_repo(root, overrides):
