@@ -153,6 +153,8 @@ SCHEMA = {
         "resize": choice(*RESIZE_MODES),
         "region": {side: number(0, 1) for side in ("top", "bottom", "left", "right")},
         "max_pixels": integer(1, 2**40),
+        "cache": boolean(),
+        "cache_max_gb": number(0, 100_000, low_open=True),
     },
     "split": {
         "validation": number(0, 1, low_open=True, high_open=True),

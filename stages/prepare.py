@@ -18,8 +18,9 @@ from typing import Callable
 
 import numpy as np
 
-from stages import dataset
+from stages import dataset, decode_cache
 from stages.atomic import atomic_dir, write_json
+from stages.decode_cache import DecodeCache, file_key
 from stages.errors import PipelineError, run_stage
 from stages.idx import FASHION_MNIST_CLASSES, read_fashion_mnist
 from stages.images import SUPPORTED_EXTENSIONS, ImageError, decode_rgb, decode_size, preprocess, skip, walk_image_files
@@ -39,6 +40,7 @@ class Candidate:
     label: str
     load: Callable[[], np.ndarray]            # returns HxWx3 uint8 RGB, or raises ImageError
     fixed_split: str | None = None            # a split given by the source (Fashion-MNIST's t10k, a test/ folder)
+    file: Path | None = None                  # the file it is decoded from (None: arrays, not files), for the decode cache
 
 
 # --- sources -------------------------------------------------------------------------
@@ -119,7 +121,7 @@ def _class_candidates(root, class_dirs, min_size, max_pixels, skipped):
                                 f"({', '.join(SUPPORTED_EXTENSIONS)}) or remove the folder")
         for file in files:
             candidates.append(Candidate(
-                path=file.relative_to(root).as_posix(), label=class_dir.name,
+                path=file.relative_to(root).as_posix(), label=class_dir.name, file=file,
                 load=lambda file=file: decode_rgb(file, max_pixels=max_pixels, min_size=min_size)))
     return candidates
 
@@ -141,32 +143,42 @@ def discover_fashion_mnist(folder):
 
 # --- decoding, deduplication and the image store ---------------------------------------
 
-def _decode(candidate, preprocessing):
+def _decode(candidate, preprocessing, cache=None):
+    """(image, sha256 of the whole decoded image, error, whether it came from the cache)."""
+    key = file_key(candidate.file) if cache is not None and candidate.file is not None else None
+    if key is not None and (entry := cache.load(key)) is not None:
+        return *entry, None, True
     try:
         rgb = candidate.load()
-    except ImageError as err:
-        return None, None, str(err)
+    except ImageError as err:  # not cached: a repaired file must be decoded again
+        return None, None, str(err), False
     digest = hashlib.sha256(np.ascontiguousarray(rgb).tobytes() + str(rgb.shape).encode()).hexdigest()
-    return preprocess(rgb, preprocessing), digest, None
+    image = preprocess(rgb, preprocessing)
+    # Stored only if the file did not change while it was decoded, so an entry always matches its key.
+    if key is not None and file_key(candidate.file) == key:
+        cache.store(key, image, digest)
+    return image, digest, None, False
 
 
-def decode_into_store(candidates, writer, preprocessing, skipped, workers=None):
+def decode_into_store(candidates, writer, preprocessing, skipped, workers=None, cache=None):
     """Decode, crop to the region, resize and append every usable candidate; drop duplicates and
-    label conflicts (judged on the whole decoded image).
+    label conflicts (judged on the whole decoded image). With a DecodeCache, files decoded by an
+    earlier run are taken from it.
 
-    Returns the kept records, each with its row in the store. An image that appears in two
-    classes is dropped everywhere (its label is unknowable); a repeated image within a class
-    is kept once, so identical images can never land in two splits.
+    Returns the kept records, each with its row in the store, and how many files came from the
+    cache. An image that appears in two classes is dropped everywhere (its label is unknowable);
+    a repeated image within a class is kept once, so identical images can never land in two splits.
     """
-    first_by_hash, conflicted, records = {}, set(), []
+    first_by_hash, conflicted, records, reused = {}, set(), [], 0
     progress = Progress(log, "prepare", len(candidates), unit="files")
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count()) as pool:
         # Pillow, OpenCV and hashlib release the GIL, so threads decode in parallel.
         for start in range(0, len(candidates), DECODE_BATCH):
             batch = candidates[start:start + DECODE_BATCH]
             kept_images = []
-            for candidate, (image, digest, error) in zip(
-                    batch, pool.map(lambda c: _decode(c, preprocessing), batch)):
+            for candidate, (image, digest, error, from_cache) in zip(
+                    batch, pool.map(lambda c: _decode(c, preprocessing, cache), batch)):
+                reused += from_cache
                 if error:
                     skip(skipped, candidate.path, "bad_image", error)
                     continue
@@ -192,7 +204,7 @@ def decode_into_store(candidates, writer, preprocessing, skipped, workers=None):
     for record in records:
         if record["sha256"] in conflicted:  # its row stays in the store, unused
             skip(skipped, record["path"], "label_conflict", "identical image found in another class; dropped")
-    return [record for record in records if record["sha256"] not in conflicted]
+    return [record for record in records if record["sha256"] not in conflicted], reused
 
 
 # --- the split -----------------------------------------------------------------------
@@ -308,22 +320,37 @@ def summarize(params, preprocessing, classes, records, skipped):
     }
 
 
-def prepare(params, out_dir=dataset.PREPARED_DIR):
-    """Build the prepared data set in out_dir atomically; return its summary."""
+def prepare(params, out_dir=dataset.PREPARED_DIR, cache_dir=None):
+    """Build the prepared data set in out_dir atomically; return its summary.
+
+    cache_dir: the decode cache's folder; None means decode_cache.CACHE_DIR, looked up at call time.
+    """
     data, split = params["data"], params["split"]
+    cache_dir = decode_cache.CACHE_DIR if cache_dir is None else cache_dir
     preprocessing = Preprocessing.from_params(params)
-    if data["source"] == "fashion_mnist":
+    cache = None
+    if data["source"] == "fashion_mnist":  # arrays read from IDX files, not files to decode: nothing to cache
         classes, candidates, skipped = discover_fashion_mnist(data["path"])
     else:
         min_size = decode_size(preprocessing.image_size, preprocessing.region)
         classes, candidates, skipped = discover_folder(data["path"], min_size, data["max_pixels"])
+        if data["cache"]:
+            cache = DecodeCache(cache_dir, decode_cache.fingerprint(preprocessing.to_record(), data["max_pixels"]),
+                                preprocessing.image_size)
     log.info("found %d candidate files in %d classes", len(candidates), len(classes))
     with atomic_dir(out_dir) as tmp:
         writer = dataset.ImageStoreWriter(tmp / dataset.IMAGES_FILE, preprocessing.image_size)
         try:
-            records = decode_into_store(candidates, writer, preprocessing, skipped)
+            records, reused = decode_into_store(candidates, writer, preprocessing, skipped, cache=cache)
         finally:
             writer.close()
+        if cache is not None:
+            log.info("decode cache %s: %d files reused, %d decoded", cache.folder, reused, len(candidates) - reused)
+            if cache.damaged:
+                log.warning("decode cache: %d damaged entries (wrong size or checksum, e.g. %s) were decoded again",
+                            len(cache.damaged), cache.path(cache.damaged[0]))
+            keep = {file_key(c.file) for c in candidates}
+            decode_cache.evict(cache_dir, data["cache_max_gb"] * 1e9, cache.folder, keep)
         usable = Counter(r["label"] for r in records)
         for name in classes:
             if not usable[name] and data["source"] != "fashion_mnist":

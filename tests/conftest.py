@@ -91,6 +91,18 @@ def feature_cache_in_a_temporary_folder(tmp_path_factory):
     yield feature_cache.CACHE_DIR
     feature_cache.CACHE_DIR = default
 
+
+@pytest.fixture(scope="session", autouse=True)
+def decode_cache_in_a_temporary_folder(tmp_path_factory):
+    """Prepare called in-process caches decoded images under the session's tmp folder, not the checkout's .cache."""
+    from stages import decode_cache
+
+    default = decode_cache.CACHE_DIR
+    decode_cache.CACHE_DIR = tmp_path_factory.mktemp("decode-cache")
+    yield decode_cache.CACHE_DIR
+    decode_cache.CACHE_DIR = default
+
+
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory):
     """(params, root): prepare, extract, resample, train_head, train_cnn, evaluate run under root."""
