@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.feature_cache import CHECKSUM_BYTES, USED_FILE, _checksum, _folder_bytes, _last_used, _size
+from stages.feature_cache import CHECKSUM_BYTES, USED_FILE, folder_bytes, last_used, payload_checksum, size_on_disk
 
 log = logging.getLogger("prepare")
 
@@ -76,7 +76,7 @@ class DecodeCache:
         except FileNotFoundError:
             return None
         payload, checksum = data[:-CHECKSUM_BYTES], data[-CHECKSUM_BYTES:]
-        if len(data) != self.entry_bytes or _checksum(payload) != checksum:
+        if len(data) != self.entry_bytes or payload_checksum(payload) != checksum:
             self.damaged.append(key)
             return None
         image = np.frombuffer(payload[DIGEST_BYTES:], dtype=np.uint8).reshape(self.shape)
@@ -91,7 +91,7 @@ class DecodeCache:
         tmp = final.parent / f".{final.name}.tmp-{os.getpid()}"
         try:
             final.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_bytes(payload + _checksum(payload))
+            tmp.write_bytes(payload + payload_checksum(payload))
             os.replace(tmp, final)
         except OSError as err:
             tmp.unlink(missing_ok=True)
@@ -107,9 +107,9 @@ def evict(root, max_bytes, current, keep):
     entries of this run's files are never removed: a warning says when they alone exceed the cap.
     """
     root, current = Path(root), Path(current)
-    sizes = {folder: _folder_bytes(folder) for folder in root.iterdir() if folder.is_dir()}
+    sizes = {folder: folder_bytes(folder) for folder in root.iterdir() if folder.is_dir()}
     total, removed = sum(sizes.values()), 0
-    for folder in sorted((f for f in sizes if f != current), key=_last_used):
+    for folder in sorted((f for f in sizes if f != current), key=last_used):
         if total - removed <= max_bytes:
             break
         shutil.rmtree(folder, ignore_errors=True)
@@ -118,7 +118,7 @@ def evict(root, max_bytes, current, keep):
         for shard in current.iterdir():
             for entry in shard.glob(f"*{ENTRY_SUFFIX}") if shard.is_dir() else ():
                 if entry.stem not in keep:
-                    removed += _size(entry)
+                    removed += size_on_disk(entry)
                     entry.unlink(missing_ok=True)
     if total - removed > max_bytes:
         log.warning("decode cache: the images of this data set alone take %.2f GB, more than "

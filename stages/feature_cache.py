@@ -83,7 +83,7 @@ class FeatureCache:
         except FileNotFoundError:
             return None
         payload, checksum = data[:-CHECKSUM_BYTES], data[-CHECKSUM_BYTES:]
-        if len(data) != self.entry_bytes or _checksum(payload) != checksum:
+        if len(data) != self.entry_bytes or payload_checksum(payload) != checksum:
             self.damaged.append(key)
             return None
         return np.frombuffer(payload, dtype="<f4")
@@ -97,7 +97,7 @@ class FeatureCache:
         tmp = final.parent / f".{final.name}.tmp-{os.getpid()}"
         try:
             final.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_bytes(payload + _checksum(payload))
+            tmp.write_bytes(payload + payload_checksum(payload))
             os.replace(tmp, final)
         except OSError as err:
             tmp.unlink(missing_ok=True)
@@ -105,7 +105,7 @@ class FeatureCache:
             log.warning("feature cache: cannot write %s (%s); this run stores no more features", final, err)
 
 
-def _checksum(payload):
+def payload_checksum(payload):
     return hashlib.blake2b(payload, digest_size=CHECKSUM_BYTES).digest()
 
 
@@ -117,9 +117,9 @@ def evict(root, max_bytes, current, keep):
     run's images are never removed: a warning says when they alone exceed the cap.
     """
     root, current = Path(root), Path(current)
-    sizes = {folder: _folder_bytes(folder) for folder in root.iterdir() if folder.is_dir()}
+    sizes = {folder: folder_bytes(folder) for folder in root.iterdir() if folder.is_dir()}
     total, removed = sum(sizes.values()), 0
-    others = sorted((f for f in sizes if f != current), key=_last_used)
+    others = sorted((f for f in sizes if f != current), key=last_used)
     for folder in others:
         if total - removed <= max_bytes:
             break
@@ -129,7 +129,7 @@ def evict(root, max_bytes, current, keep):
         for shard in current.iterdir():
             for entry in shard.glob(f"*{ENTRY_SUFFIX}") if shard.is_dir() else ():
                 if entry.stem not in keep:
-                    removed += _size(entry)
+                    removed += size_on_disk(entry)
                     entry.unlink(missing_ok=True)
     if total - removed > max_bytes:
         log.warning("feature cache: the features of this data set alone take %.2f GB, more than "
@@ -138,7 +138,7 @@ def evict(root, max_bytes, current, keep):
     return removed
 
 
-def _folder_bytes(folder):
+def folder_bytes(folder):
     total = 0
     for shard in os.scandir(folder):
         if shard.is_dir():
@@ -146,13 +146,13 @@ def _folder_bytes(folder):
                 if ".tmp-" in entry.name:  # left by a killed run: remove it if its process is gone
                     remove_stale_temporaries(Path(shard.path) / entry.name.split(".tmp-")[0].lstrip("."))
                     continue
-                total += _size(entry)
+                total += size_on_disk(entry)
         else:
-            total += _size(shard)
+            total += size_on_disk(shard)
     return total
 
 
-def _size(entry):
+def size_on_disk(entry):
     """Bytes on disk, not the file's length: a 4 KB entry takes 8 KB of 4 KB blocks."""
     try:
         return entry.stat().st_blocks * 512
@@ -160,7 +160,7 @@ def _size(entry):
         return 0
 
 
-def _last_used(folder):
+def last_used(folder):
     try:
         return (folder / USED_FILE).stat().st_mtime
     except FileNotFoundError:
