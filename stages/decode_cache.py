@@ -12,21 +12,19 @@ entry format. A changed setting is a new folder, so nothing stale is ever reused
 
 The sha256 is that of the whole decoded image, before preprocessing: prepare finds duplicates with
 it, so it is kept, not recomputed from the resized pixels. Unreadable files are not cached: they are
-decoded again on every run, so a repaired file is picked up. Like the feature cache
-(stages/feature_cache.py, whose eviction helpers this reuses), it is not a stage output: deleting it
-only costs time; entries are written atomically, and a damaged entry is ignored and recomputed.
+decoded again on every run, so a repaired file is picked up. Entries, their atomic writes and
+checksums, and eviction are stages/entry_cache.py's, shared with the feature cache.
 """
 
 import hashlib
-import json
 import logging
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np
 
-from stages.feature_cache import CHECKSUM_BYTES, USED_FILE, folder_bytes, last_used, payload_checksum, size_on_disk
+from stages import entry_cache
+from stages.entry_cache import EntryCache, hash_identity
 
 log = logging.getLogger("prepare")
 
@@ -43,7 +41,7 @@ def fingerprint(preprocessing, max_pixels):
 
     identity = {"format": FORMAT_VERSION, "pillow": PIL.__version__, "preprocessing": preprocessing,
                 "max_pixels": max_pixels}
-    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:32]
+    return hash_identity(identity)
 
 
 def file_key(path):
@@ -56,72 +54,31 @@ def file_key(path):
     return hashlib.sha256(identity.encode()).hexdigest()
 
 
-class DecodeCache:
+class DecodeCache(EntryCache):
     """The entries of one fingerprint: `load` a key's (image, sha256) (None when absent or damaged), `store` them."""
 
     def __init__(self, root, fingerprint, image_size):
-        self.root, self.folder = Path(root), Path(root) / fingerprint
+        super().__init__(root, fingerprint, DIGEST_BYTES + image_size * image_size * 3, ENTRY_SUFFIX, log,
+                         "decode cache")
         self.shape = (image_size, image_size, 3)
-        self.entry_bytes = DIGEST_BYTES + image_size * image_size * 3 + CHECKSUM_BYTES
-        self.damaged, self.writable = [], True
-        self.folder.mkdir(parents=True, exist_ok=True)
-        (self.folder / USED_FILE).touch()
-
-    def path(self, key):
-        return self.folder / key[:2] / f"{key}{ENTRY_SUFFIX}"
 
     def load(self, key):
-        try:
-            data = self.path(key).read_bytes()
-        except FileNotFoundError:
-            return None
-        payload, checksum = data[:-CHECKSUM_BYTES], data[-CHECKSUM_BYTES:]
-        if len(data) != self.entry_bytes or payload_checksum(payload) != checksum:
-            self.damaged.append(key)
+        payload = self.load_payload(key)
+        if payload is None:
             return None
         image = np.frombuffer(payload[DIGEST_BYTES:], dtype=np.uint8).reshape(self.shape)
         return image, payload[:DIGEST_BYTES].decode("ascii")
 
     def store(self, key, image, digest):
-        """Write one entry atomically; a cache that cannot be written (disk full) is a warning, not a failure."""
-        if not self.writable:
-            return
-        payload = digest.encode("ascii") + np.ascontiguousarray(image, dtype=np.uint8).tobytes()
-        final = self.path(key)
-        tmp = final.parent / f".{final.name}.tmp-{os.getpid()}"
-        try:
-            final.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_bytes(payload + payload_checksum(payload))
-            os.replace(tmp, final)
-        except OSError as err:
-            tmp.unlink(missing_ok=True)
-            self.writable = False
-            log.warning("decode cache: cannot write %s (%s); this run stores no more images", final, err)
+        self.store_payload(key, digest.encode("ascii") + np.ascontiguousarray(image, dtype=np.uint8).tobytes())
 
 
 def evict(root, max_bytes, current, keep):
-    """Bring the cache under max_bytes; return the bytes removed.
-
-    First whole fingerprint folders other than `current`, least recently used first; then entries of
-    `current` whose keys are not in `keep` (files no longer in the data set, or changed since). The
-    entries of this run's files are never removed: a warning says when they alone exceed the cap.
-    """
-    root, current = Path(root), Path(current)
-    sizes = {folder: folder_bytes(folder) for folder in root.iterdir() if folder.is_dir()}
-    total, removed = sum(sizes.values()), 0
-    for folder in sorted((f for f in sizes if f != current), key=last_used):
-        if total - removed <= max_bytes:
-            break
-        shutil.rmtree(folder, ignore_errors=True)
-        removed += sizes[folder]
-    if total - removed > max_bytes and current.is_dir():
-        for shard in current.iterdir():
-            for entry in shard.glob(f"*{ENTRY_SUFFIX}") if shard.is_dir() else ():
-                if entry.stem not in keep:
-                    removed += size_on_disk(entry)
-                    entry.unlink(missing_ok=True)
-    if total - removed > max_bytes:
+    """Bring the cache under max_bytes (entry_cache.evict); return the bytes removed. `keep`: the keys of
+    this run's files, never removed: a warning says when they alone exceed the cap."""
+    removed, left = entry_cache.evict(root, max_bytes, current, keep, ENTRY_SUFFIX)
+    if left > max_bytes:
         log.warning("decode cache: the images of this data set alone take %.2f GB, more than "
                     "data.cache_max_gb (%.2f); raise it, or the next run decodes them again",
-                    (total - removed) / 1e9, max_bytes / 1e9)
+                    left / 1e9, max_bytes / 1e9)
     return removed

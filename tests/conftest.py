@@ -82,25 +82,17 @@ TINY_RUN = {"data.image_size": 64, "split.validation": 0.2, "split.test": 0.25,
 
 
 @pytest.fixture(scope="session", autouse=True)
-def feature_cache_in_a_temporary_folder(tmp_path_factory):
-    """Stages called in-process cache features under the session's tmp folder, not the checkout's .cache."""
-    from stages import feature_cache
+def caches_in_a_temporary_folder(tmp_path_factory):
+    """Stages called in-process keep their feature and decode caches under the session's tmp folder,
+    not in the checkout's .cache."""
+    from stages import decode_cache, feature_cache
 
-    default = feature_cache.CACHE_DIR
-    feature_cache.CACHE_DIR = tmp_path_factory.mktemp("feature-cache")
-    yield feature_cache.CACHE_DIR
-    feature_cache.CACHE_DIR = default
-
-
-@pytest.fixture(scope="session", autouse=True)
-def decode_cache_in_a_temporary_folder(tmp_path_factory):
-    """Prepare called in-process caches decoded images under the session's tmp folder, not the checkout's .cache."""
-    from stages import decode_cache
-
-    default = decode_cache.CACHE_DIR
-    decode_cache.CACHE_DIR = tmp_path_factory.mktemp("decode-cache")
-    yield decode_cache.CACHE_DIR
-    decode_cache.CACHE_DIR = default
+    defaults = {module: module.CACHE_DIR for module in (feature_cache, decode_cache)}
+    for module in defaults:
+        module.CACHE_DIR = tmp_path_factory.mktemp(module.__name__.rsplit(".", 1)[1])
+    yield
+    for module, default in defaults.items():
+        module.CACHE_DIR = default
 
 
 @pytest.fixture(scope="session")
