@@ -13,6 +13,12 @@ BACKBONES = {
     "resnet50": ("ResNet50", "resnet50", False),
 }
 
+# How many blocks each backbone has for fine-tuning to open from the top (finetune.unfreeze): MobileNet's 13
+# depthwise-separable blocks; MobileNetV2's first block, 16 inverted-residual blocks and its last 1x1
+# convolution; ResNet50's 16 residual blocks; VGG16's 5 blocks of convolutions. stages/finetuning.py
+# finds them by layer name.
+BLOCKS = {"mobilenet": 13, "mobilenet_v2": 18, "resnet50": 16, "vgg16": 5}
+
 
 def application(name):
     """(constructor, preprocess_input, takes alpha) of one backbone (import stages.runtime before it)."""

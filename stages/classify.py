@@ -24,8 +24,11 @@ from stages.params import PARAMS_FILE, load_params
 from stages.recipes import BackboneRecipe, Preprocessing
 from stages.training import load_model_info
 
-KINDS = ("cnn", "head")
+KINDS = ("cnn", "head", "finetuned")
 MODELS_DIR = Path("models")
+# The finetune stage's output is a folder: with fine-tuning off (finetune.enabled: false) it holds only
+# finetuned.json saying so, and there is no model to load.
+FINETUNED_DIR = MODELS_DIR / "finetuned"
 TEST_METRICS = Path("metrics/test.json")  # written by the evaluate stage: one section per kind
 
 LOW_CONFIDENCE = "low confidence: the photo may show several garments or an unusual neckline"
@@ -44,7 +47,10 @@ class Classifier:
     @property
     def title(self):
         """How reports name the model: the custom CNN, or the head with its backbone."""
-        return f"{self.info[BackboneRecipe.RECORD_KEY]['model']} head" if self.kind == "head" else "custom CNN"
+        if self.kind == "cnn":
+            return "custom CNN"
+        backbone = self.info[BackboneRecipe.RECORD_KEY]["model"]
+        return f"{backbone} head" if self.kind == "head" else f"{backbone} fine-tuned"
 
     def read(self, path, max_pixels=DEFAULT_MAX_PIXELS):
         """A photo as this model's training images were made: decoded, cut to the region, resized."""
@@ -57,7 +63,8 @@ class Classifier:
             raise ValueError(f"expected (n, {self.image_size}, {self.image_size}, 3) images, got {images.shape}")
         if self.kind == "head":
             return self.from_features(self.extractor(images))
-        # predict_on_batch runs the model with training=False: augmentation stays off.
+        # The CNN and the fine-tuned model take pixels. predict_on_batch runs the model with training=False:
+        # augmentation stays off.
         return np.asarray(self.model.predict_on_batch(images.astype(np.float32)), dtype=np.float32)
 
     def from_features(self, features):
@@ -68,7 +75,19 @@ class Classifier:
 
 
 def model_path(kind, models_dir=MODELS_DIR):
-    return Path(models_dir) / f"{kind}.keras"
+    folder = Path(models_dir) / FINETUNED_DIR.name if kind == "finetuned" else Path(models_dir)
+    return folder / f"{kind}.keras"
+
+
+def is_enabled(kind, models_dir=MODELS_DIR):
+    """False when the stage that makes this kind of model was turned off (the fine-tuned one only)."""
+    info_path = model_path(kind, models_dir).with_suffix(".json")
+    if kind != "finetuned" or not info_path.is_file():
+        return True
+    try:
+        return json.loads(info_path.read_text()).get("enabled", True) is not False
+    except ValueError:
+        return True  # unreadable: loading it says so
 
 
 def load_classifier(kind, models_dir=MODELS_DIR, with_backbone=True):
@@ -80,10 +99,15 @@ def load_classifier(kind, models_dir=MODELS_DIR, with_backbone=True):
         raise PipelineError(f"unknown model kind {kind!r}; choose one of: {', '.join(KINDS)}")
     path = model_path(kind, models_dir)
     info_path = path.with_suffix(".json")
+    if not is_enabled(kind, models_dir):
+        raise PipelineError("there is no fine-tuned model: fine-tuning is off (finetune.enabled: false). Turn it on "
+                            "with `dvc exp run -S finetune.enabled=true`, or use --model cnn or head")
     if not path.is_file() or not info_path.is_file():
         raise missing(path, f"no trained {kind} model")
     import keras
 
+    if kind == "finetuned":
+        import stages.finetuning  # noqa: F401  (registers the model's preprocess_input layer for loading)
     info = load_model_info(path)
     preprocessing = Preprocessing.from_artifact(info, info_path)
     recipe = BackboneRecipe.from_artifact(info, info_path) if kind == "head" else None
@@ -100,13 +124,14 @@ def load_classifier(kind, models_dir=MODELS_DIR, with_backbone=True):
 
 
 def best_model(metrics_path=TEST_METRICS):
-    """The kind with the higher balanced accuracy (then macro-F1) in the last evaluation, or None."""
+    """The kind with the highest balanced accuracy (then macro-F1) in the last evaluation, or None."""
     path = Path(metrics_path)
     if not path.is_file():
         return None
     try:
         results = json.loads(path.read_text())
-        return max(KINDS, key=lambda kind: (results[kind]["balanced_accuracy"], results[kind]["macro_f1"]))
+        scored = [kind for kind in KINDS if kind in results]  # the fine-tuned model only when it was evaluated
+        return max(scored, key=lambda kind: (results[kind]["balanced_accuracy"], results[kind]["macro_f1"]))
     except (ValueError, KeyError, TypeError):
         return None
 

@@ -1,4 +1,4 @@
-"""Stage `evaluate`: both models on the held-out test split, as DVC metrics and plots.
+"""Stage `evaluate`: the models on the held-out test split, as DVC metrics and plots.
 
 Predictions and labels come from the same ordered arrays: the test rows of the manifest
 (for the CNN, read from the image store in that order) and the test features of the extract
@@ -6,7 +6,9 @@ stage, which carry their own labels. Nothing is shuffled, so row i of the predic
 row i of the labels by construction (the original notebooks compared a shuffled generator's
 predictions with unshuffled labels and reported 0.33).
 
-Writes metrics/<model>.json for cnn, head and baseline (the headline numbers `dvc metrics show`
+The models are the custom CNN, the head, the fine-tuned backbone when fine-tuning is on
+(finetune.enabled; when off, its files say so and its metrics file is empty) and the baseline.
+Writes metrics/<model>.json for cnn, head, finetuned and baseline (the headline numbers `dvc metrics show`
 lists, one row per model: accuracy, balanced accuracy with its 95 % interval, macro-F1 and, from
 the crossval stage, the cross-validated balanced accuracy), metrics/test.json (every score of
 every model, each headline metric with its 95 % interval), metrics/per_class.json (precision,
@@ -26,7 +28,7 @@ import numpy as np
 from stages import dataset
 from stages.atomic import atomic_file, write_json
 from stages.baseline import baseline_probabilities, fit_baseline
-from stages.classify import KINDS, TEST_METRICS, load_classifier
+from stages.classify import KINDS, TEST_METRICS, is_enabled, load_classifier
 from stages.errors import PipelineError, missing, outdated, run_stage
 from stages.features import CV_METRICS, FEATURES_DIR, SMOTE_COUNTS, features_of_rows, load_split
 from stages.intervals import METRICS as HEADLINE, bootstrap_intervals
@@ -39,6 +41,8 @@ PER_CLASS_PATH = Path("metrics/per_class.json")
 HEADLINE_KEYS = {"accuracy": "acc", "balanced_accuracy": "bal_acc", "macro_f1": "f1"}
 REPORT_PATH = Path("metrics/report.md")
 PLOTS_DIR = Path("plots")
+# The params section whose batch_size a model's test images go through in.
+_SECTION = {"cnn": "cnn", "finetuned": "finetune"}
 
 
 # --- scores ------------------------------------------------------------------------------
@@ -322,6 +326,18 @@ def write_report(path, sections, smote):
         handle.write("\n".join(lines))
 
 
+def write_turned_off(folder, classes, text):
+    """The plots of a model that was not trained: predictions without rows, and pictures that say so."""
+    plt = _pyplot()
+    with atomic_file(Path(folder) / "predictions.csv", "w") as handle:
+        csv.writer(handle).writerow(["path", "actual", "predicted", "confidence"] + [f"p_{name}" for name in classes])
+    for name in ("confusion.png", "curves.png", "mistakes.png"):
+        fig, ax = plt.subplots(figsize=(6, 2))
+        ax.axis("off")
+        ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=12)
+        _save_figure(fig, Path(folder) / name)
+
+
 def _maybe(value):
     return "n/a" if value is None else f"{value:.3f}"
 
@@ -331,7 +347,7 @@ def _maybe(value):
 def evaluate(params, prepared_dir=dataset.PREPARED_DIR, features_dir=FEATURES_DIR, models_dir="models",
              metrics_path=TEST_METRICS, report_path=REPORT_PATH, plots_dir=PLOTS_DIR, smote_path=SMOTE_COUNTS,
              cv_path=CV_METRICS, test_rows=None):
-    """Score both models on the test split and write metrics, report and plots.
+    """Score every model on the test split and write metrics, report and plots.
 
     test_rows/labels/paths default to the manifest's test split; tests pass a permutation.
     """
@@ -345,13 +361,17 @@ def evaluate(params, prepared_dir=dataset.PREPARED_DIR, features_dir=FEATURES_DI
     results, sections, backbone = {}, {}, None
     with dataset.ImageStore(Path(prepared_dir) / dataset.IMAGES_FILE) as store:
         for kind in KINDS:
+            if not is_enabled(kind, models_dir):
+                write_turned_off(plots_dir / kind, classes, f"{kind}: turned off (finetune.enabled: false)")
+                log.info("%s: turned off (finetune.enabled: false), not evaluated", kind)
+                continue
             classifier = load_classifier(kind, models_dir, with_backbone=False)
             if classifier.classes != classes:
                 raise outdated(f"models/{kind}.keras", f"was trained on classes {classifier.classes}, but the "
                                                       f"prepared data has {classes}")
-            if kind == "cnn":
+            if kind != "head":  # the CNN and the fine-tuned model take the images themselves
                 probabilities = batched_probabilities(
-                    classifier.probabilities, store.batches(rows, params["cnn"]["batch_size"]), len(rows),
+                    classifier.probabilities, store.batches(rows, params[_SECTION[kind]]["batch_size"]), len(rows),
                     len(classes))
             else:
                 features = features_of_rows(features_dir, "test", rows)
@@ -400,8 +420,9 @@ def evaluate(params, prepared_dir=dataset.PREPARED_DIR, features_dir=FEATURES_DI
     write_json(metrics_dir / PER_CLASS_PATH.name, {kind: result["per_class"] for kind, result in results.items()})
     write_json(metrics_path, {kind: {k: v for k, v in result.items() if k != "per_class"}
                               for kind, result in results.items()})
-    for kind, result in results.items():
-        write_json(metrics_dir / f"{kind}.json", shown_metrics(result, cv.get(kind)))
+    for kind in (*KINDS, "baseline"):
+        # A model that was turned off still gets its file (DVC wants every metrics file): empty, a row of dashes.
+        write_json(metrics_dir / f"{kind}.json", shown_metrics(results[kind], cv.get(kind)) if kind in results else {})
     titles = {kind: section["title"] for kind, section in sections.items()}
     titles["baseline"] = "baseline (logistic regression)"
     log_summary(results, titles, cv, backbone, report_path, plots_dir)

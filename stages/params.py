@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from stages.backbones import BACKBONES
+from stages.backbones import BACKBONES, BLOCKS
 from stages.errors import PipelineError
 from stages.recipes import RESIZE_MODES
 
@@ -218,6 +218,26 @@ SCHEMA = {
             "grayscale": number(0, 1),
         },
     },
+    "finetune": {
+        "enabled": boolean(),
+        "unfreeze": integer(0, max(BLOCKS.values())),
+        "learning_rate": number(0, 1, low_open=True),
+        "warmup_epochs": integer(0, 10_000),
+        "epochs": integer(1, 10_000),
+        "patience": integer(1, 10_000),
+        "batch_size": integer(1, 65536),
+        "weight_decay": number(0, 1),
+        "label_smoothing": number(0, 0.5),
+        "class_weight": boolean(),
+        "calibrate": boolean(),
+        "augment": {
+            "flip": boolean(),
+            "rotation": number(0, 0.5),
+            "zoom": number(0, 0.9),
+            "brightness": number(0, 1),
+            "contrast": number(0, 1),
+        },
+    },
     "evaluate": {
         "confidence_threshold": number(0, 1),
         "calibration_bins": integer(2, 1000),
@@ -281,6 +301,7 @@ def _check_cross_field(params):
         raise PipelineError(
             f"{PARAMS_FILE}: 'cnn.reduce_lr_patience' is {cnn['reduce_lr_patience']} but 'cnn.schedule' is cosine; "
             "the learning rate follows one or the other: set cnn.reduce_lr_patience=0 or cnn.schedule=constant")
+    _check_finetune(params)
     weights = params["features"]["weights"]
     if isinstance(weights, dict):
         missing = [name for name in params["model"].split("+") if name not in weights]
@@ -301,6 +322,26 @@ def _check_cross_field(params):
             f"{PARAMS_FILE}: 'data.source' is synthetic but 'data.path' is {data['path']!r}; the generated "
             f"data set lives in {SYNTHETIC_DIR}. To use your own photos set data.source=folder "
             "(dvc exp run -S data.source=folder -S data.path=/your/photos)")
+
+
+def _check_finetune(params):
+    finetune = params["finetune"]
+    if not finetune["enabled"]:
+        return
+    names = params["model"].split("+")
+    if len(names) > 1:
+        raise PipelineError(
+            f"{PARAMS_FILE}: 'finetune.enabled' is true but 'model' is {params['model']!r}, several backbones side "
+            "by side; fine-tuning trains one: set model to one of them, or finetune.enabled=false")
+    blocks = BLOCKS[names[0]]
+    if finetune["unfreeze"] > blocks:
+        raise PipelineError(
+            f"{PARAMS_FILE}: 'finetune.unfreeze' is {finetune['unfreeze']}, but {names[0]} has {blocks} blocks; "
+            f"use 0 (the backbone frozen, only the head trains) .. {blocks} (every block)")
+    if finetune["warmup_epochs"] >= finetune["epochs"]:
+        raise PipelineError(
+            f"{PARAMS_FILE}: 'finetune.warmup_epochs' ({finetune['warmup_epochs']}) must be less than "
+            f"'finetune.epochs' ({finetune['epochs']}): the learning rate warms up, then decays")
 
 
 def load_params(path=PARAMS_FILE):

@@ -1,6 +1,6 @@
 """Classify new photos with the trained models, and warn when a prediction should not be trusted.
 
-    python -m stages.predict PATH... [--model cnn|head] [--threshold 0.8] [--format table|json|csv]
+    python -m stages.predict PATH... [--model cnn|head|finetuned] [--threshold 0.8] [--format table|json|csv]
 
 PATH is an image file or a folder (read recursively). Every photo goes through exactly what
 the training data went through: `stages.images.load_image` (the decoder and resizing of the
@@ -106,7 +106,7 @@ def parse_args(argv):
                     "1 some files could not be classified (see their error), 2 nothing could be done.")
     parser.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders (read recursively)")
     parser.add_argument("--model", choices=KINDS,
-                        help="cnn or head; default: the better one by the last evaluation (metrics/test.json)")
+                        help="cnn, head or finetuned (when fine-tuning is on); default: the better one by the last evaluation (metrics/test.json)")
     parser.add_argument("--threshold", type=float,
                         help=f"warn below this top probability; default: evaluate.confidence_threshold "
                              f"in {PARAMS_FILE} ({DEFAULT_THRESHOLD} without it)")

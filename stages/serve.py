@@ -52,16 +52,12 @@ from stages.classify import (
     best_model,
     classify,
     load_classifier,
-    model_path,
     settings_from_params,
 )
-from stages.errors import PipelineError, missing, run_stage
+from stages.errors import PipelineError, run_stage
 
 log = logging.getLogger("serve")
 
-# finetuned: a fine-tuned backbone, trained by a stage of its own once there is one; until then
-# `--model finetuned` says that models/finetuned.keras is missing, like any other untrained model.
-MODEL_CHOICES = (*KINDS, "finetuned")
 STATIC_DIR = Path(__file__).with_name("static")
 FIELD = "files"
 MB = 1024 * 1024
@@ -282,14 +278,8 @@ class BodyLimit:
 # --- the command -------------------------------------------------------------------------------------
 
 def load_served_model(kind, models_dir=MODELS_DIR):
-    """The classifier for --model; a kind this code cannot load yet is an error that says so."""
-    if kind in KINDS:
-        return load_classifier(kind, models_dir)
-    path = model_path(kind, models_dir)
-    if not path.is_file():
-        raise missing(path, f"no trained {kind} model")
-    raise PipelineError(f"{path} is there, but this version of stages/classify.py cannot load a {kind} model; "
-                        f"serve --model {' or '.join(KINDS)}")
+    """The classifier for --model (load_classifier's clear errors for a model not trained or turned off)."""
+    return load_classifier(kind, models_dir)
 
 
 def last_evaluation(kind, metrics_path=TEST_METRICS):
@@ -317,7 +307,7 @@ def parse_args(argv):
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1; "
                                                            "0.0.0.0 for other machines, e.g. a phone)")
     parser.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0: any free port)")
-    parser.add_argument("--model", choices=MODEL_CHOICES,
+    parser.add_argument("--model", choices=KINDS,
                         help="default: the better one by the last evaluation (metrics/test.json), else head")
     parser.add_argument("--max-upload-mb", type=positive(float), default=20.0,
                         help="largest photo accepted, in MB (default: 20)")

@@ -59,8 +59,8 @@ def epoch_logger(epochs, logger):
 
 
 def write_history(history, path):
-    """One row per epoch (1-based) so DVC's linear template draws accuracy and loss curves."""
-    logs = history.history
+    """One row per epoch (1-based) so DVC's linear template draws accuracy and loss curves (None: no rows)."""
+    logs = history.history if history is not None else {"loss": []}
     with atomic_file(path, "w") as handle:
         writer = csv.writer(handle)
         writer.writerow(HISTORY_COLUMNS)
@@ -132,7 +132,9 @@ def with_temperature(model, validation, labels, batch_size):
     """
     import keras
 
-    logits = model.get_layer("logits").output
+    # The softmax's input, not the "logits" layer's .output: a layer shared with another model (the
+    # fine-tuned model reuses the head's) has an output in each model's graph, and this one is ours.
+    logits = model.get_layer("probabilities").input
     sizing = {} if batch_size is None else {"batch_size": batch_size}  # None: validation is a batch sequence
     val_logits = keras.Model(model.inputs, logits).predict(validation, verbose=0, **sizing)
     temperature = fit_temperature(val_logits, labels)

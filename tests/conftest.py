@@ -77,7 +77,9 @@ TINY_RUN = {"data.image_size": 64, "split.validation": 0.2, "split.test": 0.25,
             "features.alpha": 0.25, "head.epochs": 30, "head.patience": 10, "head.units": 32,
             "head.learning_rate": 0.003, "head.input_dropout": 0.2, "head.l2": 0.0,
             "cnn.image_size": 32, "cnn.filters": [8, 16], "cnn.dense_units": [16], "cnn.epochs": 3,
-            "cnn.batch_size": 8, "evaluate.mistakes": 4}
+            "cnn.batch_size": 8, "evaluate.mistakes": 4,
+            "finetune.enabled": True, "finetune.epochs": 2, "finetune.warmup_epochs": 1, "finetune.batch_size": 8,
+            "finetune.patience": 2}
 
 
 
@@ -97,9 +99,10 @@ def caches_in_a_temporary_folder(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory):
-    """(params, root): prepare, extract, resample, train_head, train_cnn, evaluate run under root."""
+    """(params, root): prepare, extract, resample, train_head, finetune, train_cnn, evaluate run under root."""
     from stages.evaluate import evaluate
     from stages.extract import extract
+    from stages.finetune import finetune
     from stages.prepare import prepare
     from stages.resample import resample
     from stages.train_cnn import train_cnn
@@ -114,6 +117,8 @@ def trained(tmp_path_factory):
     resample(params, root / "data/features", root / "data/resampled", root / "metrics/smote.json")
     train_head(params, root / "data/features", root / "data/resampled", root / "models/head.keras",
                root / "plots/head/history.csv")
+    finetune(params, root / "data/prepared", root / "models/head.keras", root / "models/finetuned",
+             root / "plots/finetuned/history.csv")
     train_cnn(params, root / "data/prepared", root / "models/cnn.keras", root / "plots/cnn/history.csv",
               root / "metrics/cnn_train.json")
     evaluate(params, **evaluate_paths(root))

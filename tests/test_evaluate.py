@@ -92,13 +92,13 @@ def read_predictions(path):
         return list(csv.DictReader(handle))
 
 
-def test_metrics_hold_both_models_with_readable_names(trained):
+def test_metrics_hold_every_model_with_readable_names(trained):
     params, root = trained
     results = read_metrics(root / "metrics")
     assert "per_class" not in json.loads((root / "metrics/test.json").read_text())["cnn"]  # keeps exp show narrow
     _, labels, _ = read_test_split(root / "data/prepared")
     classes = json.loads((root / "data/prepared/summary.json").read_text())["classes"]
-    for kind in ("cnn", "head"):
+    for kind in ("cnn", "head", "finetuned"):
         section = results[kind]
         assert {"accuracy", "balanced_accuracy", "macro_f1", "log_loss", "ece", "low_confidence",
                 "per_class", "test_images"} <= set(section)
@@ -111,7 +111,7 @@ def test_metrics_hold_both_models_with_readable_names(trained):
 def test_every_model_and_the_baseline_carry_95_percent_intervals(trained):
     params, root = trained
     results = json.loads((root / "metrics/test.json").read_text())
-    assert list(results) == ["cnn", "head", "baseline"]
+    assert list(results) == ["cnn", "head", "finetuned", "baseline"]
     for kind, section in results.items():
         for name in ("accuracy", "balanced_accuracy", "macro_f1"):
             low, high = section[f"{name}_ci"]
@@ -145,7 +145,7 @@ def test_saved_predictions_reproduce_the_metrics(trained):
     results = json.loads((root / "metrics/test.json").read_text())
     rows, labels, paths = read_test_split(root / "data/prepared")
     classes = json.loads((root / "data/prepared/summary.json").read_text())["classes"]
-    for kind in ("cnn", "head"):
+    for kind in ("cnn", "head", "finetuned"):
         saved = read_predictions(root / "plots" / kind / "predictions.csv")
         assert [r["path"] for r in saved] == paths
         assert [r["actual"] for r in saved] == [classes[i] for i in labels]
@@ -158,7 +158,7 @@ def test_saved_predictions_reproduce_the_metrics(trained):
 
 def outputs_in(folder, root):
     """evaluate() arguments reading the run under root but writing into folder."""
-    for kind in ("cnn", "head"):  # curves.png reads the training history beside the plots
+    for kind in ("cnn", "head", "finetuned"):  # curves.png reads the training history beside the plots
         (folder / "plots" / kind).mkdir(parents=True)
         shutil.copy(root / "plots" / kind / "history.csv", folder / "plots" / kind / "history.csv")
     return {**evaluate_paths(root), "metrics_path": folder / "test.json", "report_path": folder / "report.md",
@@ -176,14 +176,14 @@ def test_one_headline_file_per_model_and_a_summary_at_the_end(trained, tmp_path,
         evaluate(params, **{**outputs_in(tmp_path, root), "cv_path": tmp_path / "cv.json"})
 
     full, cv = (json.loads((tmp_path / name).read_text()) for name in ("test.json", "cv.json"))
-    for kind in ("cnn", "head", "baseline"):
+    for kind in ("cnn", "head", "finetuned", "baseline"):
         shown = json.loads((tmp_path / f"{kind}.json").read_text())
         assert shown["acc"] == round(full[kind]["accuracy"], 3)
         assert shown["f1"] == round(full[kind]["macro_f1"], 3)
         assert [shown["bal_lo"], shown["bal_acc"], shown["bal_hi"]] == \
             [round(v, 3) for v in (full[kind]["balanced_accuracy_ci"][0], full[kind]["balanced_accuracy"],
                                    full[kind]["balanced_accuracy_ci"][1])]
-        if kind == "cnn":  # cross-validation scores the head and the baseline only
+        if kind in ("cnn", "finetuned"):  # cross-validation scores the head and the baseline only
             assert "cv_bal" not in shown
         else:
             assert shown["cv_bal"] == round(cv[kind]["balanced_accuracy_mean"], 3)
@@ -191,7 +191,7 @@ def test_one_headline_file_per_model_and_a_summary_at_the_end(trained, tmp_path,
 
     text = caplog.text
     summary = text[text.index("brackets: 95 % intervals"):]
-    for title in ("custom CNN", "mobilenet head", "baseline (logistic regression)"):
+    for title in ("custom CNN", "mobilenet head", "mobilenet fine-tuned", "baseline (logistic regression)"):
         assert title in summary
     assert f"{full['head']['balanced_accuracy']:.3f} [" in summary
     assert "mobilenet_0.25_224_no_top.h5" in text  # the weights the head used
@@ -221,7 +221,7 @@ def test_a_permuted_test_set_gives_the_same_metrics(trained, tmp_path):
     original = read_metrics(root / "metrics")
     assert read_metrics(tmp_path) == permuted
     assert _same(permuted, original)
-    for kind in ("cnn", "head"):
+    for kind in ("cnn", "head", "finetuned"):
         before = {r["path"]: r for r in read_predictions(root / "plots" / kind / "predictions.csv")}
         after = read_predictions(tmp_path / "plots" / kind / "predictions.csv")
         assert [r["path"] for r in after] == [paths[i] for i in order]
@@ -253,10 +253,10 @@ def test_labels_out_of_step_with_the_images_change_the_metrics(trained, tmp_path
 def test_report_and_png_plots(trained):
     _, root = trained
     report = (root / "metrics/report.md").read_text()
-    assert "## custom CNN" in report and "## mobilenet head" in report
-    assert report.count("precision    recall  f1-score   support") == 3  # cnn, head, baseline
+    assert "## custom CNN" in report and "## mobilenet head" in report and "## mobilenet fine-tuned" in report
+    assert report.count("precision    recall  f1-score   support") == 4  # cnn, head, fine-tuned, baseline
     assert "## SMOTE" in report and "| class | before | after |" in report
-    for kind in ("cnn", "head"):
+    for kind in ("cnn", "head", "finetuned"):
         for name in ("confusion", "curves", "mistakes"):
             with Image.open(root / "plots" / kind / f"{name}.png") as image:
                 assert image.format == "PNG" and min(image.size) > 100

@@ -48,7 +48,7 @@ def outside_the_repository(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
 
 
-@pytest.mark.parametrize("kind", ["cnn", "head"])
+@pytest.mark.parametrize("kind", ["cnn", "head", "finetuned"])
 def test_probabilities_equal_the_ones_the_evaluate_stage_computed(trained, kind):
     _, root = trained
     expected = evaluated(root, kind)

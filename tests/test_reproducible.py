@@ -23,15 +23,20 @@ SMALL = {
     "cnn.filters": [8, 16],
     "cnn.dense_units": [16],
     "cnn.epochs": 3,
+    "finetune.enabled": True,
+    "finetune.epochs": 2,
+    "finetune.batch_size": 8,
     "crossval.folds": 3,
     "crossval.repeats": 2,
     "crossval.validation": 0.25,
 }
 # Everything a run reports: must be byte-identical between two runs from scratch.
-REPORTED = ["metrics/test.json", "metrics/cnn.json", "metrics/head.json", "metrics/baseline.json", "metrics/smote.json", "metrics/cnn_train.json", "metrics/report.md",
+REPORTED = ["metrics/test.json", "metrics/cnn.json", "metrics/head.json", "metrics/finetuned.json",
+            "metrics/baseline.json", "metrics/smote.json", "metrics/cnn_train.json", "metrics/report.md",
             "metrics/cv.json", "metrics/cv_folds.csv", "metrics/per_class.json",
-            "plots/cnn/history.csv", "plots/head/history.csv", "plots/cnn/predictions.csv",
-            "plots/head/predictions.csv", "data/prepared/manifest.csv", "data/prepared/images.npy"]
+            "plots/cnn/history.csv", "plots/head/history.csv", "plots/finetuned/history.csv",
+            "plots/cnn/predictions.csv", "plots/head/predictions.csv", "plots/finetuned/predictions.csv",
+            "data/prepared/manifest.csv", "data/prepared/images.npy"]
 UP_TO_DATE = "Data and pipelines are up to date."
 
 
@@ -59,7 +64,7 @@ def test_two_runs_from_scratch_report_exactly_the_same(first, tmp_path_factory):
     metrics = json.loads((first / "metrics/test.json").read_text())
     info = json.loads((first / "models/head.json").read_text())
     assert info["backbone"]["weights"].endswith("mobilenet_0.25_224_no_top.h5")  # real weights, not random
-    assert set(metrics) == {"cnn", "head", "baseline"}
+    assert set(metrics) == {"cnn", "head", "finetuned", "baseline"}
     for model in metrics.values():  # every headline number with its interval
         for name in ("accuracy", "balanced_accuracy", "macro_f1"):
             low, high = model[f"{name}_ci"]
@@ -81,9 +86,9 @@ def test_exp_run_with_another_backbone_re_runs_only_what_depends_on_it(first):
     out = dvc(first, "exp", "run", "-S", "model=mobilenet_v2", "-S", f"features.weights={MOBILENET_V2()}",
               "-S", "features.alpha=1.0")
 
-    ran = {stage for stage in ("synthesize", "prepare", "extract", "crossval", "resample", "train_head", "train_cnn",
-                               "evaluate") if f"Running stage '{stage}'" in out}
-    assert ran == {"extract", "crossval", "resample", "train_head", "evaluate"}
+    ran = {stage for stage in ("synthesize", "prepare", "extract", "crossval", "resample", "train_head", "finetune",
+                               "train_cnn", "evaluate") if f"Running stage '{stage}'" in out}
+    assert ran == {"extract", "crossval", "resample", "train_head", "finetune", "evaluate"}
     after = json.loads((first / "metrics/test.json").read_text())
     assert after["cnn"] == before["cnn"] and after["head"] != before["head"]
     assert json.loads((first / "data/features/info.json").read_text())["feature_dim"] == 1280

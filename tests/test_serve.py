@@ -22,7 +22,7 @@ import httpx
 import pytest
 import yaml
 
-from stages.classify import best_model
+from stages.classify import best_model, model_path
 from tests.conftest import REPO, TRAINED_REGION
 from tests.corpus import bomb_png, write_bad_files
 
@@ -149,7 +149,7 @@ def test_model_health_and_the_default_model_is_the_best_by_the_last_evaluation(s
     _, copy = served
     metrics = json.loads((copy / "metrics/test.json").read_text())
     kind = best_model(copy / "metrics/test.json")
-    info = json.loads((copy / "models" / f"{kind}.json").read_text())
+    info = json.loads(model_path(kind, copy / "models").with_suffix(".json").read_text())
 
     model = httpx.get(f"{server.url}/model").json()
 
@@ -283,15 +283,16 @@ def serve_command(cwd, *args):
                           check=False)
 
 
-def test_without_a_trained_model_it_says_to_run_dvc_repro_and_exits_2(served, tmp_path):
-    _, copy = served
+def test_without_a_trained_model_it_says_to_run_dvc_repro_and_exits_2(tmp_path):
     nothing = serve_command(tmp_path)
     assert nothing.returncode == 2
     assert "error: models/head.keras not found (no trained head model); run `dvc repro` first" in nothing.stderr
-    finetuned = serve_command(copy, "--model", "finetuned")
+    off = tmp_path / "off"
+    (off / "models/finetuned").mkdir(parents=True)
+    (off / "models/finetuned/finetuned.json").write_text('{"kind": "finetuned", "enabled": false}')
+    finetuned = serve_command(off, "--model", "finetuned")
     assert finetuned.returncode == 2
-    assert ("error: models/finetuned.keras not found (no trained finetuned model); run `dvc repro` first"
-            in finetuned.stderr)
+    assert "error: there is no fine-tuned model: fine-tuning is off (finetune.enabled: false)" in finetuned.stderr
     for result in (nothing, finetuned):
         assert "Traceback" not in result.stderr
 
@@ -310,7 +311,8 @@ def test_a_port_in_use_is_a_clear_error_before_the_model_loads(served):
 
 def test_model_option_serves_that_model_and_ctrl_c_stops_it_cleanly(served):
     _, copy = served
-    other = {"cnn": "head", "head": "cnn"}[best_model(copy / "metrics/test.json")]
+    # Another model than the default, the fine-tuned one where it is not the default itself.
+    other = next(kind for kind in ("finetuned", "cnn") if kind != best_model(copy / "metrics/test.json"))
     paths = photos(copy, 3)
     expected = predict_command(copy, "--model", other, *paths)
     running = Server(copy, "--model", other)

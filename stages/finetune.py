@@ -1,0 +1,150 @@
+"""Stage `finetune`: let the backbone learn the attribute, starting from the trained head.
+
+Two-phase transfer learning: train_head fitted the head on frozen features; here the whole model
+(pixels -> augmentation -> preprocess_input -> backbone -> head, stages/finetuning.py) trains with the
+top `finetune.unfreeze` blocks of the backbone open, at a low learning rate with warm-up and cosine
+decay, early stopping on validation loss with the best weights kept, then temperature scaling on
+validation like the other models. Images stream from the image store a batch at a time.
+
+With `finetune.enabled: false` (the default: fine-tuning on a CPU takes minutes per epoch) the stage
+only writes models/finetuned/finetuned.json saying so, and evaluate, predict and serve leave the model out.
+
+Writes models/finetuned/ (finetuned.keras + finetuned.json, atomically, as one folder) and
+plots/finetuned/history.csv.
+"""
+
+import logging
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+
+from stages.runtime import make_reproducible  # first: TensorFlow's environment, before Keras loads it
+
+import keras  # noqa: E402
+
+from stages import dataset  # noqa: E402
+from stages.atomic import atomic_dir, remove_stale, write_json  # noqa: E402
+from stages.classify import FINETUNED_DIR  # noqa: E402
+from stages.errors import outdated, run_stage  # noqa: E402
+from stages.finetuning import build_model, images_per_second_logger, strategy  # noqa: E402
+from stages.image_data import ImageBatches, balanced_class_weights, pixel_splits  # noqa: E402
+from stages.params import load_params  # noqa: E402
+from stages.recipes import BackboneRecipe, Preprocessing  # noqa: E402
+from stages.training import best_epoch, calibrated, load_model_info, write_history  # noqa: E402
+
+log = logging.getLogger("finetune")
+
+NAME = "finetuned"  # models/finetuned/finetuned.keras and .json
+HEAD_PATH = Path("models/head.keras")
+HISTORY_PATH = Path("plots/finetuned/history.csv")
+
+
+def finetune(params, prepared_dir=dataset.PREPARED_DIR, head_path=HEAD_PATH, out_dir=FINETUNED_DIR,
+             history_path=HISTORY_PATH):
+    """Fine-tune (or, when disabled, record that it is off); returns the model, or None when disabled."""
+    settings, seed = params["finetune"], params["seed"]
+    out_dir, history_path = Path(out_dir), Path(history_path)
+    # An earlier run's outputs go first, so a failed run cannot leave them looking current.
+    remove_stale(out_dir, history_path)
+    if not settings["enabled"]:
+        with atomic_dir(out_dir) as tmp:
+            write_json(tmp / f"{NAME}.json", {
+                "kind": "finetuned", "enabled": False,
+                "note": "fine-tuning is off (finetune.enabled: false); turn it on with "
+                        "`dvc exp run -S finetune.enabled=true`"})
+        write_history(None, history_path)
+        log.info("fine-tuning is off (finetune.enabled: false): nothing trained")
+        return None
+
+    make_reproducible(seed)
+    head_info = load_model_info(head_path)
+    recipe = BackboneRecipe.from_artifact(head_info, Path(head_path).with_suffix(".json"))
+    preprocessing = Preprocessing.from_artifact(head_info, Path(head_path).with_suffix(".json"))
+    summary, (train_rows, train_labels), (val_rows, val_labels) = pixel_splits(prepared_dir)
+    classes = summary["classes"]
+    if head_info["classes"] != classes:
+        raise outdated(head_path, f"was trained on classes {head_info['classes']}, but the prepared data has "
+                                  f"{classes}")
+    if preprocessing != Preprocessing.from_artifact(summary, Path(prepared_dir) / dataset.SUMMARY_FILE):
+        raise outdated(head_path, "was trained on images prepared differently from data/prepared")
+    if recipe.weights == "none":
+        log.warning("the head's backbone has RANDOM weights (features.weights resolved to none): fine-tuning "
+                    "then means training the backbone from scratch on your photos. Give it ImageNet weights "
+                    "(see the README, Weights)")
+    distribution, devices, policy = strategy()
+    replicas = distribution.num_replicas_in_sync
+    log.info("fine-tuning %s (weights %s) on %s%s", recipe.model, recipe.weights, devices,
+             f", {replicas} replicas, {policy}" if replicas > 1 or policy != "float32" else "")
+
+    batch_size = settings["batch_size"] * replicas  # finetune.batch_size per device
+    with dataset.ImageStore(Path(prepared_dir) / dataset.IMAGES_FILE) as store:
+        train = ImageBatches(store, train_rows, train_labels, len(classes), batch_size, seed=seed)
+        validation = ImageBatches(store, val_rows, val_labels, len(classes), batch_size)
+        model, trainable = _build(head_path, recipe, store.size, settings, seed, len(train), distribution, policy)
+        log.info("training on %d images, validating on %d; unfreeze %d block(s): %s of %s weights train",
+                 len(train_rows), len(val_rows), settings["unfreeze"], f"{trainable + _head_weights(model):,}",
+                 f"{model.count_params():,}")
+        class_weight = balanced_class_weights(train_labels, len(classes)) if settings["class_weight"] else None
+        started = time.perf_counter()
+        history = model.fit(
+            train, validation_data=validation, epochs=settings["epochs"], class_weight=class_weight, shuffle=False,
+            verbose=0, callbacks=[
+                keras.callbacks.EarlyStopping(monitor="val_loss", patience=settings["patience"],
+                                              restore_best_weights=True),
+                images_per_second_logger(len(train_rows), settings["epochs"], log)])
+        seconds = time.perf_counter() - started
+        if policy != "float32":
+            # Saved in float32, so the file runs on any machine: the same weights in a float32 twin.
+            weights = model.get_weights()
+            model, _ = _build(head_path, recipe, store.size, settings, seed, len(train), None, "float32")
+            model.set_weights(weights)
+        model, temperature = calibrated(model, settings["calibrate"], validation, val_labels, None)
+
+    best = best_epoch(history)
+    logs = history.history
+    info = {
+        "kind": "finetuned", "enabled": True, "classes": classes,
+        Preprocessing.RECORD_KEY: preprocessing.to_record(), BackboneRecipe.RECORD_KEY: recipe.to_record(),
+        "seed": seed, "unfreeze": settings["unfreeze"], "best_epoch": best, "epochs_run": len(logs["loss"]),
+        "best_val_loss": round(float(logs["val_loss"][best - 1]), 6),
+        "best_val_accuracy": round(float(logs["val_accuracy"][best - 1]), 6),
+        "temperature": temperature, "devices": devices,
+        "train_seconds": round(seconds, 2),
+        "images_per_second": round(len(train_rows) * len(logs["loss"]) / seconds, 1),
+    }
+    write_history(history, history_path)
+    with atomic_dir(out_dir) as tmp:  # the model and its record appear together, or not at all
+        model.save(tmp / f"{NAME}.keras")
+        write_json(tmp / f"{NAME}.json", info)
+    log.info("best epoch %d of %d: val_loss %.4f, val_accuracy %.4f; %.0f s", best, info["epochs_run"],
+             info["best_val_loss"], info["best_val_accuracy"], seconds)
+    return model
+
+
+def _build(head_path, recipe, image_size, settings, seed, steps_per_epoch, distribution, policy):
+    """build_model under the distribution strategy and precision policy, from a fresh copy of the head."""
+    keras.config.set_dtype_policy(policy)
+    try:
+        with distribution.scope() if distribution is not None else nullcontext():
+            try:
+                head = keras.saving.load_model(head_path, compile=False)
+            except Exception as err:  # a truncated or foreign file: Keras raises several kinds
+                raise outdated(head_path, f"could not be loaded ({type(err).__name__}: {err})") from None
+            return build_model(head, recipe, image_size, settings, seed, steps_per_epoch)
+    finally:
+        keras.config.set_dtype_policy("float32")
+
+
+def _head_weights(model):
+    backbone = {id(w) for layer in model.layers if isinstance(layer, keras.Model) for w in layer.weights}
+    return sum(int(np.prod(w.shape)) for w in model.trainable_weights if id(w) not in backbone)
+
+
+def main():
+    finetune(load_params())
+
+
+if __name__ == "__main__":
+    run_stage(main)
