@@ -15,21 +15,16 @@ plots/finetuned/history.csv.
 
 import logging
 import time
-from contextlib import nullcontext
 from pathlib import Path
 
-import numpy as np
-
 from stages.runtime import make_reproducible  # first: TensorFlow's environment, before Keras loads it
-
-import keras  # noqa: E402
 
 from stages import dataset  # noqa: E402
 from stages.atomic import atomic_dir, remove_stale, write_json  # noqa: E402
 from stages.classify import FINETUNED_DIR  # noqa: E402
 from stages.errors import outdated, run_stage  # noqa: E402
-from stages.finetuning import build_model, images_per_second_logger, strategy  # noqa: E402
-from stages.image_data import ImageBatches, balanced_class_weights, pixel_splits  # noqa: E402
+from stages.finetuning import fine_tune  # noqa: E402
+from stages.image_data import ImageBatches, pixel_splits  # noqa: E402
 from stages.params import load_params  # noqa: E402
 from stages.recipes import BackboneRecipe, Preprocessing  # noqa: E402
 from stages.training import best_epoch, calibrated, load_model_info, write_history  # noqa: E402
@@ -73,33 +68,10 @@ def finetune(params, prepared_dir=dataset.PREPARED_DIR, head_path=HEAD_PATH, out
         log.warning("the head's backbone has RANDOM weights (features.weights resolved to none): fine-tuning "
                     "then means training the backbone from scratch on your photos. Give it ImageNet weights "
                     "(see the README, Weights)")
-    distribution, devices, policy = strategy()
-    replicas = distribution.num_replicas_in_sync
-    log.info("fine-tuning %s (weights %s) on %s%s", recipe.model, recipe.weights, devices,
-             f", {replicas} replicas, {policy}" if replicas > 1 or policy != "float32" else "")
-
-    batch_size = settings["batch_size"] * replicas  # finetune.batch_size per device
     with dataset.ImageStore(Path(prepared_dir) / dataset.IMAGES_FILE) as store:
-        train = ImageBatches(store, train_rows, train_labels, len(classes), batch_size, seed=seed)
-        validation = ImageBatches(store, val_rows, val_labels, len(classes), batch_size)
-        model, trainable = _build(head_path, recipe, store.size, settings, seed, len(train), distribution, policy)
-        log.info("training on %d images, validating on %d; unfreeze %d block(s): %s of %s weights train",
-                 len(train_rows), len(val_rows), settings["unfreeze"], f"{trainable + _head_weights(model):,}",
-                 f"{model.count_params():,}")
-        class_weight = balanced_class_weights(train_labels, len(classes)) if settings["class_weight"] else None
-        started = time.perf_counter()
-        history = model.fit(
-            train, validation_data=validation, epochs=settings["epochs"], class_weight=class_weight, shuffle=False,
-            verbose=0, callbacks=[
-                keras.callbacks.EarlyStopping(monitor="val_loss", patience=settings["patience"],
-                                              restore_best_weights=True),
-                images_per_second_logger(len(train_rows), settings["epochs"], log)])
-        seconds = time.perf_counter() - started
-        if policy != "float32":
-            # Saved in float32, so the file runs on any machine: the same weights in a float32 twin.
-            weights = model.get_weights()
-            model, _ = _build(head_path, recipe, store.size, settings, seed, len(train), None, "float32")
-            model.set_weights(weights)
+        model, history, seconds, devices = fine_tune(head_path, recipe, store, (train_rows, train_labels),
+                                                     (val_rows, val_labels), len(classes), settings, seed, log)
+        validation = ImageBatches(store, val_rows, val_labels, len(classes), settings["batch_size"])
         model, temperature = calibrated(model, settings["calibrate"], validation, val_labels, None)
 
     best = best_epoch(history)
@@ -121,25 +93,6 @@ def finetune(params, prepared_dir=dataset.PREPARED_DIR, head_path=HEAD_PATH, out
     log.info("best epoch %d of %d: val_loss %.4f, val_accuracy %.4f; %.0f s", best, info["epochs_run"],
              info["best_val_loss"], info["best_val_accuracy"], seconds)
     return model
-
-
-def _build(head_path, recipe, image_size, settings, seed, steps_per_epoch, distribution, policy):
-    """build_model under the distribution strategy and precision policy, from a fresh copy of the head."""
-    keras.config.set_dtype_policy(policy)
-    try:
-        with distribution.scope() if distribution is not None else nullcontext():
-            try:
-                head = keras.saving.load_model(head_path, compile=False)
-            except Exception as err:  # a truncated or foreign file: Keras raises several kinds
-                raise outdated(head_path, f"could not be loaded ({type(err).__name__}: {err})") from None
-            return build_model(head, recipe, image_size, settings, seed, steps_per_epoch)
-    finally:
-        keras.config.set_dtype_policy("float32")
-
-
-def _head_weights(model):
-    backbone = {id(w) for layer in model.layers if isinstance(layer, keras.Model) for w in layer.weights}
-    return sum(int(np.prod(w.shape)) for w in model.trainable_weights if id(w) not in backbone)
 
 
 def main():

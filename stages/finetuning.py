@@ -16,6 +16,7 @@ The same code runs on the CPU and on GPUs: `strategy()` picks MirroredStrategy o
 import logging
 import re
 import time
+from contextlib import nullcontext
 
 from stages import runtime  # noqa: F401  (TensorFlow's environment, before Keras loads it)
 
@@ -25,7 +26,7 @@ from keras import layers  # noqa: E402
 from stages.backbones import application  # noqa: E402
 from stages.errors import PipelineError  # noqa: E402
 from stages.extractor import MIN_INPUT, _weights_argument  # noqa: E402
-from stages.image_data import augmentation_layers  # noqa: E402
+from stages.image_data import ImageBatches, augmentation_layers, balanced_class_weights  # noqa: E402
 
 log = logging.getLogger("finetuning")
 
@@ -162,6 +163,55 @@ def optimizer(finetune, steps_per_epoch):
     if finetune["weight_decay"]:
         return keras.optimizers.AdamW(rate, weight_decay=finetune["weight_decay"])
     return keras.optimizers.Adam(rate)
+
+
+def fine_tune(head_path, recipe, store, train, validation, num_classes, finetune, seed, logger=log):
+    """Train the fine-tuning model on the image store's `train` (rows, labels), early stopping on `validation`.
+
+    Under strategy(): every visible GPU with mixed precision, or the CPU. Returns (model in float32 with the
+    best epoch's weights, history, seconds, devices in words). The same function trains the stage's model and
+    every fold of benchmarks/finetune_cv.py.
+    """
+    distribution, devices, policy = strategy()
+    replicas = distribution.num_replicas_in_sync
+    logger.info("fine-tuning %s (weights %s) on %s%s", recipe.model, recipe.weights, devices,
+                f", {replicas} replicas, {policy}" if replicas > 1 or policy != "float32" else "")
+    batch_size = finetune["batch_size"] * replicas  # finetune.batch_size per device
+    batches = ImageBatches(store, *train, num_classes, batch_size, seed=seed)
+    checks = ImageBatches(store, *validation, num_classes, batch_size)
+    model, trainable = _build(head_path, recipe, store.size, finetune, seed, len(batches), distribution, policy)
+    logger.info("training on %d images, validating on %d; unfreeze %d block(s): %s of %s weights train",
+                len(train[0]), len(validation[0]), finetune["unfreeze"],
+                f"{sum(int(w.numpy().size) for w in model.trainable_weights):,}", f"{model.count_params():,}")
+    class_weight = balanced_class_weights(train[1], num_classes) if finetune["class_weight"] else None
+    started = time.perf_counter()
+    history = model.fit(
+        batches, validation_data=checks, epochs=finetune["epochs"], class_weight=class_weight, shuffle=False,
+        verbose=0, callbacks=[
+            keras.callbacks.EarlyStopping(monitor="val_loss", patience=finetune["patience"], restore_best_weights=True),
+            images_per_second_logger(len(train[0]), finetune["epochs"], logger)])
+    seconds = time.perf_counter() - started
+    if policy != "float32":
+        # Saved in float32, so the file runs on any machine: the same weights in a float32 twin.
+        weights = model.get_weights()
+        model, _ = _build(head_path, recipe, store.size, finetune, seed, len(batches), None, "float32")
+        model.set_weights(weights)
+    return model, history, seconds, devices
+
+
+def _build(head_path, recipe, image_size, finetune, seed, steps_per_epoch, distribution, policy):
+    """build_model under the distribution strategy and precision policy, from a fresh copy of the head."""
+    keras.config.set_dtype_policy(policy)
+    try:
+        with distribution.scope() if distribution is not None else nullcontext():
+            try:
+                head = keras.saving.load_model(head_path, compile=False)
+            except Exception as err:  # a truncated or foreign file: Keras raises several kinds
+                raise PipelineError(f"{head_path} could not be loaded ({type(err).__name__}: {err}); "
+                                    "run `dvc repro train_head`") from None
+            return build_model(head, recipe, image_size, finetune, seed, steps_per_epoch)
+    finally:
+        keras.config.set_dtype_policy("float32")
 
 
 def strategy():

@@ -1,0 +1,132 @@
+"""Fine-tuning against the frozen head and the baseline, on grouped folds of train + validation (never test).
+
+    python benchmarks/finetune_cv.py REPO [--folds 5] [--only 2] [--epochs-log] [-S unfreeze=2 -S learning_rate=1e-4 ...]
+
+REPO is a repository (a copy) where `dvc repro extract` has run with the configuration to measure
+(data, region, backbone, weights: e.g. `bash benchmarks/real_data.sh --dry-run necklines_top_nomirror-mobilenet-smote`
+prints the overrides). In each fold, exactly as the crossval stage does it: a share of the fold's training part
+is kept apart for early stopping (grouped by item), the head is trained on the rest's cached features after
+SMOTE, the baseline on the whole training part; then the fine-tuning model starts from that head and trains
+on the same images (stages.finetuning.fine_tune, the stage's own code). All three are scored on the held-out
+fold. -S overrides the `finetune` params of REPO/params.yaml (the same keys). Prints one JSON line per fold
+and a summary with mean and sd; --only N stops after N folds (the numbers then cover those folds only).
+"""
+
+import argparse
+import json
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from stages import dataset  # noqa: E402
+from stages.baseline import baseline_probabilities, fit_baseline  # noqa: E402
+from stages.crossval import early_stopping_split, folds, pooled_features  # noqa: E402
+from stages.features import load_split_rows, read_info  # noqa: E402
+from stages.finetuning import fine_tune  # noqa: E402
+from stages.head import fit_head  # noqa: E402
+from stages.intervals import headline  # noqa: E402
+from stages.params import load_params, validate  # noqa: E402
+from stages.recipes import BackboneRecipe  # noqa: E402
+from stages.runtime import make_reproducible  # noqa: E402
+from stages.smote import smote_resample  # noqa: E402
+
+MODELS = ("head", "baseline", "finetuned")
+
+
+def pooled_rows(features_dir):
+    """The image-store rows of the pooled train + validation features, in the same order."""
+    return np.concatenate([load_split_rows(features_dir, split)[2] for split in ("train", "validation")])
+
+
+def run(repo, n_folds, only, overrides):
+    repo = Path(repo)
+    params = load_params(repo / "params.yaml")
+    for key, value in overrides.items():
+        section = params["finetune"]
+        *parents, leaf = key.split(".")
+        for name in parents:
+            section = section[name]
+        section[leaf] = value
+    params = validate({**params, "finetune": {**params["finetune"], "enabled": True}})
+    settings, seed = params["finetune"], params["seed"]
+    features_dir, prepared_dir = repo / "data/features", repo / "data/prepared"
+    info = read_info(features_dir)
+    classes = info["classes"]
+    recipe = BackboneRecipe.from_artifact(info, features_dir / "info.json")
+    x, y, groups = pooled_features(features_dir, prepared_dir)
+    rows = pooled_rows(features_dir)
+    log = logging.getLogger("finetune_cv")
+    scores = []
+    with dataset.ImageStore(prepared_dir / dataset.IMAGES_FILE) as store, tempfile.TemporaryDirectory() as tmp:
+        for repeat, fold, train, held in folds(y, groups, n_folds, 1, seed):
+            if only and fold >= only:
+                break
+            fold_seed = (seed + fold) % 2**32
+            fit, stop = early_stopping_split(y[train], groups[train], params["crossval"]["validation"], fold_seed)
+            fit, stop = train[fit], train[stop]
+            fit_x, fit_y = x[fit], y[fit]
+            if params["smote"]["enabled"]:
+                fit_x, fit_y, _ = smote_resample(fit_x, fit_y, params["smote"]["k_neighbors"], fold_seed, classes)
+            make_reproducible(fold_seed)
+            head, _ = fit_head(fit_x, fit_y, x[stop], y[stop], len(classes), params["head"], fold_seed)
+            head_path = Path(tmp) / f"head{fold}.keras"
+            head.save(head_path)
+            predicted = {
+                "head": head.predict(x[held], batch_size=256, verbose=0).argmax(axis=1),
+                "baseline": baseline_probabilities(fit_baseline(x[train], y[train], fold_seed), x[held],
+                                                   len(classes)).argmax(axis=1),
+            }
+            make_reproducible(fold_seed)
+            started = time.perf_counter()
+            model, history, seconds, devices = fine_tune(head_path, recipe, store, (rows[fit], y[fit]),
+                                                         (rows[stop], y[stop]), len(classes), settings, fold_seed, log)
+            epochs = len(history.history["loss"])
+            probabilities = np.concatenate([model.predict_on_batch(batch.astype(np.float32))
+                                            for batch in store.batches(rows[held], settings["batch_size"])])
+            predicted["finetuned"] = probabilities.argmax(axis=1)
+            result = {name: headline(y[held], predicted[name], len(classes)) for name in MODELS}
+            scores.append(result)
+            print(json.dumps({"fold": fold + 1, "held_out": int(len(held)), "fit": int(len(fit)),
+                              "epochs_run": epochs, "seconds_per_epoch": round(seconds / epochs, 1),
+                              "wall_seconds": round(time.perf_counter() - started, 1), "devices": devices,
+                              **{name: {k: round(v, 4) for k, v in result[name].items()} for name in MODELS}}),
+                  flush=True)
+    summary = {name: {f"{metric}_{stat}": round(float(fn([s[name][metric] for s in scores])), 4)
+                      for metric in ("balanced_accuracy", "macro_f1")
+                      for stat, fn in (("mean", np.mean), ("sd", lambda v: np.std(v, ddof=1) if len(v) > 1 else 0.0))}
+               for name in MODELS}
+    print(json.dumps({"summary": summary, "folds": len(scores), "finetune": settings, "backbone": recipe.model}),
+          flush=True)
+    return summary
+
+
+def parse_overrides(pairs):
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"-S takes key=value (a finetune key), got {pair!r}")
+        out[key] = yaml.safe_load(value)
+    return out
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("repo")
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--only", type=int, default=0, help="stop after this many folds (0: all)")
+    parser.add_argument("-S", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    run(args.repo, args.folds, args.only, parse_overrides(args.overrides))
+
+
+if __name__ == "__main__":
+    main()
