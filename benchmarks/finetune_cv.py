@@ -1,6 +1,6 @@
 """Fine-tuning against the frozen head and the baseline, on grouped folds of train + validation (never test).
 
-    python benchmarks/finetune_cv.py REPO [--folds 5] [--only 2] [--epochs-log] [-S unfreeze=2 -S learning_rate=1e-4 ...]
+    python benchmarks/finetune_cv.py REPO [--folds 5] [--only 2] [-S unfreeze=2 -S learning_rate=1e-4 ...]
 
 REPO is a repository (a copy) where `dvc repro extract` has run with the configuration to measure
 (data, region, backbone, weights: e.g. `bash benchmarks/real_data.sh --dry-run necklines_top_nomirror-mobilenet-smote`

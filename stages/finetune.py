@@ -14,20 +14,16 @@ plots/finetuned/history.csv.
 """
 
 import logging
-import time
 from pathlib import Path
 
-from stages.runtime import make_reproducible  # first: TensorFlow's environment, before Keras loads it
-
-from stages import dataset  # noqa: E402
-from stages.atomic import atomic_dir, remove_stale, write_json  # noqa: E402
-from stages.classify import FINETUNED_DIR  # noqa: E402
-from stages.errors import outdated, run_stage  # noqa: E402
-from stages.finetuning import fine_tune  # noqa: E402
-from stages.image_data import ImageBatches, pixel_splits  # noqa: E402
-from stages.params import load_params  # noqa: E402
-from stages.recipes import BackboneRecipe, Preprocessing  # noqa: E402
-from stages.training import best_epoch, calibrated, load_model_info, write_history  # noqa: E402
+from stages import dataset
+from stages.atomic import atomic_dir, remove_stale, write_json
+from stages.classify import FINETUNED_DIR
+from stages.errors import outdated, run_stage
+from stages.params import load_params
+from stages.recipes import BackboneRecipe, Preprocessing
+from stages.runtime import make_reproducible
+from stages.training import best_epoch, calibrated, load_model_info, write_history
 
 log = logging.getLogger("finetune")
 
@@ -52,6 +48,10 @@ def finetune(params, prepared_dir=dataset.PREPARED_DIR, head_path=HEAD_PATH, out
         write_history(None, history_path)
         log.info("fine-tuning is off (finetune.enabled: false): nothing trained")
         return None
+
+    # TensorFlow loads only now: with fine-tuning off, the stage takes a fraction of a second.
+    from stages.finetuning import fine_tune
+    from stages.image_data import ImageBatches, pixel_splits
 
     make_reproducible(seed)
     head_info = load_model_info(head_path)
