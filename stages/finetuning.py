@@ -154,7 +154,7 @@ def build_model(head, recipe, image_size, finetune, seed, steps_per_epoch):
 
 
 def optimizer(finetune, steps_per_epoch):
-    """AdamW (Adam without weight decay) with a linear warm-up to finetune.learning_rate, then a cosine to 0."""
+    """AdamW (Adam when finetune.weight_decay is 0), a linear warm-up to finetune.learning_rate, then a cosine to 0."""
     steps = max(1, finetune["epochs"] * steps_per_epoch)
     warmup = min(steps - 1, finetune["warmup_epochs"] * steps_per_epoch)
     rate = keras.optimizers.schedules.CosineDecay(
