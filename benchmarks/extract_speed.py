@@ -5,17 +5,22 @@
         in-memory batch (decoding and I/O must not be the bottleneck: target >= 0.9x).
     python benchmarks/extract_speed.py memory [--images 20000]
         peak RSS of the real `python -m stages.extract` over an image store of that many images.
+    python benchmarks/extract_speed.py ray [--images 512] [--workers 2]
+        images/s of the Ray engine (a local Ray cluster, that many workers) against the local engine on
+        the same rows of the same store, in one run: end to end (the local engine building its backbone,
+        the Ray engine starting the cluster and its actors) and steady state (first batch back to last).
     python benchmarks/extract_speed.py epochs [--epochs 10]
         cached features + head against the original project's way (the frozen backbone inside the
         model, re-run on every epoch), on the neckline photos' train/validation split.
 
 MobileNet uses the real weights in ../shared/weights; VGG16 and ResNet50 random weights (the
 speed is the same). Needs `dvc repro prepare` run on ../shared/data/necklines at 224 px for
-`throughput` and `epochs` (see README "Benchmarks").
+`throughput`, `ray` and `epochs` (see README "Benchmarks").
 """
 
 import argparse
 import json
+import os
 import resource
 import shutil
 import subprocess
@@ -95,6 +100,59 @@ def memory(args):
     return result
 
 
+class Clock:
+    """A progress object that notes when the first and the last batch came back."""
+
+    def __init__(self):
+        self.started, self.done, self.first, self.first_count, self.last = time.perf_counter(), 0, None, 0, None
+
+    def update(self, count):
+        self.last = time.perf_counter()
+        if self.first is None:
+            self.first, self.first_count = self.last, count
+        self.done += count
+
+    def rates(self):
+        return {"images_per_s": round(self.done / (self.last - self.started), 1),
+                "steady_images_per_s": round((self.done - self.first_count) / (self.last - self.first), 1),
+                "seconds": round(self.last - self.started, 1)}
+
+
+def ray_overhead(args):
+    """The same rows through the local engine, then through the Ray engine on a local cluster."""
+    from stages import ray_engine
+    from stages.extractor import build_extractor
+    from stages.recipes import BackboneRecipe
+
+    recipe = BackboneRecipe(model="mobilenet", weights=str(WEIGHTS["mobilenet"]), alpha=1.0, seed=42)
+    store_path = args.prepared / dataset.IMAGES_FILE
+    with dataset.ImageStore(store_path) as store:
+        rows = np.arange(min(args.images, len(store)))
+        local = Clock()
+        extractor = build_extractor(recipe, store.size)
+        expected = extract_features(extractor, store, rows, args.batch, local)
+    settings = {"address": "", "workers": args.workers, "num_gpus": 0}
+    distributed = Clock()
+    disconnect = ray_engine.connect(settings)
+    try:
+        features = ray_engine.extract_features(extractor.recipe, store.size, store_path, rows, extractor.dim, settings,
+                                               args.batch, distributed)
+    finally:
+        disconnect()
+    result = {"images": len(rows), "batch": args.batch, "workers": args.workers, "cpu": cpu_model(),
+              "cores": len(os.sched_getaffinity(0)), "local": local.rates(), "ray": distributed.rates(),
+              "max_abs_difference": float(np.abs(features - expected).max())}
+    result["ray_over_local"] = round(result["ray"]["images_per_s"] / result["local"]["images_per_s"], 2)
+    result["ray_over_local_steady"] = round(result["ray"]["steady_images_per_s"] /
+                                            result["local"]["steady_images_per_s"], 2)
+    return result
+
+
+def cpu_model():
+    out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+    return next((line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name")), "?")
+
+
 def epochs(args):
     """Same data, same head, same epochs: cached features against the backbone inside the model."""
     import keras
@@ -148,16 +206,17 @@ def epochs(args):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=("throughput", "memory", "epochs"))
+    parser.add_argument("what", choices=("throughput", "memory", "epochs", "ray"))
     parser.add_argument("--images", type=int, default=None)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--backbones", default="mobilenet,mobilenet_v2,resnet50,vgg16")
     parser.add_argument("--precisions", default="float32,bfloat16")
     parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--workers", type=int, default=2, help="Ray workers (ray)")
     parser.add_argument("--prepared", type=Path, default=REPO / dataset.PREPARED_DIR, help="a prepare output folder at 224 px")
     args = parser.parse_args()
-    args.images = args.images or (20_000 if args.what == "memory" else 256)
-    result = {"throughput": throughput, "memory": memory, "epochs": epochs}[args.what](args)
+    args.images = args.images or {"memory": 20_000, "ray": 512}.get(args.what, 256)
+    result = {"throughput": throughput, "memory": memory, "epochs": epochs, "ray": ray_overhead}[args.what](args)
     print(json.dumps(result, indent=2))
 
 
