@@ -100,7 +100,7 @@ class KillOneWorkerMidRun:
     """A progress object that, when the first batch comes back, kills a worker while it computes a batch."""
 
     def __init__(self, total):
-        self.total, self.done, self.killed, self.done_at_kill, self.pids_after = total, 0, None, None, set()
+        self.total, self.done, self.killed, self.done_at_kill = total, 0, None, None
 
     def update(self, count):
         self.done += count
@@ -112,8 +112,6 @@ class KillOneWorkerMidRun:
                     os.kill(busy[0], signal.SIGKILL)
                     self.killed, self.done_at_kill = busy[0], self.done
                 time.sleep(0.005)
-        else:
-            self.pids_after |= set(mapworkers())
 
 
 def test_a_worker_killed_mid_run_loses_and_duplicates_no_row(cluster, tmp_path):
