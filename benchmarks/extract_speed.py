@@ -5,17 +5,22 @@
         in-memory batch (decoding and I/O must not be the bottleneck: target >= 0.9x).
     python benchmarks/extract_speed.py memory [--images 20000]
         peak RSS of the real `python -m stages.extract` over an image store of that many images.
+    python benchmarks/extract_speed.py ray [--images 1024] [--workers 2]
+        images/s of the Ray engine (a local Ray cluster, that many workers) against the local engine on
+        the same rows of the same store, in one run: end to end (the local engine building its backbone,
+        the Ray engine starting the cluster and its actors) and the marginal rate without the start-up.
     python benchmarks/extract_speed.py epochs [--epochs 10]
         cached features + head against the original project's way (the frozen backbone inside the
         model, re-run on every epoch), on the neckline photos' train/validation split.
 
 MobileNet uses the real weights in ../shared/weights; VGG16 and ResNet50 random weights (the
 speed is the same). Needs `dvc repro prepare` run on ../shared/data/necklines at 224 px for
-`throughput` and `epochs` (see README "Benchmarks").
+`throughput`, `ray` and `epochs` (see README "Benchmarks").
 """
 
 import argparse
 import json
+import os
 import resource
 import shutil
 import subprocess
@@ -95,6 +100,58 @@ def memory(args):
     return result
 
 
+def ray_overhead(args):
+    """The same rows through the local engine, then through the Ray engine on a local cluster, each over
+    the first n and the first 2n rows: end to end (start-up included) and the marginal rate of the
+    second n images, n / (time for 2n - time for n), in which each engine's start-up cancels out."""
+    from stages import ray_engine
+    from stages.extractor import build_extractor
+    from stages.recipes import BackboneRecipe
+
+    recipe = BackboneRecipe(model="mobilenet", weights=str(WEIGHTS["mobilenet"]), alpha=1.0, seed=42)
+    store_path = args.prepared / dataset.IMAGES_FILE
+    settings = {"address": "", "workers": args.workers, "num_gpus": 0}
+    with dataset.ImageStore(store_path) as store:
+        n = args.images // 2
+        rows = np.arange(2 * n) % len(store)  # a small store is read round and round
+
+        def local(rows):
+            extractor = build_extractor(recipe, store.size)  # its start-up counts, as the actors' does
+            return extract_features(extractor, store, rows, args.batch), extractor
+
+        def distributed(rows):
+            disconnect = ray_engine.connect(settings)  # a fresh local cluster each time: start-up included
+            try:
+                return ray_engine.extract_features(extractor.recipe, store.size, store_path, rows, extractor.dim,
+                                                   settings, args.batch)
+            finally:
+                disconnect()
+
+        _, extractor = local(rows[:1])  # TensorFlow imported before the clocks start (the actors import their own)
+        seconds, features = {}, {}
+        for name, run in (("local", lambda rows: local(rows)[0]), ("ray", distributed)):
+            for count in (n, 2 * n):
+                start = time.perf_counter()
+                features[name] = run(rows[:count])
+                seconds[name, count] = time.perf_counter() - start
+                print(name, count, "images:", round(seconds[name, count], 1), "s", flush=True)
+        difference = float(np.abs(features["ray"] - features["local"]).max())
+    result = {"images": 2 * n, "batch": args.batch, "workers": args.workers, "cpu": cpu_model(),
+              "cores": len(os.sched_getaffinity(0)), "max_abs_difference": difference}
+    for name in ("local", "ray"):
+        result[name] = {f"seconds_{n}": round(seconds[name, n], 1), f"seconds_{2 * n}": round(seconds[name, 2 * n], 1),
+                        "images_per_s": round(2 * n / seconds[name, 2 * n], 1),
+                        "marginal_images_per_s": round(n / (seconds[name, 2 * n] - seconds[name, n]), 1)}
+    for key in ("images_per_s", "marginal_images_per_s"):
+        result[f"ray_over_local_{key}"] = round(result["ray"][key] / result["local"][key], 2)
+    return result
+
+
+def cpu_model():
+    out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+    return next((line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name")), "?")
+
+
 def epochs(args):
     """Same data, same head, same epochs: cached features against the backbone inside the model."""
     import keras
@@ -148,16 +205,17 @@ def epochs(args):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=("throughput", "memory", "epochs"))
+    parser.add_argument("what", choices=("throughput", "memory", "epochs", "ray"))
     parser.add_argument("--images", type=int, default=None)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--backbones", default="mobilenet,mobilenet_v2,resnet50,vgg16")
     parser.add_argument("--precisions", default="float32,bfloat16")
     parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--workers", type=int, default=2, help="Ray workers (ray)")
     parser.add_argument("--prepared", type=Path, default=REPO / dataset.PREPARED_DIR, help="a prepare output folder at 224 px")
     args = parser.parse_args()
-    args.images = args.images or (20_000 if args.what == "memory" else 256)
-    result = {"throughput": throughput, "memory": memory, "epochs": epochs}[args.what](args)
+    args.images = args.images or {"memory": 20_000, "ray": 1024}.get(args.what, 256)
+    result = {"throughput": throughput, "memory": memory, "epochs": epochs, "ray": ray_overhead}[args.what](args)
     print(json.dumps(result, indent=2))
 
 

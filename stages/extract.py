@@ -6,6 +6,8 @@ image store a batch at a time; the next batch is read while the current one is c
 With `features.cache`, the features of every image are also kept in `.cache/features`
 (stages/feature_cache.py), keyed by the image's pixel hash, so a later run computes only the
 images it has not seen with the same backbone and preprocessing; the outputs are the same.
+With `features.engine: ray`, the images to compute go to a pool of Ray actors instead
+(stages/ray_engine.py), on this machine or a cluster; the outputs are the same, in the same order.
 """
 
 import logging
@@ -39,11 +41,11 @@ def extract_features(extractor, store, rows, batch_size, progress=None):
     return features
 
 
-def extract_features_cached(extractor, store, rows, keys, cache, batch_size, progress=None):
-    """extract_features, with each image's features taken from `cache` under its key when there,
-    and the missing ones computed (in batches of batch_size, in order) and stored. Returns
-    (features, how many were computed)."""
-    features = np.empty((len(rows), extractor.dim), dtype=np.float32)
+def extract_features_cached(compute, rows, keys, cache, dim, progress=None):
+    """The features of the images at `rows`, each taken from `cache` under its key when there; the
+    missing ones computed by `compute(rows, progress)` (in order) and stored. Returns (features, how
+    many were computed)."""
+    features = np.empty((len(rows), dim), dtype=np.float32)
     missing = []
     for i, key in enumerate(keys):
         cached = cache.load(key)
@@ -54,7 +56,7 @@ def extract_features_cached(extractor, store, rows, keys, cache, batch_size, pro
     if progress is not None and len(rows) > len(missing):
         progress.update(len(rows) - len(missing))
     if missing:
-        features[missing] = extract_features(extractor, store, rows[missing], batch_size, progress)
+        features[missing] = compute(rows[missing], progress)
         for i in missing:
             cache.store(keys[i], features[i])
     return features, len(missing)
@@ -64,43 +66,74 @@ def extract(params, prepared_dir=dataset.PREPARED_DIR, out_dir=FEATURES_DIR, cac
     """Write <split>.npz (features, labels, rows) for every split and info.json, atomically.
 
     cache_dir: the feature cache's folder; None means feature_cache.CACHE_DIR, looked up at call time.
+    With features.engine=ray the backbone runs on a Ray cluster (stages/ray_engine.py), joined or
+    started here and left again at the end; the outputs are the same.
     """
     cache_dir = feature_cache.CACHE_DIR if cache_dir is None else cache_dir
     summary = dataset.read_summary(prepared_dir)
     records = dataset.read_manifest(prepared_dir)
     preprocessing = Preprocessing.from_artifact(summary, Path(prepared_dir) / dataset.SUMMARY_FILE)
+    engine = params["features"]["engine"]
+    disconnect = None
+    if engine == "ray":
+        from stages import ray_engine  # Ray is imported only for this engine
+
+        disconnect = ray_engine.connect(params["features"]["ray"])
+    try:
+        return _extract(params, prepared_dir, out_dir, cache_dir, summary, records, preprocessing)
+    finally:
+        if disconnect is not None:
+            disconnect()
+
+
+def _extract(params, prepared_dir, out_dir, cache_dir, summary, records, preprocessing):
     extractor = build_extractor(BackboneRecipe.from_params(params), preprocessing.image_size)
-    batch_size = params["features"]["batch_size"]
+    batch_size, engine = params["features"]["batch_size"], params["features"]["engine"]
     cache = None
     if params["features"]["cache"]:
         cache = FeatureCache(cache_dir, fingerprint(extractor.recipe.to_record(), preprocessing.to_record()),
                              extractor.dim)
     keys_by_row = {record["row"]: record["sha256"] for record in records}
-    timings, computed = {}, 0
-    progress = Progress(log, "extract", len(records))
-    with dataset.ImageStore(Path(prepared_dir) / dataset.IMAGES_FILE) as store, atomic_dir(out_dir) as tmp:
-        for split in dataset.SPLITS:
-            rows, labels = dataset.split_arrays(records, split)
-            start = time.perf_counter()
-            if cache is None:
-                features = extract_features(extractor, store, rows, batch_size, progress)
-            else:
-                keys = [keys_by_row[int(row)] for row in rows]
-                features, split_computed = extract_features_cached(extractor, store, rows, keys, cache,
-                                                                   batch_size, progress)
-                computed += split_computed
-            timings[split] = time.perf_counter() - start
-            log.info("%s: %d images -> %s features in %.1f s", split, len(rows), features.shape, timings[split])
-            np.savez(tmp / f"{split}.npz", features=features, labels=labels, rows=rows)
-        total = sum(timings.values())
+    # Every split's rows, one after the other: the backbone (or the Ray actor pool) is started once.
+    splits = {split: dataset.split_arrays(records, split) for split in dataset.SPLITS}
+    rows = np.concatenate([split_rows for split_rows, _ in splits.values()])
+    progress = Progress(log, "extract", len(rows))
+    store_path = Path(prepared_dir) / dataset.IMAGES_FILE
+    with dataset.ImageStore(store_path) as store:
+        if engine == "ray":
+            from stages import ray_engine
+
+            def compute(rows, progress):
+                return ray_engine.extract_features(extractor.recipe, preprocessing.image_size, store_path, rows,
+                                                   extractor.dim, params["features"]["ray"], batch_size, progress)
+        else:
+            def compute(rows, progress):
+                return extract_features(extractor, store, rows, batch_size, progress)
+
+        start = time.perf_counter()
+        if cache is None:
+            features, computed = compute(rows, progress), len(rows)
+        else:
+            keys = [keys_by_row[int(row)] for row in rows]
+            features, computed = extract_features_cached(compute, rows, keys, cache, extractor.dim, progress)
+        seconds = time.perf_counter() - start
+    log.info("%d images -> %d features each in %.1f s (engine %s)", len(rows), extractor.dim, seconds, engine)
+
+    with atomic_dir(out_dir) as tmp:
+        first = 0
+        for split, (split_rows, labels) in splits.items():
+            log.info("%s: %d images", split, len(split_rows))
+            np.savez(tmp / f"{split}.npz", features=features[first:first + len(split_rows)], labels=labels,
+                     rows=split_rows)
+            first += len(split_rows)
         write_json(tmp / INFO_FILE, {
             "classes": summary["classes"],
             Preprocessing.RECORD_KEY: preprocessing.to_record(),
             BackboneRecipe.RECORD_KEY: extractor.recipe.to_record(),
             "weights_requested": params["features"]["weights"],
             "feature_dim": extractor.dim,
-            "images": len(records), "seconds": round(total, 2),
-            "images_per_second": round(len(records) / total, 1) if total else None,
+            "images": len(records), "seconds": round(seconds, 2),
+            "images_per_second": round(len(records) / seconds, 1) if seconds else None,
         })
     if cache is not None:
         log.info("feature cache %s: %d images reused, %d computed", cache.folder, len(records) - computed, computed)

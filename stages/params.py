@@ -19,6 +19,7 @@ PARAMS_FILE = "params.yaml"
 
 SOURCES = ("synthetic", "folder", "fashion_mnist")
 SYNTHETIC_DIR = "data/synthetic"
+ENGINES = ("local", "ray")
 
 
 # --- validators: each takes (value, key) and returns the value or raises PipelineError ---
@@ -117,6 +118,22 @@ def group_pattern():
     return check
 
 
+def ray_address():
+    """Where the Ray engine finds its cluster: '' (start one on this machine), 'auto' (the one this
+    machine belongs to) or host:port of its head node."""
+    def check(value, key):
+        if value is None:
+            value = ""
+        valid = isinstance(value, str) and (
+            value in ("", "auto") or re.fullmatch(r"[A-Za-z0-9.\-]+:\d{1,5}|\[[0-9A-Fa-f:]+\]:\d{1,5}", value))
+        if not valid:
+            _fail(key, f"is {value!r}; allowed values: '' (start a Ray cluster on this machine), auto (the cluster "
+                       "this machine joined with `ray start`), or host:port of a cluster's head node, e.g. "
+                       "10.0.0.5:6379")
+        return value
+    return check
+
+
 def counts_by_name():
     """A mapping of class name to a positive image count (the synthetic data set's classes)."""
     def check(value, key):
@@ -173,6 +190,12 @@ SCHEMA = {
         "batch_size": integer(1, 4096),
         "cache": boolean(),
         "cache_max_gb": number(0, 100_000, low_open=True),
+        "engine": choice(*ENGINES),
+        "ray": {
+            "address": ray_address(),
+            "workers": integer(1, 4096),
+            "num_gpus": number(0, 64),
+        },
     },
     "smote": {
         "enabled": boolean(),

@@ -46,12 +46,24 @@ def test_the_repository_params_are_valid():
     ({"smote.enabled": "yes"}, "'smote.enabled' must be true or false"),
     ({"cnn.filters": []}, "'cnn.filters' must be a list of whole numbers"),
     ({"features.precision": "float16"}, "allowed values: float32, bfloat16"),
+    ({"features.engine": "spark"}, "'features.engine' is 'spark'; allowed values: local, ray"),
+    ({"features.ray.address": 6379}, "'features.ray.address' is 6379; allowed values: '' (start a Ray cluster"),
+    ({"features.ray.address": "ray://head"}, "or host:port of a cluster's head node, e.g. 10.0.0.5:6379"),
+    ({"features.ray.workers": 0}, "'features.ray.workers' is 0; it must be between 1 and 4096"),
+    ({"features.ray.workers": 1.5}, "'features.ray.workers' must be a whole number, got 1.5"),
+    ({"features.ray.num_gpus": -1}, "'features.ray.num_gpus' is -1; it must be between 0 and 64"),
+    ({"features.ray.num_gpus": "one"}, "'features.ray.num_gpus' must be a number, got 'one'"),
     ({"data.source": "synthetic", "data.path": "/photos"}, "data.source=folder"),
 ])
 def test_wrong_values_name_the_key_and_the_allowed_values(overrides, message):
     with pytest.raises(PipelineError) as err:
         make_params(**overrides)
     assert message in str(err.value)
+
+
+def test_the_ray_engine_takes_no_address_auto_or_host_and_port():
+    for address in ("", None, "auto", "10.0.0.5:6379", "head-node.cluster.local:6379", "[::1]:6379"):
+        assert make_params(**{"features.ray.address": address})["features"]["ray"]["address"] == (address or "")
 
 
 def test_a_typo_names_the_key_and_suggests_the_right_one():
