@@ -4,10 +4,11 @@
 
 REPO is a repository (a copy) where `dvc repro extract` has run with the configuration to measure
 (data, region, backbone, weights: e.g. `bash benchmarks/real_data.sh --dry-run necklines_top_nomirror-mobilenet-smote`
-prints the overrides). In each fold, exactly as the crossval stage does it: a share of the fold's training part
-is kept apart for early stopping (grouped by item), the head is trained on the rest's cached features after
-SMOTE, the baseline on the whole training part; then the fine-tuning model starts from that head and trains
-on the same images (stages.finetuning.fine_tune, the stage's own code). All three are scored on the held-out
+prints the overrides). In each fold, exactly as the crossval stage does it (stages.crossval.fold_head): a share
+of the fold's training part is kept apart for early stopping (grouped by item), the head is trained on the rest's
+cached features after SMOTE, the baseline on the whole training part; then the fine-tuning model starts from
+that head and trains on the same images (stages.finetuning.fine_tune, the stage's own code). All three are
+scored on the held-out
 fold. -S overrides the `finetune` params of REPO/params.yaml (the same keys). Prints one JSON line per fold
 and a summary with mean and sd; --only N stops after N folds (the numbers then cover those folds only).
 """
@@ -27,15 +28,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from stages import dataset  # noqa: E402
 from stages.baseline import baseline_probabilities, fit_baseline  # noqa: E402
-from stages.crossval import early_stopping_split, folds, pooled_features  # noqa: E402
+from stages.crossval import fold_head, folds, pooled_features  # noqa: E402
 from stages.features import load_split_rows, read_info  # noqa: E402
 from stages.finetuning import fine_tune  # noqa: E402
-from stages.head import fit_head  # noqa: E402
 from stages.intervals import headline  # noqa: E402
 from stages.params import load_params, validate  # noqa: E402
 from stages.recipes import BackboneRecipe  # noqa: E402
 from stages.runtime import make_reproducible  # noqa: E402
-from stages.smote import smote_resample  # noqa: E402
 
 MODELS = ("head", "baseline", "finetuned")
 
@@ -69,13 +68,7 @@ def run(repo, n_folds, only, overrides):
             if only and fold >= only:
                 break
             fold_seed = (seed + fold) % 2**32
-            fit, stop = early_stopping_split(y[train], groups[train], params["crossval"]["validation"], fold_seed)
-            fit, stop = train[fit], train[stop]
-            fit_x, fit_y = x[fit], y[fit]
-            if params["smote"]["enabled"]:
-                fit_x, fit_y, _ = smote_resample(fit_x, fit_y, params["smote"]["k_neighbors"], fold_seed, classes)
-            make_reproducible(fold_seed)
-            head, _ = fit_head(fit_x, fit_y, x[stop], y[stop], len(classes), params["head"], fold_seed)
+            head, fit, stop = fold_head(params, classes, x, y, groups, train, fold_seed)
             head_path = Path(tmp) / f"head{fold}.keras"
             head.save(head_path)
             predicted = {

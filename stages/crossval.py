@@ -69,16 +69,23 @@ def early_stopping_split(labels, groups, share, seed):
     return fit, stop
 
 
-def score_fold(params, classes, x, y, groups, train, held, seed):
-    """{model: headline metrics on the held-out fold} for the head and the baseline trained on `train`."""
-    head = params["head"]
+def fold_head(params, classes, x, y, groups, train, seed):
+    """(head, fit, stop): the head trained as train_head does it on a fold's training part `train`: SMOTE on
+    its `fit` positions, early stopping on its `stop` positions (crossval.validation of it, grouped by item)."""
     fit, stop = early_stopping_split(y[train], groups[train], params["crossval"]["validation"], seed)
     fit, stop = train[fit], train[stop]
     fit_x, fit_y = x[fit], y[fit]
     if params["smote"]["enabled"]:
         fit_x, fit_y, _ = smote_resample(fit_x, fit_y, params["smote"]["k_neighbors"], seed, classes)
     make_reproducible(seed)
-    model, _ = fit_head(fit_x, fit_y, x[stop], y[stop], len(classes), head, seed)
+    model, _ = fit_head(fit_x, fit_y, x[stop], y[stop], len(classes), params["head"], seed)
+    return model, fit, stop
+
+
+def score_fold(params, classes, x, y, groups, train, held, seed):
+    """{model: headline metrics on the held-out fold} for the head and the baseline trained on `train`."""
+    head = params["head"]
+    model, _, _ = fold_head(params, classes, x, y, groups, train, seed)
     predicted = {
         "head": model.predict(x[held], batch_size=head["batch_size"], verbose=0).argmax(axis=1),
         "baseline": baseline_probabilities(fit_baseline(x[train], y[train], seed), x[held], len(classes)).argmax(axis=1),
