@@ -4,6 +4,7 @@
 #   bash benchmarks/real_data.sh necklines-mobilenet-smote     # runs `dvc exp run -n <name> ...`
 #   bash benchmarks/real_data.sh --list                        # the names
 #   bash benchmarks/real_data.sh --dry-run NAME                # print the command, run nothing
+#   bash benchmarks/real_data.sh NAME -S finetune.enabled=true # more overrides after the name
 #
 # Each is a plain `dvc exp run` with the -S overrides printed before it runs, reading the data and
 # the MobileNet weights in ../shared (VGG16 and ResNet50 need a connected machine for their ImageNet
@@ -72,13 +73,13 @@ done
 
 DRY_RUN=false
 if [[ ${1:-} == --dry-run ]]; then DRY_RUN=true; shift; fi
-if [[ $# -ne 1 || ${1:-} == --list || -z ${RUNS[${1:-}]+set} ]]; then
+if [[ $# -lt 1 || ${1:-} == --list || -z ${RUNS[${1:-}]+set} ]]; then
   [[ ${1:-} == --list ]] || echo "usage: bash benchmarks/real_data.sh NAME   (one of the names below)" >&2
   printf '%s\n' "${!RUNS[@]}" | sort
   [[ ${1:-} == --list ]]
   exit $?
 fi
-echo "dvc exp run -n $1 ${RUNS[$1]}"
+echo "dvc exp run -n $1 ${RUNS[$1]} ${*:2}"
 $DRY_RUN && exit 0
 # shellcheck disable=SC2086  # the overrides are meant to split into words
-time dvc exp run -n "$1" ${RUNS[$1]}
+time dvc exp run -n "$1" ${RUNS[$1]} "${@:2}"
