@@ -84,6 +84,8 @@ def load_classifier(kind, models_dir=MODELS_DIR, with_backbone=True):
         raise missing(path, f"no trained {kind} model")
     import keras
 
+    from stages import cnn_layers  # noqa: F401  (registers the CNN's own layers, so its saved model loads)
+
     info = load_model_info(path)
     preprocessing = Preprocessing.from_artifact(info, info_path)
     recipe = BackboneRecipe.from_artifact(info, info_path) if kind == "head" else None

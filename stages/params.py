@@ -126,11 +126,12 @@ def counts_by_name():
     return check
 
 
-def positive_integers():
-    """A non-empty list of whole numbers >= 1 (layer widths)."""
+def positive_integers(allow_empty=False):
+    """A list of whole numbers >= 1 (layer widths); empty only with allow_empty."""
     def check(value, key):
-        if not isinstance(value, list) or not value:
-            _fail(key, f"must be a list of whole numbers, e.g. [32, 64], got {value!r}")
+        if not isinstance(value, list) or not (value or allow_empty):
+            _fail(key, f"must be a list of whole numbers, e.g. [32, 64]{' (or [] for none)' if allow_empty else ''}, "
+                       f"got {value!r}")
         return [integer(1, 65536)(item, f"{key}[{i}]") for i, item in enumerate(value)]
     return check
 
@@ -193,9 +194,16 @@ SCHEMA = {
         "image_size": integer(16, 1024),
         "filters": positive_integers(),
         "convolutions": integer(1, 8),
-        "dense_units": positive_integers(),
+        "dense_units": positive_integers(allow_empty=True),
         "dropout": number(0, 1, high_open=True),
         "batch_norm": boolean(),
+        "region": {
+            "top": number(0, 1),
+            "bottom": number(0, 1),
+            "left": number(0, 1),
+            "right": number(0, 1),
+        },
+        "standardize": boolean(),
         "pooling": choice("flatten", "global_average"),
         "epochs": integer(1, 10_000),
         "patience": integer(1, 10_000),
@@ -216,6 +224,8 @@ SCHEMA = {
             "contrast": number(0, 1),
             "hue": number(0, 1),
             "grayscale": number(0, 1),
+            "channel_shuffle": boolean(),
+            "invert": number(0, 1),
         },
     },
     "evaluate": {
@@ -289,18 +299,22 @@ def _check_cross_field(params):
                 f"{PARAMS_FILE}: 'features.weights' has no entry for {', '.join(missing)} (model is "
                 f"{params['model']!r}); add one per backbone, e.g. features.weights.{missing[0]}: imagenet")
     data = params["data"]
-    region = data["region"]
-    for start, end in (("top", "bottom"), ("left", "right")):
-        if region[end] <= region[start]:
-            raise PipelineError(
-                f"{PARAMS_FILE}: 'data.region.{end}' ({region[end]:g}) must be greater than 'data.region.{start}' "
-                f"({region[start]:g}); they are fractions of the photo's {'height' if start == 'top' else 'width'} "
-                f"measured from its {start} edge (the whole photo: {start} 0, {end} 1)")
+    _check_region(data["region"], "data.region", "photo")
+    _check_region(cnn["region"], "cnn.region", "prepared image")
     if data["source"] == "synthetic" and Path(data["path"]) != Path(SYNTHETIC_DIR):
         raise PipelineError(
             f"{PARAMS_FILE}: 'data.source' is synthetic but 'data.path' is {data['path']!r}; the generated "
             f"data set lives in {SYNTHETIC_DIR}. To use your own photos set data.source=folder "
             "(dvc exp run -S data.source=folder -S data.path=/your/photos)")
+
+
+def _check_region(region, key, what):
+    for start, end in (("top", "bottom"), ("left", "right")):
+        if region[end] <= region[start]:
+            raise PipelineError(
+                f"{PARAMS_FILE}: '{key}.{end}' ({region[end]:g}) must be greater than '{key}.{start}' "
+                f"({region[start]:g}); they are fractions of the {what}'s {'height' if start == 'top' else 'width'} "
+                f"measured from its {start} edge (the whole {what}: {start} 0, {end} 1)")
 
 
 def load_params(path=PARAMS_FILE):

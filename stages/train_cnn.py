@@ -24,6 +24,7 @@ from keras import layers  # noqa: E402
 
 from stages import dataset  # noqa: E402
 from stages.atomic import remove_stale, write_json  # noqa: E402
+from stages.cnn_layers import RandomChannelShuffle, RandomInvert  # noqa: E402
 from stages.errors import PipelineError, missing, run_stage  # noqa: E402
 from stages.params import load_params  # noqa: E402
 from stages.recipes import Preprocessing  # noqa: E402
@@ -38,13 +39,20 @@ METRICS_PATH = Path("metrics/cnn_train.json")
 
 # --- the network ---------------------------------------------------------------------
 
-# The original project's network, as params overrides (`dvc exp run -S cnn.batch_norm=false ...`,
-# or `bash benchmarks/real_data.sh` with a `cnn_original` name): 4 x (3x3 conv + ReLU, 2x2 max pool),
-# flatten, Dense 512 + Dropout 0.5, Dense 256 + Dropout 0.5, softmax; Adam at a constant 0.001.
+# The original project's network, as params overrides (`dvc exp run -S cnn.batch_norm=false ...`, the
+# README lists them all): 4 x (3x3 conv + ReLU, 2x2 max pool),
+# flatten, Dense 512 + Dropout 0.5, Dense 256 + Dropout 0.5, softmax; Adam at a constant 0.001; the whole
+# image at 64 px, as it is (no cut-out, no standardisation), with the augmentation and schedule that were
+# the defaults before the necklines recipe: together, exactly the earlier default run.
 ORIGINAL_LAYOUT = {
     "cnn.filters": [32, 64, 128, 256], "cnn.convolutions": 1, "cnn.dense_units": [512, 256], "cnn.dropout": 0.5,
     "cnn.batch_norm": False, "cnn.pooling": "flatten", "cnn.learning_rate": 0.001, "cnn.schedule": "constant",
     "cnn.weight_decay": 0.0, "cnn.label_smoothing": 0.0,
+    "cnn.image_size": 64, "cnn.region": {"top": 0.0, "bottom": 1.0, "left": 0.0, "right": 1.0},
+    "cnn.standardize": False, "cnn.epochs": 20, "cnn.patience": 5,
+    "cnn.augment.flip": True, "cnn.augment.rotation": 0.03, "cnn.augment.zoom": 0.1, "cnn.augment.shift": 0.1,
+    "cnn.augment.brightness": 0.2, "cnn.augment.contrast": 0.2, "cnn.augment.hue": 0.0, "cnn.augment.grayscale": 0.0,
+    "cnn.augment.channel_shuffle": False, "cnn.augment.invert": 0.0,
 }
 
 def build_cnn(num_classes, input_size, cnn, seed, steps_per_epoch=1):
@@ -57,12 +65,20 @@ def build_cnn(num_classes, input_size, cnn, seed, steps_per_epoch=1):
     """
     inputs = keras.Input((input_size, input_size, 3), name="image")
     x = inputs
-    if cnn["image_size"] != input_size:
+    cropping = region_cropping(cnn["region"], input_size)
+    if any(any(side) for side in cropping):
+        # Inside the model, so that prediction cuts out the same part of every photo.
+        x = layers.Cropping2D(cropping, name="region")(x)
+    if tuple(x.shape[1:3]) != (cnn["image_size"], cnn["image_size"]):
         # Antialiasing, so that shrinking 224 -> 96 averages pixels instead of skipping them.
         x = layers.Resizing(cnn["image_size"], cnn["image_size"], antialias=True, name="resize")(x)
     for augment in augmentation_layers(cnn["augment"], seed):
         x = augment(x)
     x = layers.Rescaling(1 / 255, name="rescale")(x)
+    if cnn["standardize"]:
+        # Each image's channels to mean 0 and sd 1: the garment's colour and the light's brightness go,
+        # the contrast between the garment and what shows through the neckline stays.
+        x = layers.LayerNormalization(axis=(1, 2), center=False, scale=False, name="standardize")(x)
     for block, filters in enumerate(cnn["filters"], start=1):
         x = conv_block(x, filters, cnn["batch_norm"], block, cnn["convolutions"])
     if cnn["pooling"] == "flatten":
@@ -115,8 +131,17 @@ def augmentation_layers(augment, seed):
         # Colour says nothing about a neckline: turning hues and dropping colour teach the network shapes.
         "hue": lambda s: layers.RandomHue(augment["hue"], value_range=(0, 255), seed=s, name="random_hue"),
         "grayscale": lambda s: layers.RandomGrayscale(augment["grayscale"], seed=s, name="random_grayscale"),
+        "channel_shuffle": lambda s: RandomChannelShuffle(seed=s, name="random_channel_shuffle"),
+        "invert": lambda s: RandomInvert(augment["invert"], seed=s, name="random_invert"),
     }
     return [make(_layer_seed(seed, offset)) for offset, (key, make) in enumerate(makers.items()) if augment[key]]
+
+
+def region_cropping(region, size):
+    """Cropping2D's ((top, bottom), (left, right)) pixels for cnn.region (fractions) on size x size images."""
+    top, bottom = round(region["top"] * size), round(region["bottom"] * size)
+    left, right = round(region["left"] * size), round(region["right"] * size)
+    return (top, size - bottom), (left, size - right)
 
 
 def conv_block(x, filters, batch_norm, block, convolutions=1):
