@@ -22,13 +22,10 @@ from stages.errors import PipelineError, missing, outdated
 from stages.images import DEFAULT_MAX_PIXELS, ImageError, load_image
 from stages.params import PARAMS_FILE, load_params
 from stages.recipes import BackboneRecipe, Preprocessing
-from stages.training import load_model_info
+from stages.training import FINETUNED_DIR, load_model_info
 
 KINDS = ("cnn", "head", "finetuned")
 MODELS_DIR = Path("models")
-# The finetune stage's output is a folder: with fine-tuning off (finetune.enabled: false) it holds only
-# finetuned.json saying so, and there is no model to load.
-FINETUNED_DIR = MODELS_DIR / "finetuned"
 TEST_METRICS = Path("metrics/test.json")  # written by the evaluate stage: one section per kind
 
 LOW_CONFIDENCE = "low confidence: the photo may show several garments or an unusual neckline"
@@ -105,6 +102,8 @@ def load_classifier(kind, models_dir=MODELS_DIR, with_backbone=True):
     if not path.is_file() or not info_path.is_file():
         raise missing(path, f"no trained {kind} model")
     import keras
+
+    from stages import cnn_layers  # noqa: F401  (registers the CNN's own layers, so its saved model loads)
 
     if kind == "finetuned":
         import stages.finetuning  # noqa: F401  (registers the model's preprocess_input layer for loading)

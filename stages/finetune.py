@@ -18,12 +18,11 @@ from pathlib import Path
 
 from stages import dataset
 from stages.atomic import atomic_dir, remove_stale, write_json
-from stages.classify import FINETUNED_DIR
 from stages.errors import outdated, run_stage
 from stages.params import load_params
 from stages.recipes import BackboneRecipe, Preprocessing
 from stages.runtime import make_reproducible
-from stages.training import best_epoch, calibrated, load_model_info, write_history
+from stages.training import FINETUNED_DIR, best_epoch, calibrated, load_model_info, write_history
 
 log = logging.getLogger("finetune")
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from stages import dataset
 from stages import runtime  # noqa: F401  (TensorFlow's environment, before Keras loads it)
+from stages.cnn_layers import RandomChannelShuffle, RandomInvert
 from stages.errors import PipelineError, missing
 
 import keras  # noqa: E402
@@ -21,7 +22,8 @@ from keras import layers  # noqa: E402
 
 # Every augmentation a params section may switch on, in the order they apply. A section names the ones
 # it offers; a value of 0 or false leaves the layer out.
-AUGMENTATIONS = ("flip", "rotation", "zoom", "shift", "brightness", "contrast", "hue", "grayscale")
+AUGMENTATIONS = ("flip", "rotation", "zoom", "shift", "brightness", "contrast", "hue", "grayscale", "channel_shuffle",
+                 "invert")
 
 
 class ImageBatches(keras.utils.PyDataset):
@@ -78,6 +80,8 @@ def augmentation_layers(augment, seed):
         # Colour says nothing about a neckline: turning hues and dropping colour teach the network shapes.
         "hue": lambda s: layers.RandomHue(augment["hue"], value_range=(0, 255), seed=s, name="random_hue"),
         "grayscale": lambda s: layers.RandomGrayscale(augment["grayscale"], seed=s, name="random_grayscale"),
+        "channel_shuffle": lambda s: RandomChannelShuffle(seed=s, name="random_channel_shuffle"),
+        "invert": lambda s: RandomInvert(augment["invert"], seed=s, name="random_invert"),
     }
     return [makers[key](layer_seed(seed, offset)) for offset, key in enumerate(AUGMENTATIONS) if augment.get(key)]
 

@@ -143,11 +143,12 @@ def counts_by_name():
     return check
 
 
-def positive_integers():
-    """A non-empty list of whole numbers >= 1 (layer widths)."""
+def positive_integers(allow_empty=False):
+    """A list of whole numbers >= 1 (layer widths); empty only with allow_empty."""
     def check(value, key):
-        if not isinstance(value, list) or not value:
-            _fail(key, f"must be a list of whole numbers, e.g. [32, 64], got {value!r}")
+        if not isinstance(value, list) or not (value or allow_empty):
+            _fail(key, f"must be a list of whole numbers, e.g. [32, 64]{' (or [] for none)' if allow_empty else ''}, "
+                       f"got {value!r}")
         return [integer(1, 65536)(item, f"{key}[{i}]") for i, item in enumerate(value)]
     return check
 
@@ -159,6 +160,20 @@ def _range_text(low, high, low_open=False, high_open=False):
         return f"{'>' if low_open else '>='} {low}"
     return f"{'<' if high_open else '<='} {high}"
 
+
+# Every augmentation stages/image_data.py can add, and its valid values; cnn.augment has them all.
+AUGMENT = {
+    "flip": boolean(),
+    "rotation": number(0, 0.5),
+    "zoom": number(0, 0.9),
+    "shift": number(0, 0.9),
+    "brightness": number(0, 1),
+    "contrast": number(0, 1),
+    "hue": number(0, 1),
+    "grayscale": number(0, 1),
+    "channel_shuffle": boolean(),
+    "invert": number(0, 1),
+}
 
 SCHEMA = {
     "seed": integer(0, 2**32 - 1),
@@ -216,9 +231,16 @@ SCHEMA = {
         "image_size": integer(16, 1024),
         "filters": positive_integers(),
         "convolutions": integer(1, 8),
-        "dense_units": positive_integers(),
+        "dense_units": positive_integers(allow_empty=True),
         "dropout": number(0, 1, high_open=True),
         "batch_norm": boolean(),
+        "region": {
+            "top": number(0, 1),
+            "bottom": number(0, 1),
+            "left": number(0, 1),
+            "right": number(0, 1),
+        },
+        "standardize": boolean(),
         "pooling": choice("flatten", "global_average"),
         "epochs": integer(1, 10_000),
         "patience": integer(1, 10_000),
@@ -230,16 +252,7 @@ SCHEMA = {
         "batch_size": integer(1, 65536),
         "class_weight": boolean(),
         "calibrate": boolean(),
-        "augment": {
-            "flip": boolean(),
-            "rotation": number(0, 0.5),
-            "zoom": number(0, 0.9),
-            "shift": number(0, 0.9),
-            "brightness": number(0, 1),
-            "contrast": number(0, 1),
-            "hue": number(0, 1),
-            "grayscale": number(0, 1),
-        },
+        "augment": AUGMENT,
     },
     "finetune": {
         "enabled": boolean(),
@@ -253,13 +266,8 @@ SCHEMA = {
         "label_smoothing": number(0, 0.5),
         "class_weight": boolean(),
         "calibrate": boolean(),
-        "augment": {
-            "flip": boolean(),
-            "rotation": number(0, 0.5),
-            "zoom": number(0, 0.9),
-            "brightness": number(0, 1),
-            "contrast": number(0, 1),
-        },
+        # The fine-tuned backbone sees ImageNet colours: no colour-breaking augmentation.
+        "augment": {key: AUGMENT[key] for key in ("flip", "rotation", "zoom", "brightness", "contrast")},
     },
     "evaluate": {
         "confidence_threshold": number(0, 1),
@@ -333,13 +341,8 @@ def _check_cross_field(params):
                 f"{PARAMS_FILE}: 'features.weights' has no entry for {', '.join(missing)} (model is "
                 f"{params['model']!r}); add one per backbone, e.g. features.weights.{missing[0]}: imagenet")
     data = params["data"]
-    region = data["region"]
-    for start, end in (("top", "bottom"), ("left", "right")):
-        if region[end] <= region[start]:
-            raise PipelineError(
-                f"{PARAMS_FILE}: 'data.region.{end}' ({region[end]:g}) must be greater than 'data.region.{start}' "
-                f"({region[start]:g}); they are fractions of the photo's {'height' if start == 'top' else 'width'} "
-                f"measured from its {start} edge (the whole photo: {start} 0, {end} 1)")
+    _check_region(data["region"], "data.region", "photo")
+    _check_region(cnn["region"], "cnn.region", "prepared image")
     if data["source"] == "synthetic" and Path(data["path"]) != Path(SYNTHETIC_DIR):
         raise PipelineError(
             f"{PARAMS_FILE}: 'data.source' is synthetic but 'data.path' is {data['path']!r}; the generated "
@@ -365,6 +368,15 @@ def _check_finetune(params):
         raise PipelineError(
             f"{PARAMS_FILE}: 'finetune.warmup_epochs' ({finetune['warmup_epochs']}) must be less than "
             f"'finetune.epochs' ({finetune['epochs']}): the learning rate warms up, then decays")
+
+
+def _check_region(region, key, what):
+    for start, end in (("top", "bottom"), ("left", "right")):
+        if region[end] <= region[start]:
+            raise PipelineError(
+                f"{PARAMS_FILE}: '{key}.{end}' ({region[end]:g}) must be greater than '{key}.{start}' "
+                f"({region[start]:g}); they are fractions of the {what}'s {'height' if start == 'top' else 'width'} "
+                f"measured from its {start} edge (the whole {what}: {start} 0, {end} 1)")
 
 
 def load_params(path=PARAMS_FILE):

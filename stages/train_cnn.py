@@ -11,11 +11,8 @@ data set. Writes models/cnn.keras (+ models/cnn.json), plots/cnn/history.csv and
 """
 
 import logging
-import math
 import time
 from pathlib import Path
-
-import numpy as np
 
 from stages.runtime import make_reproducible  # first: TensorFlow's environment, before Keras loads it
 
@@ -24,7 +21,9 @@ from keras import layers  # noqa: E402
 
 from stages import dataset  # noqa: E402
 from stages.atomic import remove_stale, write_json  # noqa: E402
-from stages.errors import PipelineError, missing, run_stage  # noqa: E402
+from stages.errors import run_stage  # noqa: E402
+from stages.image_data import ImageBatches, augmentation_layers, balanced_class_weights, layer_seed  # noqa: E402
+from stages.image_data import pixel_splits  # noqa: E402
 from stages.params import load_params  # noqa: E402
 from stages.recipes import Preprocessing  # noqa: E402
 from stages.training import best_epoch, calibrated, save_model, training_callbacks, write_history  # noqa: E402
@@ -38,13 +37,20 @@ METRICS_PATH = Path("metrics/cnn_train.json")
 
 # --- the network ---------------------------------------------------------------------
 
-# The original project's network, as params overrides (`dvc exp run -S cnn.batch_norm=false ...`,
-# or `bash benchmarks/real_data.sh` with a `cnn_original` name): 4 x (3x3 conv + ReLU, 2x2 max pool),
-# flatten, Dense 512 + Dropout 0.5, Dense 256 + Dropout 0.5, softmax; Adam at a constant 0.001.
+# The original project's network, as params overrides (`dvc exp run -S cnn.batch_norm=false ...`, the
+# README lists them all): 4 x (3x3 conv + ReLU, 2x2 max pool),
+# flatten, Dense 512 + Dropout 0.5, Dense 256 + Dropout 0.5, softmax; Adam at a constant 0.001; the whole
+# image at 64 px, as it is (no cut-out, no standardisation), with the augmentation and schedule that were
+# the defaults before the necklines recipe: together, exactly the earlier default run.
 ORIGINAL_LAYOUT = {
     "cnn.filters": [32, 64, 128, 256], "cnn.convolutions": 1, "cnn.dense_units": [512, 256], "cnn.dropout": 0.5,
     "cnn.batch_norm": False, "cnn.pooling": "flatten", "cnn.learning_rate": 0.001, "cnn.schedule": "constant",
     "cnn.weight_decay": 0.0, "cnn.label_smoothing": 0.0,
+    "cnn.image_size": 64, "cnn.region": {"top": 0.0, "bottom": 1.0, "left": 0.0, "right": 1.0},
+    "cnn.standardize": False, "cnn.epochs": 20, "cnn.patience": 5,
+    "cnn.augment.flip": True, "cnn.augment.rotation": 0.03, "cnn.augment.zoom": 0.1, "cnn.augment.shift": 0.1,
+    "cnn.augment.brightness": 0.2, "cnn.augment.contrast": 0.2, "cnn.augment.hue": 0.0, "cnn.augment.grayscale": 0.0,
+    "cnn.augment.channel_shuffle": False, "cnn.augment.invert": 0.0,
 }
 
 def build_cnn(num_classes, input_size, cnn, seed, steps_per_epoch=1):
@@ -57,12 +63,20 @@ def build_cnn(num_classes, input_size, cnn, seed, steps_per_epoch=1):
     """
     inputs = keras.Input((input_size, input_size, 3), name="image")
     x = inputs
-    if cnn["image_size"] != input_size:
+    cropping = region_cropping(cnn["region"], input_size)
+    if any(any(side) for side in cropping):
+        # Inside the model, so that prediction cuts out the same part of every photo.
+        x = layers.Cropping2D(cropping, name="region")(x)
+    if tuple(x.shape[1:3]) != (cnn["image_size"], cnn["image_size"]):
         # Antialiasing, so that shrinking 224 -> 96 averages pixels instead of skipping them.
         x = layers.Resizing(cnn["image_size"], cnn["image_size"], antialias=True, name="resize")(x)
     for augment in augmentation_layers(cnn["augment"], seed):
         x = augment(x)
     x = layers.Rescaling(1 / 255, name="rescale")(x)
+    if cnn["standardize"]:
+        # Each image's channels to mean 0 and sd 1: the garment's colour and the light's brightness go,
+        # the contrast between the garment and what shows through the neckline stays.
+        x = layers.LayerNormalization(axis=(1, 2), center=False, scale=False, name="standardize")(x)
     for block, filters in enumerate(cnn["filters"], start=1):
         x = conv_block(x, filters, cnn["batch_norm"], block, cnn["convolutions"])
     if cnn["pooling"] == "flatten":
@@ -71,7 +85,7 @@ def build_cnn(num_classes, input_size, cnn, seed, steps_per_epoch=1):
         x = layers.GlobalAveragePooling2D(name="global_average")(x)
     for index, units in enumerate(cnn["dense_units"], start=1):
         x = layers.Dense(units, activation="relu", name=f"dense{index}")(x)
-        x = layers.Dropout(cnn["dropout"], seed=_layer_seed(seed, 100 + index), name=f"dropout{index}")(x)
+        x = layers.Dropout(cnn["dropout"], seed=layer_seed(seed, 100 + index), name=f"dropout{index}")(x)
     logits = layers.Dense(num_classes, name="logits")(x)
     outputs = layers.Softmax(name="probabilities")(logits)
 
@@ -96,27 +110,11 @@ def optimizer(cnn, steps_per_epoch):
     return keras.optimizers.Adam(rate)
 
 
-def augmentation_layers(augment, seed):
-    """The random augmentation layers in the order they apply; one whose param is 0 or false is left out.
-
-    Brightness and contrast work on 0..255 values, so they come before rescaling. Each layer's seed
-    depends on its place in this list, not on which others are enabled.
-    """
-    makers = {
-        "flip": lambda s: layers.RandomFlip("horizontal", seed=s, name="random_flip"),
-        "rotation": lambda s: layers.RandomRotation(augment["rotation"], seed=s, name="random_rotation"),
-        "zoom": lambda s: layers.RandomZoom(augment["zoom"], seed=s, name="random_zoom"),
-        "shift": lambda s: layers.RandomTranslation(augment["shift"], augment["shift"], seed=s,
-                                                    name="random_shift"),
-        "brightness": lambda s: layers.RandomBrightness(augment["brightness"], value_range=(0, 255), seed=s,
-                                                        name="random_brightness"),
-        "contrast": lambda s: layers.RandomContrast(augment["contrast"], value_range=(0, 255), seed=s,
-                                                    name="random_contrast"),
-        # Colour says nothing about a neckline: turning hues and dropping colour teach the network shapes.
-        "hue": lambda s: layers.RandomHue(augment["hue"], value_range=(0, 255), seed=s, name="random_hue"),
-        "grayscale": lambda s: layers.RandomGrayscale(augment["grayscale"], seed=s, name="random_grayscale"),
-    }
-    return [make(_layer_seed(seed, offset)) for offset, (key, make) in enumerate(makers.items()) if augment[key]]
+def region_cropping(region, size):
+    """Cropping2D's ((top, bottom), (left, right)) pixels for cnn.region (fractions) on size x size images."""
+    top, bottom = round(region["top"] * size), round(region["bottom"] * size)
+    left, right = round(region["left"] * size), round(region["right"] * size)
+    return (top, size - bottom), (left, size - right)
 
 
 def conv_block(x, filters, batch_norm, block, convolutions=1):
@@ -136,66 +134,6 @@ def conv_block(x, filters, batch_norm, block, convolutions=1):
     return layers.MaxPooling2D(2, name=f"pool{block}")(x)
 
 
-def _layer_seed(seed, offset):
-    return (seed + offset) % 2**32  # params allow seeds up to 2**32 - 1; keep derived ones in range
-
-
-# --- the data --------------------------------------------------------------------------
-
-class ImageBatches(keras.utils.PyDataset):
-    """(images, one-hot labels) batches read from the image store, so memory is bounded by one batch.
-
-    With a seed, the rows are reshuffled whenever Keras ends an epoch, by a generator seeded once,
-    so a run is repeatable; without one they come in manifest order (validation).
-    """
-
-    def __init__(self, store, rows, labels, num_classes, batch_size, seed=None):
-        super().__init__()  # one worker: batches are read in order by tf.data's prefetch thread
-        self.store, self.rows, self.batch_size = store, rows, batch_size
-        self.labels = np.eye(num_classes, dtype=np.float32)[labels]
-        self.rng = None if seed is None else np.random.default_rng(seed)
-        self.order = self._next_order()
-
-    def _next_order(self):
-        return np.arange(len(self.rows)) if self.rng is None else self.rng.permutation(len(self.rows))
-
-    def __len__(self):
-        return math.ceil(len(self.rows) / self.batch_size)
-
-    def __getitem__(self, index):
-        chosen = self.order[index * self.batch_size:(index + 1) * self.batch_size]
-        return self.store.read(self.rows[chosen]).astype(np.float32), self.labels[chosen]
-
-    def on_epoch_end(self):
-        self.order = self._next_order()
-
-
-def load_splits(prepared_dir):
-    """Classes, and the (rows, labels) of the train and validation splits; a clear error when unusable."""
-    summary = dataset.read_summary(prepared_dir)
-    records = dataset.read_manifest(prepared_dir)
-    if not (Path(prepared_dir) / dataset.IMAGES_FILE).is_file():
-        raise missing(Path(prepared_dir) / dataset.IMAGES_FILE)
-    classes = summary["classes"]
-    train = dataset.split_arrays(records, "train")
-    validation = dataset.split_arrays(records, "validation")
-    for name, (rows, _) in (("train", train), ("validation", validation)):
-        if not len(rows):
-            raise PipelineError(f"the {name} split in {prepared_dir} is empty; add images and run `dvc repro prepare`")
-    present = set(train[1].tolist())
-    absent = [name for index, name in enumerate(classes) if index not in present]
-    if absent:
-        raise PipelineError(f"class(es) {', '.join(absent)} have no training images; the network cannot learn "
-                            "a class it never sees: add images to those folders and run `dvc repro prepare`")
-    return summary, train, validation
-
-
-def balanced_class_weights(labels, num_classes):
-    """n / (classes * count per class), as sklearn's compute_class_weight("balanced"): rare classes weigh more."""
-    counts = np.bincount(labels, minlength=num_classes)
-    return {index: len(labels) / (num_classes * count) for index, count in enumerate(counts)}
-
-
 # --- training --------------------------------------------------------------------------
 
 def train_cnn(params, prepared_dir=dataset.PREPARED_DIR, model_path=MODEL_PATH,
@@ -207,7 +145,7 @@ def train_cnn(params, prepared_dir=dataset.PREPARED_DIR, model_path=MODEL_PATH,
     cnn, seed = params["cnn"], params["seed"]
     prepared_dir, model_path = Path(prepared_dir), Path(model_path)
     make_reproducible(seed)
-    summary, (train_rows, train_labels), (val_rows, val_labels) = load_splits(prepared_dir)
+    summary, (train_rows, train_labels), (val_rows, val_labels) = pixel_splits(prepared_dir)
     classes = summary["classes"]
     preprocessing = Preprocessing.from_artifact(summary, prepared_dir / dataset.SUMMARY_FILE)
     # An earlier run's outputs go first, so a failed run cannot leave them looking current.

@@ -13,6 +13,9 @@ from stages.errors import missing
 log = logging.getLogger("training")
 
 HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy")
+# The finetune stage's output is a folder: with fine-tuning off (finetune.enabled: false) it holds only
+# finetuned.json saying so, and there is no model to load.
+FINETUNED_DIR = Path("models/finetuned")
 
 
 def training_callbacks(patience, reduce_lr_patience=0, verbose=1, epochs=None, logger=None):

@@ -45,6 +45,16 @@ def test_the_repository_params_are_valid():
     ({"data.image_size": True}, "'data.image_size' must be a whole number"),
     ({"smote.enabled": "yes"}, "'smote.enabled' must be true or false"),
     ({"cnn.filters": []}, "'cnn.filters' must be a list of whole numbers"),
+    ({"cnn.dense_units": [64, 0]}, "'cnn.dense_units[1]' is 0; it must be between 1 and 65536"),
+    ({"cnn.dense_units": 64}, "'cnn.dense_units' must be a list of whole numbers, e.g. [32, 64] (or [] for none)"),
+    ({"cnn.region.right": 1.2}, "'cnn.region.right' is 1.2; it must be between 0 and 1"),
+    ({"cnn.region.top": 0.6, "cnn.region.bottom": 0.6},
+     "'cnn.region.bottom' (0.6) must be greater than 'cnn.region.top' (0.6); they are fractions of the "
+     "prepared image's height"),
+    ({"cnn.region": {"top": 0, "bottom": 0.6}}, "'cnn.region.left' is missing"),
+    ({"cnn.standardize": "yes"}, "'cnn.standardize' must be true or false"),
+    ({"cnn.augment.channel_shuffle": 1}, "'cnn.augment.channel_shuffle' must be true or false"),
+    ({"cnn.augment.invert": 1.5}, "'cnn.augment.invert' is 1.5; it must be between 0 and 1"),
     ({"features.precision": "float16"}, "allowed values: float32, bfloat16"),
     ({"features.engine": "spark"}, "'features.engine' is 'spark'; allowed values: local, ray"),
     ({"features.ray.address": 6379}, "'features.ray.address' is 6379; allowed values: '' (start a Ray cluster"),
@@ -120,3 +130,19 @@ def test_every_real_data_configuration_is_valid_and_its_files_exist():
     assert make_params(**real_data_overrides("necklines_top-mobilenet-smote"))["features"]["mirror"] is True
     assert make_params(**real_data_overrides("necklines-mobilenet-smote"))["features"]["mirror"] is False
     assert make_params(**real_data_overrides("necklines_top_nomirror-mobilenet-smote"))["features"]["mirror"] is False
+
+
+def test_the_fashion_mnist_cnn_is_still_f2_and_other_real_data_see_the_whole_image():
+    # README, "Fashion-MNIST": the recipe F2, every key pinned, so new defaults cannot change it
+    f2 = {"image_size": 28, "filters": [32, 64, 128], "convolutions": 2, "dense_units": [256], "dropout": 0.4,
+          "batch_norm": True, "pooling": "flatten", "region": {"top": 0.0, "bottom": 1.0, "left": 0.0, "right": 1.0},
+          "standardize": False, "epochs": 40, "patience": 40, "reduce_lr_patience": 0, "learning_rate": 0.002,
+          "schedule": "cosine", "weight_decay": 0.0, "label_smoothing": 0.1, "batch_size": 64, "class_weight": True,
+          "calibrate": True,
+          "augment": {"flip": True, "rotation": 0.0, "zoom": 0.0, "shift": 0.05, "brightness": 0.0, "contrast": 0.0,
+                      "hue": 0.0, "grayscale": 0.0, "channel_shuffle": False, "invert": 0.0}}
+    assert make_params(**real_data_overrides("fashion-mobilenet-smote"))["cnn"] == f2
+    for name in ("clothing-mobilenet-smote", "fashion224-mobilenet-smote"):
+        cnn = make_params(**real_data_overrides(name))["cnn"]
+        assert cnn["region"] == f2["region"] and cnn["standardize"] is False, name
+        assert cnn["augment"]["channel_shuffle"] is False and cnn["augment"]["invert"] == 0, name

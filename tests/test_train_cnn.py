@@ -10,19 +10,38 @@ from PIL import Image
 from stages import dataset
 from stages.errors import PipelineError, run_stage
 from stages.prepare import prepare
-from stages.train_cnn import ORIGINAL_LAYOUT, ImageBatches, balanced_class_weights, build_cnn, main, train_cnn
+from stages.image_data import ImageBatches, balanced_class_weights
+from stages.train_cnn import ORIGINAL_LAYOUT, build_cnn, main, train_cnn
 from stages.training import load_model_info
 from tests.conftest import REPO, make_params
 
 COLOURS = {"blue": (40, 60, 200), "green": (40, 180, 60), "red": (200, 40, 40)}
 PREPARED_SIZE = 32
 NO_AUGMENT = {"cnn.augment.flip": False, "cnn.augment.rotation": 0, "cnn.augment.zoom": 0,
-              "cnn.augment.shift": 0, "cnn.augment.brightness": 0, "cnn.augment.contrast": 0}
+              "cnn.augment.shift": 0, "cnn.augment.brightness": 0, "cnn.augment.contrast": 0,
+              "cnn.augment.channel_shuffle": False, "cnn.augment.invert": 0}
 ALL_AUGMENT = {"cnn.augment.flip": True, "cnn.augment.rotation": 0.05, "cnn.augment.zoom": 0.1,
-               "cnn.augment.shift": 0.1, "cnn.augment.brightness": 0.2, "cnn.augment.contrast": 0.2}
+               "cnn.augment.shift": 0.1, "cnn.augment.brightness": 0.2, "cnn.augment.contrast": 0.2,
+               "cnn.augment.channel_shuffle": True, "cnn.augment.invert": 0.5}
+WHOLE_IMAGE = {"cnn.region": {"top": 0.0, "bottom": 1.0, "left": 0.0, "right": 1.0}}
+# The test classes differ only by colour: the necklines recipe's colour invariances would hide them.
+COLOUR_MATTERS = {**WHOLE_IMAGE, "cnn.standardize": False, "cnn.augment.channel_shuffle": False,
+                  "cnn.augment.invert": 0}
 # A network small enough to train in seconds; augmentation stays on so training exercises it.
 TINY_CNN = {"cnn.image_size": 16, "cnn.filters": [8, 16], "cnn.dense_units": [16], "cnn.dropout": 0.1,
-            "cnn.epochs": 6, "cnn.patience": 6, "cnn.learning_rate": 0.01, "cnn.batch_size": 8}
+            "cnn.epochs": 6, "cnn.patience": 6, "cnn.learning_rate": 0.01, "cnn.batch_size": 8, **COLOUR_MATTERS}
+# The default recipe's layers (cut-out, standardisation, channel shuffle, inversion) on the same tiny network.
+TINY_DEFAULT_RECIPE = {**TINY_CNN, "cnn.epochs": 1, "cnn.region": {"top": 0.0, "bottom": 0.5, "left": 0.25,
+                                                                  "right": 0.75},
+                       "cnn.standardize": True, "cnn.augment.channel_shuffle": True, "cnn.augment.invert": 0.5}
+# params.yaml's cnn section before the necklines recipe: ORIGINAL_LAYOUT must give it back exactly.
+EARLIER_DEFAULT_CNN = {
+    "image_size": 64, "filters": [32, 64, 128, 256], "convolutions": 1, "dense_units": [512, 256], "dropout": 0.5,
+    "batch_norm": False, "pooling": "flatten", "epochs": 20, "patience": 5, "reduce_lr_patience": 0,
+    "learning_rate": 0.001, "schedule": "constant", "weight_decay": 0.0, "label_smoothing": 0.0, "batch_size": 32,
+    "class_weight": True, "calibrate": True,
+    "augment": {"flip": True, "rotation": 0.03, "zoom": 0.1, "shift": 0.1, "brightness": 0.2, "contrast": 0.2,
+                "hue": 0.0, "grayscale": 0.0}}
 
 
 def write_colour_photos(folder, per_class, rng):
@@ -68,6 +87,14 @@ def layers_of(model, kind):
 
 # --- the network -------------------------------------------------------------------------
 
+def test_the_original_layout_gives_back_the_earlier_default_exactly():
+    cnn = make_params(**ORIGINAL_LAYOUT)["cnn"]
+    # the keys that came later are off: the whole image, as it is, no colour augmentation
+    assert cnn.pop("region") == WHOLE_IMAGE["cnn.region"] and cnn.pop("standardize") is False
+    assert cnn["augment"].pop("channel_shuffle") is False and cnn["augment"].pop("invert") == 0
+    assert cnn == EARLIER_DEFAULT_CNN
+
+
 def test_the_original_layout_is_the_original_network():
     params = make_params(**{**ORIGINAL_LAYOUT, "cnn.image_size": 32})
     model = build_cnn(5, 32, params["cnn"], seed=1)
@@ -92,12 +119,62 @@ def test_the_original_layout_is_the_original_network():
 
 
 def test_preprocessing_order_and_resizing_inside_the_model():
-    params = make_params(**{"cnn.image_size": 32, **ALL_AUGMENT})
+    params = make_params(**{"cnn.image_size": 32, **ALL_AUGMENT, **WHOLE_IMAGE, "cnn.standardize": False})
     names = [layer.name for layer in build_cnn(3, 64, params["cnn"], seed=1).layers]
-    assert names[:10] == ["image", "resize", "random_flip", "random_rotation", "random_zoom", "random_shift",
-                          "random_brightness", "random_contrast", "rescale", "conv1"]
-    model = build_cnn(3, 32, make_params(**{"cnn.image_size": 32, **NO_AUGMENT})["cnn"], seed=1)
+    assert names[:12] == ["image", "resize", "random_flip", "random_rotation", "random_zoom", "random_shift",
+                          "random_brightness", "random_contrast", "random_channel_shuffle", "random_invert",
+                          "rescale", "conv1"]
+    model = build_cnn(3, 32, make_params(**{"cnn.image_size": 32, **NO_AUGMENT, **COLOUR_MATTERS})["cnn"], seed=1)
     assert [layer.name for layer in model.layers[:3]] == ["image", "rescale", "conv1"]  # same size: no resizing
+    # the default recipe: cut out the region, resize it, augment, rescale, standardise
+    model = build_cnn(3, 64, make_params(**{"cnn.image_size": 16, **NO_AUGMENT})["cnn"], seed=1)
+    assert [layer.name for layer in model.layers[:6]] == ["image", "region", "resize", "rescale", "standardize",
+                                                          "conv1"]
+
+
+def test_the_region_is_cut_out_inside_the_model_as_at_training():
+    # 40 px prepared images, the upper half and middle half: a 20x20 cut-out, the network's own size
+    cnn = make_params(**{**NO_AUGMENT, "cnn.image_size": 20, "cnn.filters": [4], "cnn.dense_units": [],
+                         "cnn.standardize": False,
+                         "cnn.region": {"top": 0.0, "bottom": 0.5, "left": 0.25, "right": 0.75}})["cnn"]
+    model = build_cnn(3, 40, cnn, seed=1)
+    x = np.random.default_rng(0).uniform(0, 255, (2, 40, 40, 3)).astype(np.float32)
+    seen = keras.Model(model.input, model.get_layer("rescale").output)
+    np.testing.assert_allclose(seen.predict(x, verbose=0), x[:, :20, 10:30] / 255, rtol=1e-6)
+    # what lies outside the region cannot change a prediction
+    outside = x.copy()
+    outside[:, 20:], outside[:, :, :10] = 0, 255
+    assert np.array_equal(model.predict(outside, verbose=0), model.predict(x, verbose=0))
+
+
+def test_standardizing_removes_the_colour_cast_and_brightness():
+    cnn = make_params(**{**NO_AUGMENT, **WHOLE_IMAGE, "cnn.image_size": 16, "cnn.filters": [4],
+                         "cnn.dense_units": [], "cnn.standardize": True})["cnn"]
+    model = build_cnn(3, 16, cnn, seed=1)
+    x = np.random.default_rng(0).uniform(60, 160, (2, 16, 16, 3)).astype(np.float32)
+    standardized = keras.Model(model.input, model.get_layer("standardize").output).predict(x, verbose=0)
+    np.testing.assert_allclose(standardized.mean(axis=(1, 2)), 0, atol=1e-5)
+    # sd 1 up to LayerNormalization's epsilon (1e-3 against a variance of ~0.01 here)
+    assert np.all((standardized.std(axis=(1, 2)) > 0.9) & (standardized.std(axis=(1, 2)) <= 1))
+    # the same photo with another colour cast and brightness: the same prediction
+    recoloured = x + np.array([40, -30, 10], dtype=np.float32)
+    np.testing.assert_allclose(model.predict(recoloured, verbose=0), model.predict(x, verbose=0), atol=1e-5)
+
+
+def test_channel_shuffle_and_invert_change_colours_only():
+    from stages.cnn_layers import RandomChannelShuffle, RandomInvert
+
+    x = np.broadcast_to(np.array([10, 100, 200], dtype=np.float32), (64, 4, 4, 3)).copy()
+    shuffled = keras.ops.convert_to_numpy(RandomChannelShuffle(seed=1)(x, training=True))
+    orders = {tuple(image[0, 0]) for image in shuffled}
+    assert all(sorted(order) == [10, 100, 200] for order in orders) and len(orders) == 6  # 64 images: all 6
+    assert np.array_equal(keras.ops.convert_to_numpy(RandomChannelShuffle(seed=1)(x, training=False)), x)
+    always = keras.ops.convert_to_numpy(RandomInvert(1.0, seed=1)(x, training=True))
+    assert np.array_equal(always, 255 - x)
+    half = keras.ops.convert_to_numpy(RandomInvert(0.5, seed=1)(x, training=True))
+    inverted = np.all(half == 255 - x, axis=(1, 2, 3))
+    assert np.all(inverted | np.all(half == x, axis=(1, 2, 3))) and 10 < inverted.sum() < 54
+    assert np.array_equal(keras.ops.convert_to_numpy(RandomInvert(1.0, seed=1)(x, training=False)), x)
 
 
 def test_batch_norm_and_global_average_options():
@@ -123,7 +200,8 @@ def test_too_many_poolings_for_the_image_size_is_a_clear_error():
 
 def test_augmentation_acts_only_in_training():
     # no dropout: only the augmentation is random
-    params = make_params(**{"cnn.image_size": 32, "cnn.dropout": 0.0, **ALL_AUGMENT})
+    params = make_params(**{"cnn.image_size": 32, "cnn.dropout": 0.0, **ALL_AUGMENT, **WHOLE_IMAGE,
+                            "cnn.standardize": False})
     model = build_cnn(3, 32, params["cnn"], seed=1)
     x = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype(np.float32)
 
@@ -147,6 +225,28 @@ def test_saved_model_loads_in_safe_mode_with_the_same_predictions(two_runs, prep
         images = store.read(rows).astype(np.float32)
     assert np.array_equal(loaded.predict(images, verbose=0), model.predict(images, verbose=0))
     assert [layer.name for layer in loaded.layers] == [layer.name for layer in model.layers]
+
+
+def test_the_default_recipe_saves_its_region_and_layers_and_prediction_uses_them(prepared, tmp_path):
+    from stages.classify import load_classifier
+
+    paths = run_paths(tmp_path)
+    model, _ = train_cnn(make_params(**TINY_DEFAULT_RECIPE), prepared, **paths)
+    classifier = load_classifier("cnn", paths["model_path"].parent)  # as predict, serve and evaluate load it
+    names = [layer.name for layer in classifier.model.layers]
+    assert names[:2] == ["image", "region"] and {"standardize", "random_channel_shuffle", "random_invert"} <= set(names)
+    assert "resize" not in names  # the 16x16 cut-out of the 32 px images is already the network's size
+    rows, _ = dataset.split_arrays(dataset.read_manifest(prepared), "test")
+    with dataset.ImageStore(prepared / dataset.IMAGES_FILE) as store:
+        images = store.read(rows).astype(np.float32)
+    expected = model.predict(images, verbose=0)
+    assert np.array_equal(classifier.model.predict(images, verbose=0), expected)
+    # the loaded model cuts out the same 16x16 region of the 32 px images: outside it nothing counts
+    seen = keras.Model(classifier.model.input, classifier.model.get_layer("region").output)
+    np.testing.assert_array_equal(seen.predict(images, verbose=0), images[:, :16, 8:24])
+    outside = images.copy()
+    outside[:, 16:] = 0
+    assert np.array_equal(classifier.model.predict(outside, verbose=0), expected)
 
 
 # --- the data ----------------------------------------------------------------------------
