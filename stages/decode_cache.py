@@ -76,9 +76,6 @@ class DecodeCache(EntryCache):
 def evict(root, max_bytes, current, keep):
     """Bring the cache under max_bytes (entry_cache.evict); return the bytes removed. `keep`: the keys of
     this run's files, never removed: a warning says when they alone exceed the cap."""
-    removed, left = entry_cache.evict(root, max_bytes, current, keep, ENTRY_SUFFIX)
-    if left > max_bytes:
-        log.warning("decode cache: the images of this data set alone take %.2f GB, more than "
-                    "data.cache_max_gb (%.2f); raise it, or the next run decodes them again",
-                    left / 1e9, max_bytes / 1e9)
-    return removed
+    return entry_cache.evict(root, max_bytes, current, keep, ENTRY_SUFFIX, log,
+                             "decode cache: the images of this data set alone take %.2f GB, more than "
+                             "data.cache_max_gb (%.2f); raise it, or the next run decodes them again")

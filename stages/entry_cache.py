@@ -71,12 +71,12 @@ class EntryCache:
             self.log.warning("%s: cannot write %s (%s); this run stores no more entries", self.what, final, err)
 
 
-def evict(root, max_bytes, current, keep, suffix):
-    """Bring the cache under max_bytes; return (bytes removed, bytes left).
+def evict(root, max_bytes, current, keep, suffix, log, over_cap):
+    """Bring the cache under max_bytes; return the bytes removed.
 
     First whole fingerprint folders other than `current`, least recently used first; then entries of
-    `current` whose keys are not in `keep`. The entries of this run's keys are never removed: the
-    caller warns when they alone exceed the cap (bytes left > max_bytes).
+    `current` whose keys are not in `keep`. The entries of this run's keys are never removed: when they
+    alone exceed the cap, `log` warns with `over_cap`, a message with two %.2f for their GB and the cap's.
     """
     root, current = Path(root), Path(current)
     sizes = {folder: folder_bytes(folder) for folder in root.iterdir() if folder.is_dir()}
@@ -92,7 +92,9 @@ def evict(root, max_bytes, current, keep, suffix):
                 if entry.stem not in keep:
                     removed += size_on_disk(entry)
                     entry.unlink(missing_ok=True)
-    return removed, total - removed
+    if total - removed > max_bytes:
+        log.warning(over_cap, (total - removed) / 1e9, max_bytes / 1e9)
+    return removed
 
 
 def folder_bytes(folder):

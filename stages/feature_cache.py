@@ -77,9 +77,6 @@ class FeatureCache(EntryCache):
 def evict(root, max_bytes, current, keep):
     """Bring the cache under max_bytes (entry_cache.evict); return the bytes removed. `keep`: the
     current data set's images, never removed: a warning says when they alone exceed the cap."""
-    removed, left = entry_cache.evict(root, max_bytes, current, keep, ENTRY_SUFFIX)
-    if left > max_bytes:
-        log.warning("feature cache: the features of this data set alone take %.2f GB, more than "
-                    "features.cache_max_gb (%.2f); raise it, or the next run recomputes them",
-                    left / 1e9, max_bytes / 1e9)
-    return removed
+    return entry_cache.evict(root, max_bytes, current, keep, ENTRY_SUFFIX, log,
+                             "feature cache: the features of this data set alone take %.2f GB, more than "
+                             "features.cache_max_gb (%.2f); raise it, or the next run recomputes them")

@@ -129,10 +129,9 @@ def build_model(head, recipe, image_size, finetune, seed, steps_per_epoch):
 
     `head` is the trained head as loaded from models/head.keras: its layers become this model's top, weights
     and all (load a fresh copy for each model built).
-    Returns (model, number of trainable backbone weights).
     """
     backbone = build_backbone(recipe, image_size)
-    trainable = set_trainable(backbone, recipe.model, finetune["unfreeze"])
+    set_trainable(backbone, recipe.model, finetune["unfreeze"])
     inputs = keras.Input((image_size, image_size, 3), name="image")
     x = inputs
     for augment in augmentation_layers(finetune["augment"], seed):
@@ -150,7 +149,7 @@ def build_model(head, recipe, image_size, finetune, seed, steps_per_epoch):
     model.compile(optimizer=optimizer(finetune, steps_per_epoch),
                   loss=keras.losses.CategoricalCrossentropy(label_smoothing=finetune["label_smoothing"]),
                   metrics=["accuracy"])
-    return model, trainable
+    return model
 
 
 def optimizer(finetune, steps_per_epoch):
@@ -179,7 +178,7 @@ def fine_tune(head_path, recipe, store, train, validation, num_classes, finetune
     batch_size = finetune["batch_size"] * replicas  # finetune.batch_size per device
     batches = ImageBatches(store, *train, num_classes, batch_size, seed=seed)
     checks = ImageBatches(store, *validation, num_classes, batch_size)
-    model, trainable = _build(head_path, recipe, store.size, finetune, seed, len(batches), distribution, policy)
+    model = _build(head_path, recipe, store.size, finetune, seed, len(batches), distribution, policy)
     logger.info("training on %d images, validating on %d; unfreeze %d block(s): %s of %s weights train",
                 len(train[0]), len(validation[0]), finetune["unfreeze"],
                 f"{sum(int(w.numpy().size) for w in model.trainable_weights):,}", f"{model.count_params():,}")
@@ -194,7 +193,7 @@ def fine_tune(head_path, recipe, store, train, validation, num_classes, finetune
     if policy != "float32":
         # Saved in float32, so the file runs on any machine: the same weights in a float32 twin.
         weights = model.get_weights()
-        model, _ = _build(head_path, recipe, store.size, finetune, seed, len(batches), None, "float32")
+        model = _build(head_path, recipe, store.size, finetune, seed, len(batches), None, "float32")
         model.set_weights(weights)
     return model, history, seconds, devices
 

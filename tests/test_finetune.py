@@ -77,7 +77,7 @@ def test_the_head_starts_from_its_trained_weights_and_then_trains(trained):
         size = store.size
     expected = head_logits.predict_on_batch(build_extractor(recipe, size)(images))
 
-    model, _ = build_model(head, recipe, size, params["finetune"], params["seed"], steps_per_epoch=1)
+    model = build_model(head, recipe, size, params["finetune"], params["seed"], steps_per_epoch=1)
     logits = keras.Model(model.inputs, model.get_layer("probabilities").input)
     np.testing.assert_allclose(logits.predict_on_batch(images.astype(np.float32)), expected, atol=1e-4)
 
