@@ -11,7 +11,7 @@ from stages import dataset
 from stages.errors import PipelineError, run_stage
 from stages.prepare import prepare
 from stages.image_data import ImageBatches, balanced_class_weights
-from stages.train_cnn import ORIGINAL_LAYOUT, build_cnn, main, train_cnn
+from stages.train_cnn import ORIGINAL_LAYOUT, build_cnn, front_inputs, main, split_front, train_cnn
 from stages.training import load_model_info
 from tests.conftest import REPO, make_params
 
@@ -145,6 +145,34 @@ def test_the_region_is_cut_out_inside_the_model_as_at_training():
     outside = x.copy()
     outside[:, 20:], outside[:, :, :10] = 0, 255
     assert np.array_equal(model.predict(outside, verbose=0), model.predict(x, verbose=0))
+
+
+def test_training_runs_the_region_and_resize_once_and_trains_the_models_own_layers(tmp_path):
+    # train_cnn fits a body of the model's layers after the cut-out and the resize on their precomputed output
+    cnn = make_params(**{**ALL_AUGMENT, "cnn.image_size": 16, "cnn.filters": [4, 8], "cnn.dense_units": [],
+                         "cnn.region": {"top": 0.0, "bottom": 0.5, "left": 0.25, "right": 0.75}})["cnn"]
+    model = build_cnn(3, 40, cnn, seed=1)
+    front, body = split_front(model)
+    assert [layer.name for layer in front.layers] == ["image", "region", "resize"]
+    assert body.layers[1] is model.get_layer("random_flip") and body.layers[-1] is model.get_layer("probabilities")
+    x = np.random.default_rng(0).integers(0, 256, (6, 40, 40, 3), dtype=np.uint8)
+    writer = dataset.ImageStoreWriter(tmp_path / "images.npy", 40)
+    writer.append(x)
+    writer.close()
+    chosen = x[[4, 0, 2]].astype(np.float32)
+    with dataset.ImageStore(tmp_path / "images.npy") as store:
+        stored = front_inputs(front, store, np.array([4, 0, 2]), tmp_path / "front.npy", batch_size=2)
+    np.testing.assert_array_equal(stored.read(np.arange(3)), front.predict(chosen, verbose=0))
+    np.testing.assert_array_equal(stored.read(np.array([2, 0])), stored.read(np.arange(3))[[2, 0]])
+    np.testing.assert_allclose(body.predict(stored.read(np.arange(3)), verbose=0), model.predict(chosen, verbose=0),
+                               rtol=1e-5, atol=1e-6)
+    before = model.get_layer("conv1").get_weights()[0].copy()
+    body.fit(stored.read(np.arange(3)), np.eye(3, dtype=np.float32), epochs=1, verbose=0)
+    assert not np.array_equal(model.get_layer("conv1").get_weights()[0], before)  # the model's own weights trained
+    # nothing to run once: the whole image at the network's size
+    whole = build_cnn(3, 16, make_params(**{**NO_AUGMENT, **WHOLE_IMAGE, "cnn.image_size": 16,
+                                            "cnn.filters": [4]})["cnn"], seed=1)
+    assert split_front(whole) == (None, whole)
 
 
 def test_standardizing_removes_the_colour_cast_and_brightness():
