@@ -26,8 +26,10 @@ def build_head(train_features, num_classes, units, dropout, learning_rate, input
     logits = keras.layers.Dense(num_classes, kernel_regularizer=regularizer, name="logits")(x)
     outputs = keras.layers.Softmax(name="probabilities")(logits)
     model = keras.Model(inputs, outputs, name="head")
+    # Many steps per call into TensorFlow: a head's step is tiny, so Python's per-step overhead was a quarter
+    # of each CV fold's time. The same steps in the same order: the weights come out bit-identical.
     model.compile(optimizer=keras.optimizers.Adam(learning_rate),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"], steps_per_execution=32)
     return model
 
 
@@ -46,6 +48,6 @@ def fit_head(train_x, train_y, val_x, val_y, num_classes, head, seed, verbose=0)
              .shuffle(len(train_y), seed=seed, reshuffle_each_iteration=True).batch(head["batch_size"]).prefetch(2))
     validation = tf.data.Dataset.from_tensor_slices((val_x, val_y)).batch(head["batch_size"]).cache()
     history = model.fit(train, validation_data=validation, epochs=head["epochs"],
-                        callbacks=training_callbacks(head["patience"], verbose=verbose), shuffle=False,  # shuffled above
-                        verbose=verbose)
+                        callbacks=training_callbacks(head["patience"], verbose=verbose),
+                        shuffle=False, verbose=verbose)  # shuffled above
     return model, history
