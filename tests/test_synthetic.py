@@ -10,6 +10,7 @@ import yaml
 
 from stages import synthetic
 from stages.errors import PipelineError
+from stages.params import load_params
 from stages.synthetic import DEFAULT_COUNTS, NECKLINES, generate_dataset, render_garment
 from tests.conftest import REPO
 
@@ -35,7 +36,8 @@ def decode(data: bytes) -> np.ndarray:
 def test_default_counts_cover_every_class_and_are_imbalanced():
     assert NECKLINES == ("round_neck", "scoop_neck", "v_neck", "square_neck", "boat_neck")
     assert set(DEFAULT_COUNTS) == set(NECKLINES)
-    assert 350 <= sum(DEFAULT_COUNTS.values()) <= 400
+    assert 1000 <= sum(DEFAULT_COUNTS.values()) <= 1200
+    assert load_params(REPO / "params.yaml")["synthetic"]["counts"] == DEFAULT_COUNTS  # one default
     assert len(set(DEFAULT_COUNTS.values())) > 1  # the training stage's balancing needs something to do
 
 
