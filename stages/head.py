@@ -6,8 +6,12 @@ head is the original project's top: Dense + ReLU, Dropout, softmax, here with th
 standardised by a Normalization layer fitted on the training features and saved in the model.
 """
 
+import logging
+
 from stages import runtime  # noqa: F401  (TensorFlow's environment, before Keras loads it)
 from stages.training import training_callbacks
+
+log = logging.getLogger("head")
 
 
 def build_head(train_features, num_classes, units, dropout, learning_rate, input_dropout=0.0, l2=0.0):
@@ -15,6 +19,7 @@ def build_head(train_features, num_classes, units, dropout, learning_rate, input
 
     standardize = keras.layers.Normalization(name="standardize")
     standardize.adapt(train_features)
+    ignore_constant_features(standardize)
     # A few hundred images and a thousand features overfit fast: dropout on the inputs and
     # L2 on the weights are what held up in cross-validation on the neckline photos.
     regularizer = keras.regularizers.l2(l2) if l2 else None
@@ -31,6 +36,34 @@ def build_head(train_features, num_classes, units, dropout, learning_rate, input
     model.compile(optimizer=keras.optimizers.Adam(learning_rate),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"], steps_per_execution=32)
     return model
+
+
+# A feature whose standard deviation in the training features is below this share of the median feature's
+# is constant there (a ReLU channel no training image turns on): it tells the classes nothing.
+CONSTANT_SD_SHARE = 1e-3
+IGNORED_VARIANCE = 1e12  # standardised by sd 1e6: every value of the feature becomes about 0
+
+
+def ignore_constant_features(standardize):
+    """Make the adapted Normalization map features that are constant in training to about 0.
+
+    Standardising divides by the feature's sd, floored by Keras at 1e-7: a feature that was 0 in every training
+    image but is 0.5 in a new one would enter the classifier as 5 million and decide its prediction (the
+    validation loss of a head on a handful of images ran to 1e5). Features that vary are left exactly as adapted.
+    """
+    import numpy as np
+    from keras import ops
+
+    variance = ops.convert_to_numpy(standardize.adapt_variance).copy()
+    floor = (CONSTANT_SD_SHARE ** 2) * float(np.median(variance))
+    constant = variance <= floor
+    if constant.any():
+        variance[constant] = IGNORED_VARIANCE
+        standardize.adapt_variance.assign(variance)
+        standardize.finalize_state()
+        log.info("%d of %d features are constant in the training features: the head ignores them",
+                 int(constant.sum()), len(variance))
+    return int(constant.sum())
 
 
 def fit_head(train_x, train_y, val_x, val_y, num_classes, head, seed, verbose=0):

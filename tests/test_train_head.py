@@ -6,6 +6,7 @@ import json
 import keras
 import numpy as np
 
+from stages.head import build_head, ignore_constant_features
 from stages.recipes import BackboneRecipe, Preprocessing
 from stages.train_head import train_head
 from stages.training import fit_temperature, load_model_info
@@ -113,3 +114,24 @@ def test_calibration_can_be_turned_off(tmp_path):
     with np.load(features / "test.npz") as test:
         logits = keras.Model(model.inputs, model.get_layer("logits").output).predict(test["features"], verbose=0)
         np.testing.assert_allclose(model.predict(test["features"], verbose=0), softmax(logits), rtol=1e-5)
+
+
+def test_features_constant_in_training_cannot_swing_a_prediction(tmp_path):
+    # A ReLU channel no training image turns on (here feature 0, always 0) must not decide a new image's class.
+    rng = np.random.default_rng(0)
+    features = rng.normal(0, 1, (60, 8)).astype(np.float32)
+    features[:, 0] = 0.0
+    labels = (features[:, 1] > 0).astype(np.int64)
+    model = build_head(features, 2, 16, 0.0, 0.01)
+    assert ignore_constant_features(model.get_layer("standardize")) == 0  # build_head has done it already
+    new = features[:5].copy()
+    lit = new.copy()
+    lit[:, 0] = 0.5
+    model.fit(features, labels, epochs=3, verbose=0)
+    np.testing.assert_allclose(model.predict(lit, verbose=0), model.predict(new, verbose=0), atol=1e-5)
+    standardized = keras.ops.convert_to_numpy(model.get_layer("standardize")(lit))
+    assert np.abs(standardized[:, 0]).max() < 1e-5 and np.abs(standardized[:, 1:]).max() > 0.01  # the others as before
+    path = tmp_path / "head.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path, safe_mode=True)
+    np.testing.assert_allclose(loaded.predict(lit, verbose=0), model.predict(lit, verbose=0), atol=1e-6)
