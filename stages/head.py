@@ -48,7 +48,7 @@ def ignore_constant_features(standardize):
     """Make the adapted Normalization map features that are constant in training to about 0.
 
     Standardising divides by the feature's sd, floored by Keras at 1e-7: a feature that was 0 in every training
-    image but is 0.5 in a new one would enter the classifier as 5 million and decide its prediction (the
+    image but is 0.5 in a new one would enter the classifier as 5 million and could decide its prediction (the
     validation loss of a head on a handful of images ran to 1e5). Features that vary are left exactly as adapted.
     """
     import numpy as np

@@ -11,6 +11,7 @@ data set. Writes models/cnn.keras (+ models/cnn.json), plots/cnn/history.csv and
 """
 
 import logging
+import math
 import tempfile
 import time
 from pathlib import Path
@@ -229,25 +230,27 @@ def fit_cnn(store, train, validation, num_classes, cnn, seed, logger=log):
     The stage's training, also used by benchmarks/cnn_cv.py on folds. The caller seeds (make_reproducible).
     """
     (train_rows, train_labels), (val_rows, val_labels) = train, validation
-    batches = ImageBatches(store, train_rows, train_labels, num_classes, cnn["batch_size"], seed=seed)
-    checks = ImageBatches(store, val_rows, val_labels, num_classes, cnn["batch_size"])
-    model = build_cnn(num_classes, store.size, cnn, seed, steps_per_epoch=len(batches))
+    model = build_cnn(num_classes, store.size, cnn, seed,
+                      steps_per_epoch=math.ceil(len(train_rows) / cnn["batch_size"]))
     class_weight = balanced_class_weights(train_labels, num_classes) if cnn["class_weight"] else None
     logger.info("training on %d images, validating on %d; %s parameters",
                 len(train_rows), len(val_rows), f"{model.count_params():,}")
     started = time.perf_counter()
     front, body = split_front(model)
     with tempfile.TemporaryDirectory() as scratch:
-        if front is not None:
+
+        def batches(rows, labels, name, order_seed=None):
+            if front is None:
+                return ImageBatches(store, rows, labels, num_classes, cnn["batch_size"], seed=order_seed)
             # The region cut and the resize have no weights and no randomness: run them once per image
             # instead of once per epoch (1.5x faster training), into a scratch file so memory stays bounded
             # by the batch. The body is the model's own layers after them, so training it trains the model.
-            batches = ImageBatches(front_inputs(front, store, train_rows, Path(scratch) / "train.npy"),
-                                   np.arange(len(train_rows)), train_labels, num_classes, cnn["batch_size"],
-                                   seed=seed)
-            checks = ImageBatches(front_inputs(front, store, val_rows, Path(scratch) / "validation.npy"),
-                                  np.arange(len(val_rows)), val_labels, num_classes, cnn["batch_size"])
-        history = body.fit(batches, validation_data=checks, epochs=cnn["epochs"], class_weight=class_weight,
+            inputs = front_inputs(front, store, rows, Path(scratch) / f"{name}.npy")
+            return ImageBatches(inputs, np.arange(len(rows)), labels, num_classes, cnn["batch_size"], seed=order_seed)
+
+        history = body.fit(batches(train_rows, train_labels, "train", seed),
+                           validation_data=batches(val_rows, val_labels, "validation"), epochs=cnn["epochs"],
+                           class_weight=class_weight,
                            callbacks=training_callbacks(cnn["patience"], cnn["reduce_lr_patience"],
                                                         epochs=cnn["epochs"], logger=logger),
                            shuffle=False, verbose=0)
