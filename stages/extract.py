@@ -30,11 +30,16 @@ log = logging.getLogger("extract")
 
 
 def extract_features(extractor, store, rows, batch_size, progress=None):
-    """(len(rows), dim) float32 features of the images at `rows`, in that order; progress.update per batch."""
+    """(len(rows), dim) float32 features of the images at `rows`, in that order; progress.update per batch.
+
+    Every batch goes through the backbone at the full batch_size (a short one padded with blank images):
+    on some CPUs the kernels chosen for another batch shape differ in the last bits, and an image's features
+    must not depend on which images were computed with it (the cache recomputes a few at a time)."""
     features = np.empty((len(rows), extractor.dim), dtype=np.float32)
     done = 0
     for batch in store.batches(rows, batch_size):
-        features[done:done + len(batch)] = extractor(batch)
+        padded = np.concatenate([batch, np.zeros((batch_size - len(batch), *batch.shape[1:]), batch.dtype)])
+        features[done:done + len(batch)] = extractor(padded)[:len(batch)]
         done += len(batch)
         if progress is not None:
             progress.update(len(batch))
