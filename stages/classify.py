@@ -19,7 +19,7 @@ import numpy as np
 from stages import runtime  # noqa: F401  (TensorFlow's environment, before Keras loads it)
 from stages.dataset import prefetched
 from stages.errors import PipelineError, missing, outdated
-from stages.images import DEFAULT_MAX_PIXELS, ImageError, load_image
+from stages.images import DEFAULT_MAX_PIXELS, ImageError, load_located
 from stages.params import PARAMS_FILE, load_params
 from stages.recipes import BackboneRecipe, Preprocessing
 from stages.training import FINETUNED_DIR, load_model_info
@@ -29,6 +29,7 @@ MODELS_DIR = Path("models")
 TEST_METRICS = Path("metrics/test.json")  # written by the evaluate stage: one section per kind
 
 LOW_CONFIDENCE = "low confidence: the photo may show several garments or an unusual neckline"
+NOT_LOCATED = "no neckline located (no face found): the model saw data.region instead; treat with care"
 DEFAULT_THRESHOLD = 0.8
 
 
@@ -50,8 +51,9 @@ class Classifier:
         return f"{backbone} head" if self.kind == "head" else f"{backbone} fine-tuned"
 
     def read(self, path, max_pixels=DEFAULT_MAX_PIXELS):
-        """A photo as this model's training images were made: decoded, cut to the region, resized."""
-        return load_image(path, self.preprocessing, max_pixels)
+        """A photo as this model's training images were made: decoded, cut to the located box (or the region),
+        resized; with where it was cut (a stages.locate.Location)."""
+        return load_located(path, self.preprocessing, max_pixels)
 
     def probabilities(self, images):
         """(n, classes) float32 probabilities for a batch of (n, size, size, 3) uint8 images."""
@@ -147,7 +149,8 @@ def settings_from_params():
 
 def classify(classifier, entries, threshold, batch_size=32, max_pixels=DEFAULT_MAX_PIXELS, workers=None, pool=None):
     """One result dict per (shown path, file or None, error or None) entry, in order: path, label,
-    probability, top3, low_confidence, error.
+    probability, top3, low_confidence, located (whether a face anchored the box the model saw; None when
+    the model's recipe has locate none), box (that box, as fractions of the photo), error.
 
     Decoding runs on a thread pool, a batch ahead of the model (`dataset.prefetched`); memory holds
     two batches at most. A long-running caller passes its own `pool`: OpenCV keeps a little memory
@@ -168,28 +171,29 @@ def classify(classifier, entries, threshold, batch_size=32, max_pixels=DEFAULT_M
 
 
 def _decode(entry, classifier, max_pixels):
+    """(image, location, error) of one entry."""
     _, file, error = entry
     if error:
-        return None, error
+        return None, None, error
     try:
-        return classifier.read(file, max_pixels), None
+        return *classifier.read(file, max_pixels), None
     except ImageError as err:
-        return None, str(err)
+        return None, None, str(err)
 
 
 def _classify_batch(classifier, batch, decoded, threshold):
-    images = [image for image, _ in decoded if image is not None]
+    images = [image for image, _, _ in decoded if image is not None]
     probabilities = iter(classifier.probabilities(np.stack(images)) if images else [])
     out = []
-    for (shown, _, _), (image, error) in zip(batch, decoded):
+    for (shown, _, _), (image, location, error) in zip(batch, decoded):
         if image is None:
             out.append({"path": shown, "label": None, "probability": None, "top3": [],
-                        "low_confidence": None, "error": error})
+                        "low_confidence": None, "located": None, "box": None, "error": error})
             continue
         p = next(probabilities).astype(np.float64)
         order = np.argsort(-p, kind="stable")[:3]
         top = float(p[order[0]])
         out.append({"path": shown, "label": classifier.classes[order[0]], "probability": round(top, 6),
                     "top3": [[classifier.classes[k], round(float(p[k]), 6)] for k in order],
-                    "low_confidence": bool(top < threshold), "error": None})
+                    "low_confidence": bool(top < threshold), **location.to_record(), "error": None})
     return out

@@ -26,7 +26,10 @@ IMAGES_FILE = "images.npy"
 MANIFEST_FILE = "manifest.csv"
 SUMMARY_FILE = "summary.json"
 SPLITS = ("train", "validation", "test")
-MANIFEST_COLUMNS = ("row", "path", "label", "label_index", "split", "group", "sha256")
+# located: whether a face anchored the image's box (data.locate: face), empty with data.locate none;
+# box_*: the part of the photo the image was cut from, as fractions of its height and width.
+MANIFEST_COLUMNS = ("row", "path", "label", "label_index", "split", "group", "sha256", "located",
+                    "box_top", "box_bottom", "box_left", "box_right")
 
 # A fixed-size .npy header (format 1.0) so the row count can be rewritten in place once
 # the number of usable images is known, without copying the data.

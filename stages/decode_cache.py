@@ -3,11 +3,14 @@ ones only.
 
 An entry's address is a hash of the photo's absolute path, size and modification time (a changed
 file is a new entry) inside a folder named by a fingerprint of everything else that changes the
-result: the preprocessing (image size, resize, region), data.max_pixels, the Pillow version and the
-entry format. A changed setting is a new folder, so nothing stale is ever reused.
+result: the preprocessing (image size, resize, region, the neckline locator and its box), data.max_pixels,
+the Pillow version (and the face detector's, with data.locate: face) and the entry format. A changed
+setting is a new folder, so nothing stale is ever reused; adding photos runs the detector on the new ones only.
 
-    .cache/prepare/<fingerprint>/<key[:2]>/<key>.img   the photo's sha256 (64 hex characters), its
-                                                       preprocessed uint8 pixels, then a 16-byte BLAKE2b
+    .cache/prepare/<fingerprint>/<key[:2]>/<key>.img   the photo's sha256 (64 hex characters), where its
+                                                       input was cut (4 float64 fractions and a located
+                                                       byte), its preprocessed uint8 pixels, then a
+                                                       16-byte BLAKE2b
     .cache/prepare/<fingerprint>/used                  touched on every run: the folder's last use
 
 The sha256 is that of the whole decoded image, before preprocessing: prepare finds duplicates with
@@ -25,22 +28,29 @@ import numpy as np
 
 from stages import entry_cache
 from stages.entry_cache import EntryCache, hash_identity
+from stages.locate import Location
 
 log = logging.getLogger("prepare")
 
 CACHE_DIR = Path(".cache/prepare")
 ENTRY_SUFFIX = ".img"
 DIGEST_BYTES = 64  # the sha256 as hex
+LOCATION_BYTES = 4 * 8 + 1  # top, bottom, left, right as float64, then located: 0 false, 1 true, 2 not looked for
+_LOCATED_CODE = {False: 0, True: 1, None: 2}
 # Bump when the entry layout or the decoding/preprocessing code changes: old folders then age out.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 def fingerprint(preprocessing, max_pixels):
     """The cache folder name for images prepared by `preprocessing` (a Preprocessing record)."""
+    from importlib.metadata import version
+
     import PIL
 
     identity = {"format": FORMAT_VERSION, "pillow": PIL.__version__, "preprocessing": preprocessing,
                 "max_pixels": max_pixels}
+    if preprocessing.get("locate", "none") != "none":
+        identity["detector"] = f"mtcnn {version('mtcnn')}"
     return hash_identity(identity)
 
 
@@ -55,22 +65,28 @@ def file_key(path):
 
 
 class DecodeCache(EntryCache):
-    """The entries of one fingerprint: `load` a key's (image, sha256) (None when absent or damaged), `store` them."""
+    """The entries of one fingerprint: `load` a key's (image, sha256, Location) (None when absent or damaged),
+    `store` them."""
 
     def __init__(self, root, fingerprint, image_size):
-        super().__init__(root, fingerprint, DIGEST_BYTES + image_size * image_size * 3, ENTRY_SUFFIX, log,
-                         "decode cache")
+        super().__init__(root, fingerprint, DIGEST_BYTES + LOCATION_BYTES + image_size * image_size * 3,
+                         ENTRY_SUFFIX, log, "decode cache")
         self.shape = (image_size, image_size, 3)
 
     def load(self, key):
         payload = self.load_payload(key)
         if payload is None:
             return None
-        image = np.frombuffer(payload[DIGEST_BYTES:], dtype=np.uint8).reshape(self.shape)
-        return image, payload[:DIGEST_BYTES].decode("ascii")
+        pixels = DIGEST_BYTES + LOCATION_BYTES
+        box = np.frombuffer(payload[DIGEST_BYTES:pixels - 1], dtype="<f8")
+        located = {code: value for value, code in _LOCATED_CODE.items()}.get(payload[pixels - 1])
+        image = np.frombuffer(payload[pixels:], dtype=np.uint8).reshape(self.shape)
+        return image, payload[:DIGEST_BYTES].decode("ascii"), Location(*map(float, box), located=located)
 
-    def store(self, key, image, digest):
-        self.store_payload(key, digest.encode("ascii") + np.ascontiguousarray(image, dtype=np.uint8).tobytes())
+    def store(self, key, image, digest, location):
+        box = np.array([location.top, location.bottom, location.left, location.right], dtype="<f8")
+        self.store_payload(key, digest.encode("ascii") + box.tobytes() + bytes([_LOCATED_CODE[location.located]])
+                           + np.ascontiguousarray(image, dtype=np.uint8).tobytes())
 
 
 def evict(root, max_bytes, current, keep):

@@ -28,6 +28,9 @@ SYSTEM_FILES = {"thumbs.db", "desktop.ini", "icon\r"}
 DEFAULT_MAX_PIXELS = 50_000_000
 
 WHITE = 255
+# With data.locate: face, photos decode at (at least) this many times the model's input size: the
+# located box is about a third of a full-body photo's width and should not be enlarged from a draft.
+LOCATED_DECODE_FACTOR = 3
 
 # Errors Pillow and its decoders raise for broken data; the decoders are C code and
 # plugins written over many years, so the exception type is not consistent. Only
@@ -134,15 +137,35 @@ def decode_size(size: int, region=None) -> int:
     return math.ceil(size / min(region["bottom"] - region["top"], region["right"] - region["left"]))
 
 
+def decode_side(preprocessing) -> int:
+    """The smallest side to decode a photo at for this recipe: enough for its region, and with a located
+    neckline box (about a third of a full-body photo's width) enough for that box too."""
+    side = decode_size(preprocessing.image_size, preprocessing.region)
+    return side if preprocessing.locate == "none" else max(side, LOCATED_DECODE_FACTOR * preprocessing.image_size)
+
+
+def preprocess_located(rgb: np.ndarray, preprocessing):
+    """A decoded photo as a model's input, and where in the photo that input came from (a stages.locate.Location):
+    the located box (or the region) cut out, then resized (a recipes.Preprocessing)."""
+    from stages.locate import locate
+
+    where = locate(rgb, preprocessing)
+    return resize_image(crop_region(rgb, where.region), preprocessing.image_size, preprocessing.resize), where
+
+
 def preprocess(rgb: np.ndarray, preprocessing) -> np.ndarray:
-    """A decoded photo as a model's input: its region cut out, then resized (a recipes.Preprocessing)."""
-    return resize_image(crop_region(rgb, preprocessing.region), preprocessing.image_size, preprocessing.resize)
+    """A decoded photo as a model's input (preprocess_located without the location)."""
+    return preprocess_located(rgb, preprocessing)[0]
+
+
+def load_located(path, preprocessing, max_pixels=DEFAULT_MAX_PIXELS):
+    """Decode and preprocess, with the location: the single entry point for training and prediction."""
+    return preprocess_located(decode_rgb(path, max_pixels, min_size=decode_side(preprocessing)), preprocessing)
 
 
 def load_image(path, preprocessing, max_pixels=DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Decode and preprocess: the single entry point for training and prediction."""
-    rgb = decode_rgb(path, max_pixels, min_size=decode_size(preprocessing.image_size, preprocessing.region))
-    return preprocess(rgb, preprocessing)
+    """load_located without the location."""
+    return load_located(path, preprocessing, max_pixels)[0]
 
 
 def _fraction_to_pixel(fraction, length):

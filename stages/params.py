@@ -13,7 +13,7 @@ import yaml
 
 from stages.backbones import BACKBONES, BLOCKS
 from stages.errors import PipelineError
-from stages.recipes import RESIZE_MODES
+from stages.recipes import LOCATORS, RESIZE_MODES
 
 PARAMS_FILE = "params.yaml"
 
@@ -184,6 +184,8 @@ SCHEMA = {
         "image_size": integer(16, 1024),
         "resize": choice(*RESIZE_MODES),
         "region": {side: number(0, 1) for side in ("top", "bottom", "left", "right")},
+        "locate": choice(*LOCATORS),
+        "locate_box": {"top": number(0, 20), "bottom": number(0, 20), "half_width": number(0, 20, low_open=True)},
         "max_pixels": integer(1, 2**40),
         "cache": boolean(),
         "cache_max_gb": number(0, 100_000, low_open=True),
@@ -343,6 +345,7 @@ def _check_cross_field(params):
     data = params["data"]
     _check_region(data["region"], "data.region", "photo")
     _check_region(cnn["region"], "cnn.region", "prepared image")
+    _check_locate_box(data["locate_box"])
     if data["source"] == "synthetic" and Path(data["path"]) != Path(SYNTHETIC_DIR):
         raise PipelineError(
             f"{PARAMS_FILE}: 'data.source' is synthetic but 'data.path' is {data['path']!r}; the generated "
@@ -377,6 +380,17 @@ def _check_region(region, key, what):
                 f"{PARAMS_FILE}: '{key}.{end}' ({region[end]:g}) must be greater than '{key}.{start}' "
                 f"({region[start]:g}); they are fractions of the {what}'s {'height' if start == 'top' else 'width'} "
                 f"measured from its {start} edge (the whole {what}: {start} 0, {end} 1)")
+
+
+def _check_locate_box(box):
+    if box["bottom"] <= box["top"]:
+        raise PipelineError(
+            f"{PARAMS_FILE}: 'data.locate_box.bottom' ({box['bottom']:g}) must be greater than 'data.locate_box.top' "
+            f"({box['top']:g}); both are face heights below the top of the face (the default box: top 0.8, bottom 2.6)")
+    if box["bottom"] <= 1:
+        raise PipelineError(
+            f"{PARAMS_FILE}: 'data.locate_box.bottom' is {box['bottom']:g}, so the box ends inside or above the face "
+            "(1 is the chin); the neckline is below it: use a bottom above 1 (the default box: top 0.8, bottom 2.6)")
 
 
 def load_params(path=PARAMS_FILE):

@@ -3,8 +3,9 @@
     python -m stages.predict PATH... [--model cnn|head|finetuned] [--threshold 0.8] [--format table|json|csv]
 
 PATH is an image file or a folder (read recursively). Every photo goes through exactly what
-the training data went through: `stages.images.load_image` (the decoder and resizing of the
-prepare stage, at the size, resize mode and region the model was trained with), then the CNN, or
+the training data went through: `stages.images.load_located` (the decoder, neckline locator and
+resizing of the prepare stage, at the size, resize mode, locator and region the model was trained
+with), then the CNN, or
 the same frozen backbone with its `preprocess_input` and the head (`stages.classify`).
 
 Exit status: 0 when every image was classified; 1 when some could not be (their `error`
@@ -20,7 +21,7 @@ import logging
 import sys
 from pathlib import Path
 
-from stages.classify import DEFAULT_THRESHOLD, KINDS, LOW_CONFIDENCE, MODELS_DIR, TEST_METRICS
+from stages.classify import DEFAULT_THRESHOLD, KINDS, LOW_CONFIDENCE, MODELS_DIR, NOT_LOCATED, TEST_METRICS
 from stages.classify import best_model, classify, load_classifier, settings_from_params
 from stages.errors import PipelineError, run_stage
 from stages.images import SUPPORTED_EXTENSIONS, walk_image_files
@@ -73,12 +74,12 @@ def render(results, fmt):
     if fmt == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer)
-        writer.writerow(["path", "label", "probability", "top3", "low_confidence", "error"])
+        writer.writerow(["path", "label", "probability", "top3", "low_confidence", "located", "error"])
         for r in results:
             top3 = ";".join(f"{label}:{p:.4f}" for label, p in r["top3"])
             writer.writerow([r["path"], r["label"] or "", "" if r["probability"] is None else f"{r['probability']:.6f}",
                              top3, "" if r["low_confidence"] is None else str(r["low_confidence"]).lower(),
-                             r["error"] or ""])
+                             "" if r["located"] is None else str(r["located"]).lower(), r["error"] or ""])
         return buffer.getvalue()
     return _table(results)
 
@@ -90,8 +91,10 @@ def _table(results):
             rows.append((r["path"], "-", "-", "-", f"error: {r['error']}"))
         else:
             top3 = ", ".join(f"{label} {p:.2f}" for label, p in r["top3"])
-            rows.append((r["path"], r["label"], f"{r['probability']:.3f}", top3,
-                         LOW_CONFIDENCE if r["low_confidence"] else ""))
+            notes = [LOW_CONFIDENCE] if r["low_confidence"] else []
+            if r["located"] is False:
+                notes.append(NOT_LOCATED)
+            rows.append((r["path"], r["label"], f"{r['probability']:.3f}", top3, "; ".join(notes)))
     widths = [max(len(row[c]) for row in rows) for c in range(4)]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row[:4], widths)) + "  " + row[4] for row in rows]
     return "\n".join(line.rstrip() for line in lines) + "\n"

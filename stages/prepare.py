@@ -23,7 +23,8 @@ from stages.atomic import atomic_dir, write_json
 from stages.decode_cache import DecodeCache, file_key
 from stages.errors import PipelineError, run_stage
 from stages.idx import FASHION_MNIST_CLASSES, read_fashion_mnist
-from stages.images import SUPPORTED_EXTENSIONS, ImageError, decode_rgb, decode_size, preprocess, skip, walk_image_files
+from stages.images import (SUPPORTED_EXTENSIONS, ImageError, decode_rgb, decode_side, preprocess_located, skip,
+                           walk_image_files)
 from stages.params import load_params
 from stages.progress import Progress
 from stages.recipes import Preprocessing
@@ -144,20 +145,20 @@ def discover_fashion_mnist(folder):
 # --- decoding, deduplication and the image store ---------------------------------------
 
 def _decode(candidate, preprocessing, cache=None):
-    """(image, sha256 of the whole decoded image, error, whether it came from the cache)."""
+    """(image, sha256 of the whole decoded image, its stages.locate.Location, error, whether it came from the cache)."""
     key = file_key(candidate.file) if cache is not None and candidate.file is not None else None
     if key is not None and (entry := cache.load(key)) is not None:
         return *entry, None, True
     try:
         rgb = candidate.load()
     except ImageError as err:  # not cached: a repaired file must be decoded again
-        return None, None, str(err), False
+        return None, None, None, str(err), False
     digest = hashlib.sha256(np.ascontiguousarray(rgb).tobytes() + str(rgb.shape).encode()).hexdigest()
-    image = preprocess(rgb, preprocessing)
+    image, location = preprocess_located(rgb, preprocessing)
     # Stored only if the file did not change while it was decoded, so an entry always matches its key.
     if key is not None and file_key(candidate.file) == key:
-        cache.store(key, image, digest)
-    return image, digest, None, False
+        cache.store(key, image, digest, location)
+    return image, digest, location, None, False
 
 
 def decode_into_store(candidates, writer, preprocessing, skipped, workers=None, cache=None):
@@ -176,7 +177,7 @@ def decode_into_store(candidates, writer, preprocessing, skipped, workers=None, 
         for start in range(0, len(candidates), DECODE_BATCH):
             batch = candidates[start:start + DECODE_BATCH]
             kept_images = []
-            for candidate, (image, digest, error, from_cache) in zip(
+            for candidate, (image, digest, location, error, from_cache) in zip(
                     batch, pool.map(lambda c: _decode(c, preprocessing, cache), batch)):
                 reused += from_cache
                 if error:
@@ -185,7 +186,7 @@ def decode_into_store(candidates, writer, preprocessing, skipped, workers=None, 
                 first = first_by_hash.get(digest)
                 if first is None:
                     record = {"path": candidate.path, "label": candidate.label, "sha256": digest,
-                              "fixed_split": candidate.fixed_split}
+                              "fixed_split": candidate.fixed_split, **location_columns(location)}
                     first_by_hash[digest] = record
                     records.append(record)
                     kept_images.append(image)
@@ -205,6 +206,14 @@ def decode_into_store(candidates, writer, preprocessing, skipped, workers=None, 
         if record["sha256"] in conflicted:  # its row stays in the store, unused
             skip(skipped, record["path"], "label_conflict", "identical image found in another class; dropped")
     return [record for record in records if record["sha256"] not in conflicted], reused
+
+
+def location_columns(location):
+    """The manifest's columns for where an image's input was cut: located (true, false, or empty with
+    data.locate none) and the box as fractions of the photo."""
+    record = location.to_record()
+    located = "" if record["located"] is None else str(record["located"]).lower()
+    return {"located": located, **{f"box_{side}": value for side, value in record["box"].items()}}
 
 
 # --- the split -----------------------------------------------------------------------
@@ -320,6 +329,16 @@ def summarize(params, preprocessing, classes, records, skipped):
     }
 
 
+def located_counts(records, classes):
+    """{class or 'total': {located, not_located}}: how many images a face anchored (data.locate: face)."""
+    counts = {name: {"located": 0, "not_located": 0} for name in (*classes, "total")}
+    for record in records:
+        column = "located" if record["located"] == "true" else "not_located"
+        counts[record["label"]][column] += 1
+        counts["total"][column] += 1
+    return counts
+
+
 def prepare(params, out_dir=dataset.PREPARED_DIR, cache_dir=None):
     """Build the prepared data set in out_dir atomically; return its summary.
 
@@ -332,7 +351,7 @@ def prepare(params, out_dir=dataset.PREPARED_DIR, cache_dir=None):
     if data["source"] == "fashion_mnist":  # arrays read from IDX files, not files to decode: nothing to cache
         classes, candidates, skipped = discover_fashion_mnist(data["path"])
     else:
-        min_size = decode_size(preprocessing.image_size, preprocessing.region)
+        min_size = decode_side(preprocessing)
         classes, candidates, skipped = discover_folder(data["path"], min_size, data["max_pixels"])
         if data["cache"]:
             cache = DecodeCache(cache_dir, decode_cache.fingerprint(preprocessing.to_record(), data["max_pixels"]),
@@ -366,6 +385,11 @@ def prepare(params, out_dir=dataset.PREPARED_DIR, cache_dir=None):
         summary = summarize(params, preprocessing, classes, records, skipped)
         summary["groups"] = {"pattern": split["group"], "count": len({r["group"] for r in records}),
                              "unmatched": unmatched}
+        if preprocessing.locate != "none":
+            summary["located"] = located_counts(records, classes)
+            log.info("data.locate %s: a face located the neckline in %d of %d images; the rest keep data.region "
+                     "(located: false in the manifest)", preprocessing.locate, summary["located"]["total"]["located"],
+                     len(records))
         write_json(tmp / dataset.SUMMARY_FILE, summary)
     log.info("prepared %d images (%s); skipped %d files",
              len(records), ", ".join(f"{k} {v}" for k, v in summary["totals"].items()), len(skipped))

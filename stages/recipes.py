@@ -17,6 +17,8 @@ from stages.errors import outdated
 RESIZE_MODES = ("stretch", "pad", "crop")
 # The part of each photo the models see (data.region), as fractions of its height and width.
 FULL_REGION = {"top": 0.0, "bottom": 1.0, "left": 0.0, "right": 1.0}
+# How the neckline is found in a photo (data.locate; stages/locate.py): none keeps the region.
+LOCATORS = ("none", "face")
 
 
 class Recipe:
@@ -42,18 +44,25 @@ class Recipe:
 
 @dataclass(frozen=True)
 class Preprocessing(Recipe):
-    """Decoded photo -> model input: cut `region`, then resize to image_size x image_size by `resize`."""
+    """Decoded photo -> model input: cut the box `locate` finds under the face (`stages.locate`; `region`
+    where it finds none, and always with locate none), then resize to image_size x image_size by `resize`.
+    `locate_box` is None when locate is none, so that the box's settings alone never make a new recipe."""
 
     RECORD_KEY = "preprocessing"
 
     image_size: int
     resize: str = "pad"
     region: dict = field(default_factory=lambda: dict(FULL_REGION))
+    locate: str = "none"
+    locate_box: dict | None = None
 
     @classmethod
     def from_params(cls, params):
         data = params["data"]
-        return cls(**{f.name: data[f.name] for f in fields(cls)})
+        settings = {f.name: data[f.name] for f in fields(cls)}
+        if settings["locate"] == "none":
+            settings["locate_box"] = None
+        return cls(**settings)
 
 
 @dataclass(frozen=True)

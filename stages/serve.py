@@ -158,6 +158,8 @@ class Result(BaseModel):
     probability: float | None
     top3: list[tuple[str, float]]
     low_confidence: bool | None
+    located: bool | None = None   # false: no face found, the model saw the region (null: the model does not locate)
+    box: dict[str, float] | None = None  # the part of the photo the model saw: top, bottom, left, right fractions
     error: str | None
 
 

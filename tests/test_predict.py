@@ -75,8 +75,9 @@ def test_the_model_remembers_its_region_and_prediction_applies_it(trained):
     for kind in ("cnn", "head"):
         classifier = load_classifier(kind, root / "models", with_backbone=False)
         assert classifier.preprocessing.region == region
-        cut = classifier.read(photo)
+        cut, location = classifier.read(photo)
         assert np.array_equal(cut, load_image(photo, classifier.preprocessing))
+        assert location.region == region and location.located is None  # this model does not locate
         whole = load_image(photo, dataclasses.replace(classifier.preprocessing, region=FULL_REGION))
         assert np.abs(cut.astype(int) - whole.astype(int)).mean() > 5
 
@@ -88,7 +89,7 @@ def test_json_fields_and_a_whole_folder_recursively(trained):
     assert len(results) == sum(1 for _ in (root / "photos").rglob("*.jpg"))
     classes = set(load_classifier("cnn", root / "models", with_backbone=False).classes)
     for r in results:
-        assert list(r) == ["path", "label", "probability", "top3", "low_confidence", "error"]
+        assert list(r) == ["path", "label", "probability", "top3", "low_confidence", "located", "box", "error"]
         assert r["label"] in classes and r["error"] is None
         assert len(r["top3"]) == 3 and r["top3"][0] == [r["label"], r["probability"]]
         assert [p for _, p in r["top3"]] == sorted((p for _, p in r["top3"]), reverse=True)
@@ -113,7 +114,7 @@ def test_warning_appears_exactly_below_the_threshold(trained):
     # the tiny CNN is unsure of everything (top probabilities near 1/3), so thresholds either side are easy
     classifier = load_classifier("cnn", root / "models")
     entries = find_images([str(root / "photos")])[:6]
-    image = classifier.read(entries[0][1])
+    image, _ = classifier.read(entries[0][1])
     top = float(classifier.probabilities(image[None])[0].max())
     assert 0.02 < top < 0.98
     assert classify(classifier, entries, threshold=0.5)[0]["probability"] == pytest.approx(top, abs=1e-6)
@@ -148,7 +149,7 @@ def test_csv_and_table_formats(trained):
     status, text = predict(root, photo, "--format", "csv", "--threshold", "1")
     rows = list(csv.DictReader(io.StringIO(text)))
     assert status == 0 and len(rows) == 1
-    assert list(rows[0]) == ["path", "label", "probability", "top3", "low_confidence", "error"]
+    assert list(rows[0]) == ["path", "label", "probability", "top3", "low_confidence", "located", "error"]
     assert rows[0]["low_confidence"] == "true" and rows[0]["error"] == ""
     assert rows[0]["top3"].count(":") == 3
     status, table = predict(root, photo, "--threshold", "1")

@@ -53,7 +53,8 @@ def test_the_region_is_cut_out_of_every_photo_exactly_as_prediction_does(tmp_pat
     summary, out = run_prepare(photos, tmp_path, **{"data.region": region, "data.resize": "crop"})
 
     images = np.load(out / dataset.IMAGES_FILE)
-    assert summary["preprocessing"] == {"image_size": SIZE, "resize": "crop", "region": region}
+    assert summary["preprocessing"] == {"image_size": SIZE, "resize": "crop", "region": region, "locate": "none",
+                                        "locate_box": None}
     for record in dataset.read_manifest(out):
         stored = images[record["row"]]
         assert np.array_equal(stored, load_image(photos / record["path"], Preprocessing(SIZE, "crop", region)))

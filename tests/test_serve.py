@@ -386,3 +386,65 @@ def test_the_page_in_a_browser_shows_each_photo_its_class_and_the_region(server,
     finally:
         driver.quit()
     assert (tmp_path / "serve.png").stat().st_size > 10_000
+
+
+# --- a model that locates the neckline -------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def located_server(served, tmp_path_factory):
+    """The server with a CNN whose recipe locates the neckline under the face (data.locate: face), as if it
+    had been trained on located crops: the recipe in models/cnn.json is what predict and serve apply."""
+    _, copy = served
+    located = tmp_path_factory.mktemp("located_served")
+    for name in ("models", "metrics", "photos"):
+        shutil.copytree(copy / name, located / name)
+    shutil.copy(copy / "params.yaml", located / "params.yaml")
+    info_path = located / "models" / "cnn.json"
+    info = json.loads(info_path.read_text())
+    info["preprocessing"].update(locate="face", locate_box=yaml.safe_load((REPO / "params.yaml").read_text())
+                                 ["data"]["locate_box"])
+    info_path.write_text(json.dumps(info))
+    running = Server(located, "--model", "cnn")
+    yield running, located
+    running.stop()
+
+
+def test_a_located_model_answers_with_its_box_and_the_page_outlines_it(located_server, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    server, copy = located_server
+    paths = [str(p.relative_to(copy)) for p in sorted((copy / "photos" / "round_neck").glob("*.jpg"))[:4]]
+    results = post(server, upload(copy, paths)).json()
+    assert results == predict_command(copy, "--model", "cnn", *paths)  # the same records as the command
+    region = {k.split(".")[-1]: v for k, v in TRAINED_REGION.items()}
+    assert {r["located"] for r in results} == {True, False}  # these photos hold both kinds
+    for result in results:
+        if result["located"]:
+            assert result["box"] != region and result["box"]["top"] > 0.02
+        else:
+            assert result["box"] == region  # no face: the model saw the region
+
+    driver = browser()
+    try:
+        driver.get(f"{server.url}/")
+        WebDriverWait(driver, 30).until(lambda d: "Model:" in d.find_element(By.ID, "model").text)
+        driver.find_element(By.ID, "files").send_keys("\n".join(str(copy / path) for path in paths))
+        WebDriverWait(driver, 60).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".card .label")) == len(paths))
+        cards = {card.find_element(By.CSS_SELECTOR, ".name").text: card
+                 for card in driver.find_elements(By.CSS_SELECTOR, ".card")}
+        for result in results:
+            card = cards[Path(result["path"]).name]
+            image = card.find_element(By.CSS_SELECTOR, ".frame img").rect
+            outline = card.find_element(By.CSS_SELECTOR, ".outline").rect
+            box = result["box"]  # resize "pad": the model saw all of the box
+            assert outline["x"] - image["x"] == pytest.approx(box["left"] * image["width"], abs=2)
+            assert outline["y"] - image["y"] == pytest.approx(box["top"] * image["height"], abs=2)
+            assert outline["height"] == pytest.approx((box["bottom"] - box["top"]) * image["height"], abs=2)
+            warned = [w.text for w in card.find_elements(By.CSS_SELECTOR, ".warning.not-located")]
+            assert bool(warned) == (result["located"] is False)
+            assert all("No neckline located" in text for text in warned)
+        driver.save_screenshot(str(tmp_path / "located.png"))
+    finally:
+        driver.quit()
+    assert (tmp_path / "located.png").stat().st_size > 10_000

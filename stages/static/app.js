@@ -23,10 +23,10 @@ async function loadModel() {
   $("limits").textContent = `Up to ${model.limits.max_files} photos at a time, ${model.limits.max_upload_mb} MB each.`;
 }
 
-// The part of a width x height photo the model sees, in % of the photo: the recipe's region, and
-// with resize "crop" only the centred square of it.
-function lookedAt(width, height) {
-  const region = model.preprocessing.region;
+// The part of a width x height photo the model sees, in % of the photo: `region` (the recipe's region,
+// or the box the server located under the wearer's face), and with resize "crop" only the centred
+// square of it.
+function lookedAt(width, height, region) {
   let top = region.top * height, bottom = region.bottom * height;
   let left = region.left * width, right = region.right * width;
   if (model.preprocessing.resize === "crop") {
@@ -45,13 +45,16 @@ function addCard(file) {
   image.alt = file.name;
   const outline = element("div", "outline");
   outline.hidden = true;
-  image.addEventListener("load", () => {
-    const box = lookedAt(image.naturalWidth, image.naturalHeight);
+  // Until the server answers, the recipe's region; a model that locates the neckline answers with its box.
+  let region = model.preprocessing.region;
+  const draw = () => {
+    if (!image.naturalWidth) return;
+    const box = lookedAt(image.naturalWidth, image.naturalHeight, region);
     Object.assign(outline.style, { top: `${box.top}%`, left: `${box.left}%`, width: `${box.width}%`,
                                    height: `${box.height}%` });
     outline.hidden = false;
-    URL.revokeObjectURL(image.src);
-  });
+  };
+  image.addEventListener("load", () => { draw(); URL.revokeObjectURL(image.src); });
   const caption = element("p", "caption", "outlined: the part of the photo the model looks at");
   image.addEventListener("error", () => { frame.hidden = true; caption.hidden = true; }); // not an image
   image.src = URL.createObjectURL(file);
@@ -60,6 +63,13 @@ function addCard(file) {
   body.append(element("p", "name", file.name), element("p", "pending", "classifying…"));
   card.append(frame, caption, body);
   $("results").append(card);
+  body.outlineBox = (box, located) => {
+    region = box;
+    outline.classList.toggle("not-located", located === false);
+    caption.textContent = located === true ? "outlined: the neckline located under the face, what the model looks at"
+      : "outlined: the part of the photo the model looks at";
+    draw();
+  };
   return body;
 }
 
@@ -69,6 +79,7 @@ function showResult(body, result, kind) {
     body.append(element("p", "error", `Could not classify this file: ${result.error}`));
     return;
   }
+  if (result.box) body.outlineBox(result.box, result.located);
   body.append(element("h2", "label", result.label));
   const list = element("ul", "top3");
   for (const [label, probability] of result.top3) {
@@ -85,6 +96,11 @@ function showResult(body, result, kind) {
     const warning = model.low_confidence_warning;
     body.append(element("p", "warning", `${warning[0].toUpperCase()}${warning.slice(1)} (top probability ` +
                         `${percent(result.probability)}, below ${percent(model.confidence_threshold)}).`));
+  }
+  if (result.located === false) {
+    body.append(element("p", "warning not-located",
+                        "No neckline located: no face was found, so the model saw the fixed region instead " +
+                        "(a back view or a close-up?). Treat this answer with care."));
   }
   const title = kind === model.kind ? model.title : kind;
   body.append(element("p", "answered", `Answered by the ${title} (${kind}).`));

@@ -1,0 +1,179 @@
+"""The neckline locator chosen by cross-validation: grouped folds of train + validation, never the test split.
+
+    python benchmarks/locate_cv.py WORK [--configs NAME ...] [--models baseline head] [--folds 5] [--repeats 3]
+    python benchmarks/locate_cv.py WORK --table        # the table of what WORK/results.jsonl holds
+
+For each configuration (CONFIGS: today's upper 60 %, the box located under the face, other box
+geometries, input size, the mirror, one and two backbones) the library's own prepare and extract run on
+the neckline photos in ../shared into WORK/NAME, laid out like a repository with its params.yaml, so that
+`python benchmarks/finetune_cv.py WORK/NAME` and `python benchmarks/cnn_cv.py WORK/NAME` measure
+fine-tuning and the CNN on the same crops. The baseline and the head are then scored on the crossval
+stage's own folds (stages.crossval: folds, fold_head; stages.baseline), grouped by product, every
+held-out photo scored. Per fold it records the balanced accuracy on all held-out photos, on those where a
+face was found, and on those where none was (they keep data.region): what a user who abstains on the
+unlocated photos would get, at what coverage.
+
+The face detector runs once per photo and configuration through prepare's decode cache, shared by the
+configurations in WORK/cache (a new box geometry decodes and detects again, as in the product).
+"""
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from stages import dataset  # noqa: E402
+from stages.baseline import baseline_probabilities, fit_baseline  # noqa: E402
+from stages.crossval import fold_head, folds, pooled_features  # noqa: E402
+from stages.extract import extract  # noqa: E402
+from stages.features import load_split_rows  # noqa: E402
+from stages.intervals import headline  # noqa: E402
+from stages.params import validate  # noqa: E402
+from stages.prepare import prepare  # noqa: E402
+
+SHARED = REPO.parent / "shared"
+W = SHARED / "weights"
+MOBILENET = str(W / "mobilenet_1.0_224_no_top.weights.h5")
+MOBILENET_V2 = str(W / "mobilenet_v2_1.0_224_no_top.weights.h5")
+UPPER = {"top": 0.0, "bottom": 0.6, "left": 0.0, "right": 1.0}
+BOX = {"top": 0.8, "bottom": 2.6, "half_width": 1.4}
+# The neckline photos as benchmarks/real_data.sh reads them: grouped by product, 224 px, cropped square.
+NECKLINES = {"data.source": "folder", "data.path": str(SHARED / "data/necklines"), "data.image_size": 224,
+             "data.resize": "crop", "data.region": UPPER, "split.group": r"-(\d+)-\d+\.[a-z]+$",
+             "features.mirror": False, "smote.enabled": True}
+ONE = {"model": "mobilenet", "features.weights": MOBILENET, "features.alpha": 1.0}
+TWO = {"model": "mobilenet+mobilenet_v2", "features.alpha": 1.0,
+       "features.weights": {"mobilenet": MOBILENET, "mobilenet_v2": MOBILENET_V2}}
+FACE = {"data.locate": "face", "data.locate_box": BOX}
+CONFIGS = {
+    "upper60": {**TWO},                                   # today's best: the upper 60 %, two backbones
+    "upper60_one": {**ONE},
+    "face": {**TWO, **FACE},                              # the box under the face (issue 24's first guess)
+    "face_one": {**ONE, **FACE},
+    "face_tight": {**TWO, **FACE, "data.locate_box": {"top": 0.9, "bottom": 2.2, "half_width": 1.1}},
+    "face_wide": {**TWO, **FACE, "data.locate_box": {"top": 0.6, "bottom": 3.2, "half_width": 1.8}},
+    "face_low": {**TWO, **FACE, "data.locate_box": {"top": 1.0, "bottom": 3.0, "half_width": 1.4}},
+    "face_pad": {**TWO, **FACE, "data.resize": "pad"},
+    "face_160": {**TWO, **FACE, "data.image_size": 160},
+    "face_mirror": {**TWO, **FACE, "features.mirror": True},
+}
+
+
+def params_for(name):
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    for dotted, value in {**NECKLINES, **CONFIGS[name]}.items():
+        section = params
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            section = section[key]
+        section[leaf] = value
+    return validate(params)
+
+
+def build(work, name, log):
+    """WORK/NAME with data/prepared, data/features and params.yaml of the configuration (reused when there)."""
+    folder = work / name
+    params = params_for(name)
+    if not (folder / "data/features/info.json").is_file():
+        started = time.perf_counter()
+        prepare(params, folder / "data/prepared", cache_dir=work / "cache/prepare")
+        prepared = time.perf_counter()
+        extract(params, folder / "data/prepared", folder / "data/features", cache_dir=work / "cache/features")
+        log.info("%s: prepare %.0f s, extract %.0f s", name, prepared - started, time.perf_counter() - prepared)
+    (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return params, folder
+
+
+def located_mask(folder, features_dir):
+    """Whether a face was found, per pooled train + validation row (in pooled_features' order)."""
+    located = {r["row"]: r["located"] == "true" for r in dataset.read_manifest(folder / "data/prepared")}
+    rows = np.concatenate([load_split_rows(features_dir, split)[2] for split in ("train", "validation")])
+    return np.array([located[int(row)] for row in rows])
+
+
+def score(params, folder, models, n_folds, repeats, log):
+    """One record per (repeat, fold, model): balanced accuracy on all held-out photos, located, not located."""
+    features_dir = folder / "data/features"
+    x, y, groups = pooled_features(features_dir, folder / "data/prepared")
+    located = located_mask(folder, features_dir)
+    classes = json.loads((features_dir / "info.json").read_text())["classes"]
+    seed, records = params["seed"], []
+    for repeat, fold, train, held in folds(y, groups, n_folds, repeats, seed):
+        fold_seed = (seed + 1000 * repeat + fold) % 2**32
+        predicted = {}
+        if "head" in models:
+            head, _, _ = fold_head(params, classes, x, y, groups, train, fold_seed)
+            predicted["head"] = head.predict(x[held], batch_size=256, verbose=0).argmax(axis=1)
+        if "baseline" in models:
+            predicted["baseline"] = baseline_probabilities(fit_baseline(x[train], y[train], fold_seed), x[held],
+                                                           len(classes)).argmax(axis=1)
+        for model, guess in predicted.items():
+            record = {"repeat": repeat + 1, "fold": fold + 1, "model": model, "held_out": int(len(held)),
+                      "located_share": round(float(located[held].mean()), 4)}
+            for part, mask in (("all", np.ones(len(held), bool)), ("located", located[held]),
+                               ("not_located", ~located[held])):
+                if mask.any():
+                    scores = headline(y[held][mask], guess[mask], len(classes))
+                    record[part] = round(scores["balanced_accuracy"], 4)
+                    record[f"{part}_accuracy"] = round(scores["accuracy"], 4)
+            records.append(record)
+            log.info("%s", record)
+    return records
+
+
+def table(results):
+    """Markdown: mean ± sd per configuration and model, and the paired difference to upper60's same folds."""
+    by = {}
+    for r in results:
+        by.setdefault((r["config"], r["model"]), {})[(r["repeat"], r["fold"])] = r
+    lines = ["| configuration | model | folds | balanced acc. (all) | paired diff. to upper60 | face found: balanced acc. "
+             "| no face: balanced acc. | photos with a face |", "|---|---|---|---|---|---|---|---|"]
+
+    def stat(values):
+        values = [v for v in values if v is not None]
+        return f"{np.mean(values):.3f} ± {np.std(values, ddof=1):.3f}" if len(values) > 1 else "-"
+
+    for (config, model), folds_ in by.items():
+        base = by.get(("upper60", model), {})
+        keys = sorted(folds_)
+        paired = [folds_[k]["all"] - base[k]["all"] for k in keys if k in base] if config != "upper60" else []
+        lines.append(f"| {config} | {model} | {len(keys)} | {stat([folds_[k]['all'] for k in keys])} | "
+                     f"{stat(paired) if paired else '-'} | {stat([folds_[k].get('located') for k in keys])} | "
+                     f"{stat([folds_[k].get('not_located') for k in keys])} | "
+                     f"{np.mean([folds_[k]['located_share'] for k in keys]):.2f} |")
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("work", type=Path)
+    parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    parser.add_argument("--models", nargs="+", default=["baseline"], choices=["baseline", "head"])
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--table", action="store_true", help="print the table of WORK/results.jsonl and stop")
+    args = parser.parse_args()
+    results_path = args.work / "results.jsonl"
+    if args.table:
+        print(table([json.loads(line) for line in results_path.read_text().splitlines()]))
+        return
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    log = logging.getLogger("locate_cv")
+    args.work.mkdir(parents=True, exist_ok=True)
+    for name in args.configs:
+        params, folder = build(args.work, name, log)
+        for record in score(params, folder, args.models, args.folds, args.repeats, log):
+            with open(results_path, "a") as out:
+                out.write(json.dumps({"config": name, **record}) + "\n")
+
+
+if __name__ == "__main__":
+    main()
