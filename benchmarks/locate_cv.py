@@ -13,11 +13,13 @@ held-out photo scored. Per fold it records the balanced accuracy on all held-out
 face was found, and on those where none was (they keep data.region): what a user who abstains on the
 unlocated photos would get, at what coverage.
 
-The face detector runs once per photo and configuration through prepare's decode cache, shared by the
-configurations in WORK/cache (a new box geometry decodes and detects again, as in the product).
+prepare's decode cache is shared by the configurations in WORK/cache. A new box geometry is a new cache
+folder, so the product would run the detector again; here the detector's answer for a photo is the same
+whatever the box, so it is kept in memory per decoded photo (`remember_faces`) and run once per photo.
 """
 
 import argparse
+import hashlib
 import json
 import logging
 import sys
@@ -30,7 +32,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from stages import dataset  # noqa: E402
+from stages import dataset, locate  # noqa: E402
 from stages.baseline import baseline_probabilities, fit_baseline  # noqa: E402
 from stages.crossval import fold_head, folds, pooled_features  # noqa: E402
 from stages.extract import extract  # noqa: E402
@@ -67,6 +69,19 @@ CONFIGS = {
 }
 
 
+def remember_faces():
+    """Run the face detector once per decoded photo, whatever the box geometry (see the docstring)."""
+    detect, seen = locate._detect, {}
+
+    def remembered(rgb):
+        key = hashlib.sha256(rgb.tobytes() + str(rgb.shape).encode()).hexdigest()
+        if key not in seen:
+            seen[key] = detect(rgb)
+        return seen[key]
+
+    locate._detect = remembered
+
+
 def params_for(name):
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     for dotted, value in {**NECKLINES, **CONFIGS[name]}.items():
@@ -99,13 +114,25 @@ def located_mask(folder, features_dir):
     return np.array([located[int(row)] for row in rows])
 
 
+def pooled_paths(folder, features_dir):
+    """The photo path of each pooled train + validation row (in pooled_features' order)."""
+    path = {r["row"]: r["path"] for r in dataset.read_manifest(folder / "data/prepared")}
+    rows = np.concatenate([load_split_rows(features_dir, split)[2] for split in ("train", "validation")])
+    return [path[int(row)] for row in rows]
+
+
 def score(params, folder, models, n_folds, repeats, log):
-    """One record per (repeat, fold, model): balanced accuracy on all held-out photos, located, not located."""
+    """One record per (repeat, fold, model): balanced accuracy on all held-out photos, located, not located.
+    Every held-out photo's prediction goes to WORK/NAME/oof-<model>.csv (repeat, path, label, predicted)."""
     features_dir = folder / "data/features"
     x, y, groups = pooled_features(features_dir, folder / "data/prepared")
     located = located_mask(folder, features_dir)
+    paths = pooled_paths(folder, features_dir)
     classes = json.loads((features_dir / "info.json").read_text())["classes"]
     seed, records = params["seed"], []
+    oof = {model: open(folder / f"oof-{model}.csv", "w") for model in models}
+    for handle in oof.values():
+        handle.write("repeat,fold,path,label,predicted\n")
     for repeat, fold, train, held in folds(y, groups, n_folds, repeats, seed):
         fold_seed = (seed + 1000 * repeat + fold) % 2**32
         predicted = {}
@@ -116,6 +143,9 @@ def score(params, folder, models, n_folds, repeats, log):
             predicted["baseline"] = baseline_probabilities(fit_baseline(x[train], y[train], fold_seed), x[held],
                                                            len(classes)).argmax(axis=1)
         for model, guess in predicted.items():
+            oof[model].writelines(f"{repeat + 1},{fold + 1},{paths[i]},{classes[y[i]]},{classes[g]}\n"
+                                  for i, g in zip(held, guess))
+            oof[model].flush()
             record = {"repeat": repeat + 1, "fold": fold + 1, "model": model, "held_out": int(len(held)),
                       "located_share": round(float(located[held].mean()), 4)}
             for part, mask in (("all", np.ones(len(held), bool)), ("located", located[held]),
@@ -126,29 +156,49 @@ def score(params, folder, models, n_folds, repeats, log):
                     record[f"{part}_accuracy"] = round(scores["accuracy"], 4)
             records.append(record)
             log.info("%s", record)
+    for handle in oof.values():
+        handle.close()
     return records
 
 
-def table(results):
-    """Markdown: mean ± sd per configuration and model, and the paired difference to upper60's same folds."""
+def face_subsets(work, config, model):
+    """{(repeat, fold): (balanced accuracy where the face configuration found a face, where it found none)}
+    from WORK/config/oof-<model>.csv: every configuration scored on the same photos as the face ones."""
+    from sklearn.metrics import balanced_accuracy_score
+
+    located = {r["path"]: r["located"] == "true" for r in dataset.read_manifest(work / "face/data/prepared")}
+    rows = [line.split(",") for line in (work / config / f"oof-{model}.csv").read_text().splitlines()[1:]]
+    out = {}
+    for key in sorted({(int(r[0]), int(r[1])) for r in rows}):
+        fold = [r for r in rows if (int(r[0]), int(r[1])) == key]
+        parts = [[r for r in fold if located[r[2]] == wanted] for wanted in (True, False)]
+        out[key] = tuple(balanced_accuracy_score([r[3] for r in part], [r[4] for r in part]) for part in parts)
+    return out
+
+
+def table(results, work):
+    """Markdown: mean ± sd per configuration and model, the paired difference to upper60's same folds, and
+    the balanced accuracy on the photos where the `face` configuration found a face and where it found none."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true")
     by = {}
     for r in results:
         by.setdefault((r["config"], r["model"]), {})[(r["repeat"], r["fold"])] = r
-    lines = ["| configuration | model | folds | balanced acc. (all) | paired diff. to upper60 | face found: balanced acc. "
-             "| no face: balanced acc. | photos with a face |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["| configuration | model | folds | balanced acc. | paired diff. to upper60 | photos with a face found | "
+             "photos with no face |", "|---|---|---|---|---|---|---|"]
 
     def stat(values):
-        values = [v for v in values if v is not None]
         return f"{np.mean(values):.3f} ± {np.std(values, ddof=1):.3f}" if len(values) > 1 else "-"
 
     for (config, model), folds_ in by.items():
         base = by.get(("upper60", model), {})
         keys = sorted(folds_)
         paired = [folds_[k]["all"] - base[k]["all"] for k in keys if k in base] if config != "upper60" else []
+        subsets = face_subsets(work, config, model) if (work / "face/data/prepared").is_dir() else {}
         lines.append(f"| {config} | {model} | {len(keys)} | {stat([folds_[k]['all'] for k in keys])} | "
-                     f"{stat(paired) if paired else '-'} | {stat([folds_[k].get('located') for k in keys])} | "
-                     f"{stat([folds_[k].get('not_located') for k in keys])} | "
-                     f"{np.mean([folds_[k]['located_share'] for k in keys]):.2f} |")
+                     f"{stat(paired) if paired else '-'} | {stat([v[0] for v in subsets.values()])} | "
+                     f"{stat([v[1] for v in subsets.values()])} |")
     return "\n".join(lines)
 
 
@@ -163,11 +213,12 @@ def main():
     args = parser.parse_args()
     results_path = args.work / "results.jsonl"
     if args.table:
-        print(table([json.loads(line) for line in results_path.read_text().splitlines()]))
+        print(table([json.loads(line) for line in results_path.read_text().splitlines()], args.work))
         return
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     log = logging.getLogger("locate_cv")
     args.work.mkdir(parents=True, exist_ok=True)
+    remember_faces()
     for name in args.configs:
         params, folder = build(args.work, name, log)
         for record in score(params, folder, args.models, args.folds, args.repeats, log):

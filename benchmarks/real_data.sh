@@ -23,15 +23,22 @@ ENSEMBLE="-S model=mobilenet+mobilenet_v2 -S features.alpha=1.0 \
  -S features.weights={mobilenet:$W/mobilenet_1.0_224_no_top.weights.h5,mobilenet_v2:$W/mobilenet_v2_1.0_224_no_top.weights.h5}"
 # Whole photos, padded to a square, features of each photo as it is.
 WHOLE="-S data.region.top=0.0 -S data.region.bottom=1.0 -S data.region.left=0.0 -S data.region.right=1.0 \
- -S data.resize=pad -S features.mirror=false"
+ -S data.resize=pad -S data.locate=none -S features.mirror=false"
 # The neckline photos are named <...>-<product>-<view>.jpg: all views of a product in one split.
 # (quoted for DVC's override grammar, which would read the parentheses otherwise)
 ITEMS="-S split.group='-(\\d+)-\\d+\\.[a-z]+\$'"
 NECKLINES="-S data.source=folder -S data.path=../shared/data/necklines -S data.image_size=224 $ITEMS $WHOLE"
 # Only the upper 60 % of each neckline photo, where the neckline is, filling the 224x224 square;
 # each photo's features averaged with its mirror image's (necklines_top) or not (necklines_top_nomirror).
-NECKLINES_UPPER="-S data.source=folder -S data.path=../shared/data/necklines -S data.image_size=224 $ITEMS \
+UPPER_REGION="-S data.source=folder -S data.path=../shared/data/necklines -S data.image_size=224 $ITEMS \
  -S data.region.top=0.0 -S data.region.bottom=0.6 -S data.region.left=0.0 -S data.region.right=1.0 -S data.resize=crop"
+NECKLINES_UPPER="$UPPER_REGION -S data.locate=none"
+# The neckline located under the wearer's face (data.locate: face; the upper 60 % where no face is found),
+# cropped square; the CNN sees all of it (its default region is cut for the generated necklines).
+# Chosen by grouped cross-validation (docs/locate.md).
+NECKLINES_FACE="$UPPER_REGION -S data.locate=face -S data.locate_box.top=0.8 -S data.locate_box.bottom=2.6 \
+ -S data.locate_box.half_width=1.4 -S features.mirror=false \
+ -S cnn.region.top=0.0 -S cnn.region.bottom=1.0 -S cnn.region.left=0.0 -S cnn.region.right=1.0"
 NECKLINES_TOP="$NECKLINES_UPPER -S features.mirror=true"
 NECKLINES_TOP_NOMIRROR="$NECKLINES_UPPER -S features.mirror=false"
 # The CNN's input as it was before the necklines recipe: the whole image as it is, no colour augmentation
@@ -63,6 +70,7 @@ FASHION224="-S data.source=fashion_mnist -S data.path=../shared/data/fashion-mni
  -S split.group=null $WHOLE -S split.validation=0.1 -S cnn.epochs=1 -S cnn.image_size=28 -S cnn.filters=[8] $CNN_WHOLE"
 
 declare -A DATA=([necklines]=$NECKLINES [necklines_top]=$NECKLINES_TOP [necklines_top_nomirror]=$NECKLINES_TOP_NOMIRROR
+                 [necklines_face]=$NECKLINES_FACE
                  [clothing]=$CLOTHING [fashion]=$FASHION [fashion224]=$FASHION224)
 declare -A MODEL=([mobilenet]=$MOBILENET [mobilenet_v2]=$MOBILENET_V2 [ensemble]=$ENSEMBLE)
 declare -A SMOTE=([smote]="-S smote.enabled=true" [nosmote]="-S smote.enabled=false")
