@@ -35,12 +35,15 @@ DIGEST_BYTES = 64  # the sha256 as hex
 FORMAT_VERSION = 1
 
 
-def fingerprint(preprocessing, max_pixels):
-    """The cache folder name for images prepared by `preprocessing` (a Preprocessing record)."""
+def fingerprint(preprocessing, max_pixels, min_side=None, max_aspect=None):
+    """The cache folder name for images prepared by `preprocessing` (a Preprocessing record) under
+    these limits: only accepted images are cached, so a tighter limit must not find them."""
     import PIL
 
     identity = {"format": FORMAT_VERSION, "pillow": PIL.__version__, "preprocessing": preprocessing,
                 "max_pixels": max_pixels}
+    if min_side is not None or max_aspect is not None:
+        identity["shape_limits"] = [min_side, max_aspect]
     return hash_identity(identity)
 
 

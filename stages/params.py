@@ -185,6 +185,8 @@ SCHEMA = {
         "resize": choice(*RESIZE_MODES),
         "region": {side: number(0, 1) for side in ("top", "bottom", "left", "right")},
         "max_pixels": integer(1, 2**40),
+        "min_side": integer(1, 65535),
+        "max_aspect": number(1, 65535),
         "cache": boolean(),
         "cache_max_gb": number(0, 100_000, low_open=True),
     },

@@ -126,14 +126,14 @@ def parse_args(argv):
 def run(argv=None, out=sys.stdout):
     """The command without the process around it: returns the exit status."""
     args = parse_args(argv)
-    threshold, max_pixels = settings_from_params()
+    threshold, limits = settings_from_params()
     if args.threshold is not None:
         threshold = args.threshold
     kind = args.model or best_model(args.metrics) or "head"
     entries = find_images(args.paths)
     classifier = load_classifier(kind, args.models_dir)
     log.info("classifying %d file(s) with the %s", len(entries), classifier.title)
-    results = classify(classifier, entries, threshold, args.batch_size, max_pixels)
+    results = classify(classifier, entries, threshold, args.batch_size, limits)
     out.write(render(results, args.format))
     failed = sum(1 for r in results if r["error"])
     if failed:

@@ -28,6 +28,8 @@ def test_the_repository_params_are_valid():
     ({"features.weights": {"vgg19": "none"}}, "'features.weights.vgg19' names no backbone"),
     ({"features.weights": {}}, "'features.weights' is an empty mapping"),
     ({"split.test": -0.1}, "'split.test' is -0.1; it must be between 0 and 1"),
+    ({"data.min_side": 0}, "'data.min_side' is 0; it must be between 1 and 65535"),
+    ({"data.max_aspect": 0.5}, "'data.max_aspect' is 0.5; it must be between 1 and 65535"),
     ({"data.region.bottom": 1.5}, "'data.region.bottom' is 1.5; it must be between 0 and 1"),
     ({"data.region.bottom": 0.0}, "'data.region.bottom' (0) must be greater than 'data.region.top' (0)"),
     ({"data.region.left": 0.7, "data.region.right": 0.3},

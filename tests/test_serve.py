@@ -157,7 +157,8 @@ def test_model_health_and_the_default_model_is_the_best_by_the_last_evaluation(s
     assert model["classes"] == info["classes"]
     assert model["preprocessing"]["region"] == {k.split(".")[-1]: v for k, v in TRAINED_REGION.items()}
     assert model["confidence_threshold"] == THRESHOLD
-    assert model["limits"] == {"max_files": MAX_FILES, "max_upload_mb": MAX_UPLOAD_MB, "max_pixels": MAX_PIXELS}
+    assert model["limits"] == {"max_files": MAX_FILES, "max_upload_mb": MAX_UPLOAD_MB, "max_pixels": MAX_PIXELS,
+                               "min_side": 16, "max_aspect": 10}
     assert model["test_metrics"] == metrics[kind]
     assert httpx.get(f"{server.url}/health").json() == {"status": "ok", "model": kind, "requests_in_model": 0}
 
