@@ -29,12 +29,15 @@ from stages.recipes import BackboneRecipe, Preprocessing
 log = logging.getLogger("extract")
 
 
-def extract_features(extractor, store, rows, batch_size, progress=None):
-    """(len(rows), dim) float32 features of the images at `rows`, in that order; progress.update per batch."""
+def extract_features(extractor, store, rows, batch_size, progress=None, on_batch=None):
+    """(len(rows), dim) float32 features of the images at `rows`, in that order; progress.update per batch,
+    and on_batch(positions in rows, their features) as each batch is done."""
     features = np.empty((len(rows), extractor.dim), dtype=np.float32)
     done = 0
     for batch in store.batches(rows, batch_size):
         features[done:done + len(batch)] = extractor(batch)
+        if on_batch is not None:
+            on_batch(np.arange(done, done + len(batch)), features[done:done + len(batch)])
         done += len(batch)
         if progress is not None:
             progress.update(len(batch))
@@ -43,7 +46,8 @@ def extract_features(extractor, store, rows, batch_size, progress=None):
 
 def extract_features_cached(compute, rows, keys, cache, dim, progress=None):
     """The features of the images at `rows`, each taken from `cache` under its key when there; the
-    missing ones computed by `compute(rows, progress)` (in order) and stored. Returns (features, how
+    missing ones computed by `compute(rows, progress, on_batch)` (in order) and stored batch by batch, as
+    on_batch receives them, so that a run killed halfway keeps what it computed. Returns (features, how
     many were computed)."""
     features = np.empty((len(rows), dim), dtype=np.float32)
     missing = []
@@ -56,9 +60,13 @@ def extract_features_cached(compute, rows, keys, cache, dim, progress=None):
     if progress is not None and len(rows) > len(missing):
         progress.update(len(rows) - len(missing))
     if missing:
-        features[missing] = compute(rows[missing], progress)
-        for i in missing:
-            cache.store(keys[i], features[i])
+        missing = np.asarray(missing)
+
+        def store_batch(positions, computed):
+            for position, vector in zip(positions, computed):
+                cache.store(keys[missing[position]], vector)
+
+        features[missing] = compute(rows[missing], progress, store_batch)
     return features, len(missing)
 
 
@@ -103,12 +111,13 @@ def _extract(params, prepared_dir, out_dir, cache_dir, summary, records, preproc
         if engine == "ray":
             from stages import ray_engine
 
-            def compute(rows, progress):
+            def compute(rows, progress, on_batch=None):
                 return ray_engine.extract_features(extractor.recipe, preprocessing.image_size, store_path, rows,
-                                                   extractor.dim, params["features"]["ray"], batch_size, progress)
+                                                   extractor.dim, params["features"]["ray"], batch_size, progress,
+                                                   on_batch)
         else:
-            def compute(rows, progress):
-                return extract_features(extractor, store, rows, batch_size, progress)
+            def compute(rows, progress, on_batch=None):
+                return extract_features(extractor, store, rows, batch_size, progress, on_batch)
 
         start = time.perf_counter()
         if cache is None:

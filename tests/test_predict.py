@@ -156,7 +156,9 @@ def test_csv_and_table_formats(trained):
     status, table = predict(root, photo, "--threshold", "1")
     model, header, line, legend = table.splitlines()
     assert model.startswith("model: ") and str(root / "models") in model
-    assert header.split()[:4] == ["path", "label", "prob", "top"] and photo.name in line
+    assert header.split()[:4] == ["path", "label", "prob", "top"]
+    shown = line.split()[0]  # the real file names are long: the path loses its middle, keeps its end
+    assert shown.endswith(photo.name[-16:]) and (shown == str(photo) or "..." in shown)
     assert line.endswith("  low confidence") and legend == LOW_CONFIDENCE
 
 
@@ -179,7 +181,7 @@ def test_the_table_fits_120_columns_with_long_paths_and_wide_characters_and_name
                        f"({root / 'models/head.keras'})"
     rows = {line.split()[0]: line for line in lines[2:] if line and not line.startswith((" ", "low confidence:"))}
     assert len(rows) == 3
-    wide_row = next(row for path, row in rows.items() if path.endswith("圆领连衣裙-正面-特写-第一张.jpg"))
+    wide_row = next(row for path, row in rows.items() if path.endswith("第一张.jpg"))
     assert "..." in wide_row.split()[0] and wide_row.split()[0].startswith(str(tmp_path)[:10])
     assert any(path.endswith("xxx.jpg") and "..." in path for path in rows)
     assert "    error: image too elongated: 20x4000 pixels" in table
