@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from stages import dataset, feature_cache
-from stages.atomic import atomic_dir, write_json
+from stages.atomic import atomic_dir, check_writable, write_json
 from stages.errors import run_stage
 from stages.extractor import build_extractor
 from stages.feature_cache import FeatureCache, evict, fingerprint
@@ -77,6 +77,7 @@ def extract(params, prepared_dir=dataset.PREPARED_DIR, out_dir=FEATURES_DIR, cac
     With features.engine=ray the backbone runs on a Ray cluster (stages/ray_engine.py), joined or
     started here and left again at the end; the outputs are the same.
     """
+    check_writable(out_dir)
     cache_dir = feature_cache.CACHE_DIR if cache_dir is None else cache_dir
     summary = dataset.read_summary(prepared_dir)
     records = dataset.read_manifest(prepared_dir)

@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 
 from stages import dataset, decode_cache
-from stages.atomic import atomic_dir, write_json
+from stages.atomic import atomic_dir, check_writable, write_json
 from stages.decode_cache import DecodeCache, file_key
 from stages.errors import PipelineError, run_stage
 from stages.idx import FASHION_MNIST_CLASSES, read_fashion_mnist
@@ -327,6 +327,7 @@ def prepare(params, out_dir=dataset.PREPARED_DIR, cache_dir=None):
     cache_dir: the decode cache's folder; None means decode_cache.CACHE_DIR, looked up at call time.
     """
     data, split = params["data"], params["split"]
+    check_writable(out_dir)
     cache_dir = decode_cache.CACHE_DIR if cache_dir is None else cache_dir
     preprocessing = Preprocessing.from_params(params)
     cache = None

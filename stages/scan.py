@@ -20,7 +20,7 @@ import logging
 import os
 from pathlib import Path
 
-from stages.atomic import write_json
+from stages.atomic import check_writable, write_json
 from stages.errors import PipelineError, run_stage
 from stages.images import skip, walk_image_files
 from stages.params import load_params
@@ -84,6 +84,7 @@ def _read_cache(path):
 
 def main():
     data = load_params()["data"]
+    check_writable(INVENTORY_PATH)
     inventory = scan(data["path"], data["source"], CACHE_FILE if data["cache"] else None)
     write_json(INVENTORY_PATH, inventory)
     log.info("%s: %d files, %d skipped (listed with their reasons in %s)", data["path"], len(inventory["files"]),
