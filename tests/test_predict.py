@@ -5,6 +5,7 @@ import dataclasses
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -186,8 +187,7 @@ def test_the_table_fits_120_columns_with_long_paths_and_wide_characters_and_name
     assert any(path.endswith("xxx.jpg") and "..." in path for path in rows)
     assert "    error: image too elongated: 20x4000 pixels" in table
     # The columns line up in display width, wide characters and all: the label starts at the same column.
-    starts = {wcwidth.wcswidth(line[:line.index(label)]) for line in lines[2:] for label in [line.split()[1]]
-              if line and not line.startswith((" ", "low confidence:"))}
+    starts = {wcwidth.wcswidth(re.match(r".+?  +", line)[0]) for line in [lines[1], *rows.values()]}
     assert len(starts) == 1, table
 
 
