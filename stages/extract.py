@@ -31,11 +31,16 @@ log = logging.getLogger("extract")
 
 def extract_features(extractor, store, rows, batch_size, progress=None, on_batch=None):
     """(len(rows), dim) float32 features of the images at `rows`, in that order; progress.update per batch,
-    and on_batch(positions in rows, their features) as each batch is done."""
+    and on_batch(positions in rows, their features) as each batch is done.
+
+    Every batch goes through the backbone at the full batch_size (a short one padded with blank images):
+    on some CPUs the kernels chosen for another batch shape differ in the last bits, and an image's features
+    must not depend on which images were computed with it (the cache recomputes a few at a time)."""
     features = np.empty((len(rows), extractor.dim), dtype=np.float32)
     done = 0
     for batch in store.batches(rows, batch_size):
-        features[done:done + len(batch)] = extractor(batch)
+        padded = np.concatenate([batch, np.zeros((batch_size - len(batch), *batch.shape[1:]), batch.dtype)])
+        features[done:done + len(batch)] = extractor(padded)[:len(batch)]
         if on_batch is not None:
             on_batch(np.arange(done, done + len(batch)), features[done:done + len(batch)])
         done += len(batch)
