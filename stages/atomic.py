@@ -17,32 +17,26 @@ from stages.errors import PipelineError
 
 
 def check_writable(*outputs):
-    """Before a stage starts its work: each output's folder exists (or is made) and takes a new file, since
-    every output is written beside itself and renamed into place. Raises PipelineError naming the first
-    output that cannot be written, so a stage fails in a second instead of after its work."""
+    """Before a stage starts its work: each output can be written, since every output is written beside
+    itself and renamed into place. Its folder, or the nearest part of that folder's path that exists,
+    must be a folder that takes a new file; nothing is created (a probe file comes and goes). Raises
+    PipelineError naming the first output that cannot be written, so a stage fails in a second instead
+    of after its work."""
     for output in map(Path, outputs):
         folder = output.parent
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            handle, probe = tempfile.mkstemp(dir=folder, prefix=f".{output.name}.write-check-")
-            os.close(handle)
-            os.unlink(probe)
-        except OSError as err:
-            where = Path(err.filename) if err.filename else folder
-            if where.name.startswith(f".{output.name}.write-check-"):  # the probe file: name its folder
-                where = folder
-            reason = (f"{_blocking_file(folder)} is a file, not a folder" if _blocking_file(folder)
-                      else f"{where}: {err.strerror or err}")
-            raise PipelineError(f"cannot write {output} ({reason}); make {folder} a writable folder (or free "
-                                "space on its disk) and run again") from None
-
-
-def _blocking_file(folder):
-    """The first part of folder's path that exists as something other than a folder, or None."""
-    for part in reversed([folder, *folder.parents]):
-        if part.exists() and not part.is_dir():
-            return part
-    return None
+        existing = next(part for part in (folder, *folder.parents) if part.exists() or part == Path(part.anchor))
+        if not existing.is_dir():
+            reason = f"{existing} is a file, not a folder"
+        else:
+            try:
+                handle, probe = tempfile.mkstemp(dir=existing, prefix=f".{output.name}.write-check-")
+                os.close(handle)
+                os.unlink(probe)
+                continue
+            except OSError as err:
+                reason = f"{existing}: {err.strerror or err}"
+        raise PipelineError(f"cannot write {output} ({reason}); make {folder} a writable folder (or free space "
+                            "on its disk) and run again")
 
 
 def temporary_sibling(final: Path, suffix="") -> Path:

@@ -3,8 +3,8 @@ ones only.
 
 An entry's address is a hash of the photo's absolute path, size and modification time (a changed
 file is a new entry) inside a folder named by a fingerprint of everything else that changes the
-result: the preprocessing (image size, resize, region), data.max_pixels, the Pillow version and the
-entry format. A changed setting is a new folder, so nothing stale is ever reused.
+result: the preprocessing (image size, resize, region), data.max_pixels, data.min_side, data.max_aspect,
+the Pillow version and the entry format. A changed setting is a new folder, so nothing stale is ever reused.
 
     .cache/prepare/<fingerprint>/<key[:2]>/<key>.img   the photo's sha256 (64 hex characters), its
                                                        preprocessed uint8 pixels, then a 16-byte BLAKE2b
@@ -35,15 +35,13 @@ DIGEST_BYTES = 64  # the sha256 as hex
 FORMAT_VERSION = 1
 
 
-def fingerprint(preprocessing, max_pixels, min_side=None, max_aspect=None):
+def fingerprint(preprocessing, max_pixels, min_side, max_aspect):
     """The cache folder name for images prepared by `preprocessing` (a Preprocessing record) under
     these limits: only accepted images are cached, so a tighter limit must not find them."""
     import PIL
 
     identity = {"format": FORMAT_VERSION, "pillow": PIL.__version__, "preprocessing": preprocessing,
-                "max_pixels": max_pixels}
-    if min_side is not None or max_aspect is not None:
-        identity["shape_limits"] = [min_side, max_aspect]
+                "max_pixels": max_pixels, "min_side": min_side, "max_aspect": max_aspect}
     return hash_identity(identity)
 
 

@@ -113,7 +113,7 @@ def _table(results, title=None):
             lines.append(line.rstrip())
             if note:
                 lines += ["    " + part for part in textwrap.wrap(note, TABLE_WIDTH - 4)]
-    if any(note == LOW_CONFIDENCE_SHORT for note in notes):
+    if LOW_CONFIDENCE_SHORT in notes:
         lines.append(f"{LOW_CONFIDENCE_SHORT}: {LOW_CONFIDENCE.split(': ', 1)[1]}")
     return "\n".join(line.rstrip() for line in lines) + "\n"
 

@@ -114,7 +114,9 @@ def test_an_output_under_a_file_is_a_clear_error_before_anything_is_written(tmp_
     assert message.startswith(f"cannot write {tmp_path / 'models/head.keras'} ({tmp_path / 'models'} is a file, "
                               "not a folder)")
     assert "run again" in message
-    assert sorted(p.name for p in (tmp_path / "plots/head").iterdir()) == []  # the probe left nothing
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["models"]  # no folder made, no probe file left
+    check_writable(tmp_path / "plots/head/history.csv")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["models"]
 
 
 @pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root writes into read-only folders")
