@@ -10,7 +10,33 @@ import contextlib
 import json
 import os
 import shutil
+import tempfile
 from pathlib import Path
+
+from stages.errors import PipelineError
+
+
+def check_writable(*outputs):
+    """Before a stage starts its work: each output can be written, since every output is written beside
+    itself and renamed into place. Its folder, or the nearest part of that folder's path that exists,
+    must be a folder that takes a new file; nothing is created (a probe file comes and goes). Raises
+    PipelineError naming the first output that cannot be written, so a stage fails in a second instead
+    of after its work."""
+    for output in map(Path, outputs):
+        folder = output.parent
+        existing = next(part for part in (folder, *folder.parents) if part.exists() or part == Path(part.anchor))
+        if not existing.is_dir():
+            reason = f"{existing} is a file, not a folder"
+        else:
+            try:
+                handle, probe = tempfile.mkstemp(dir=existing, prefix=f".{output.name}.write-check-")
+                os.close(handle)
+                os.unlink(probe)
+                continue
+            except OSError as err:
+                reason = f"{existing}: {err.strerror or err}"
+        raise PipelineError(f"cannot write {output} ({reason}); make {folder} a writable folder (or free space "
+                            "on its disk) and run again")
 
 
 def temporary_sibling(final: Path, suffix="") -> Path:

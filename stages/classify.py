@@ -19,7 +19,7 @@ import numpy as np
 from stages import runtime  # noqa: F401  (TensorFlow's environment, before Keras loads it)
 from stages.dataset import prefetched
 from stages.errors import PipelineError, missing, outdated
-from stages.images import DEFAULT_MAX_PIXELS, ImageError, load_located
+from stages.images import ImageError, ImageLimits, load_located
 from stages.params import PARAMS_FILE, load_params
 from stages.recipes import BackboneRecipe, Preprocessing
 from stages.training import FINETUNED_DIR, load_model_info
@@ -50,10 +50,10 @@ class Classifier:
         backbone = self.info[BackboneRecipe.RECORD_KEY]["model"]
         return f"{backbone} head" if self.kind == "head" else f"{backbone} fine-tuned"
 
-    def read(self, path, max_pixels=DEFAULT_MAX_PIXELS):
+    def read(self, path, limits=ImageLimits()):
         """A photo as this model's training images were made: decoded, cut to the located box (or the region),
         resized; with where it was cut (a stages.locate.Location)."""
-        return load_located(path, self.preprocessing, max_pixels)
+        return load_located(path, self.preprocessing, limits)
 
     def probabilities(self, images):
         """(n, classes) float32 probabilities for a batch of (n, size, size, 3) uint8 images."""
@@ -138,16 +138,16 @@ def best_model(metrics_path=TEST_METRICS):
 
 
 def settings_from_params():
-    """(confidence threshold, max pixels) from params.yaml, or the defaults where there is none."""
+    """(confidence threshold, ImageLimits) from params.yaml, or the defaults where there is none."""
     if not Path(PARAMS_FILE).is_file():
-        return DEFAULT_THRESHOLD, DEFAULT_MAX_PIXELS
+        return DEFAULT_THRESHOLD, ImageLimits()
     params = load_params()
-    return params["evaluate"]["confidence_threshold"], params["data"]["max_pixels"]
+    return params["evaluate"]["confidence_threshold"], ImageLimits.from_params(params)
 
 
 # --- photo files to result records (the prediction command and the server) ------------------
 
-def classify(classifier, entries, threshold, batch_size=32, max_pixels=DEFAULT_MAX_PIXELS, workers=None, pool=None):
+def classify(classifier, entries, threshold, batch_size=32, limits=ImageLimits(), workers=None, pool=None):
     """One result dict per (shown path, file or None, error or None) entry, in order: path, label,
     probability, top3, low_confidence, located (whether a face anchored the box the model saw; None when
     the model's recipe has locate none), box (that box, as fractions of the photo), error.
@@ -158,10 +158,10 @@ def classify(classifier, entries, threshold, batch_size=32, max_pixels=DEFAULT_M
     """
     if pool is None:
         with ThreadPoolExecutor(max_workers=workers or min(8, os.cpu_count() or 1)) as own_pool:
-            return classify(classifier, entries, threshold, batch_size, max_pixels, pool=own_pool)
+            return classify(classifier, entries, threshold, batch_size, limits, pool=own_pool)
 
     def decode_batch(batch):
-        return list(pool.map(lambda e: _decode(e, classifier, max_pixels), batch))
+        return list(pool.map(lambda e: _decode(e, classifier, limits), batch))
 
     results = []
     batches = [entries[i:i + batch_size] for i in range(0, len(entries), batch_size)]
@@ -170,13 +170,13 @@ def classify(classifier, entries, threshold, batch_size=32, max_pixels=DEFAULT_M
     return results
 
 
-def _decode(entry, classifier, max_pixels):
+def _decode(entry, classifier, limits):
     """(image, location, error) of one entry."""
     _, file, error = entry
     if error:
         return None, None, error
     try:
-        return *classifier.read(file, max_pixels), None
+        return *classifier.read(file, limits), None
     except ImageError as err:
         return None, None, str(err)
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from stages import dataset
-from stages.atomic import atomic_file, write_json
+from stages.atomic import atomic_file, check_writable, write_json
 from stages.baseline import baseline_probabilities, fit_baseline
 from stages.errors import PipelineError, outdated, run_stage
 from stages.features import CV_METRICS, FEATURES_DIR, load_split_rows, read_info
@@ -102,6 +102,7 @@ def summarize(scores):
 
 def crossval(params, features_dir=FEATURES_DIR, prepared_dir=dataset.PREPARED_DIR, metrics_path=CV_METRICS,
              folds_path=CV_FOLDS):
+    check_writable(metrics_path, folds_path)
     settings, seed = params["crossval"], params["seed"]
     classes = read_info(features_dir)["classes"]
     x, y, groups = pooled_features(features_dir, prepared_dir)

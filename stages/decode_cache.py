@@ -4,8 +4,9 @@ ones only.
 An entry's address is a hash of the photo's absolute path, size and modification time (a changed
 file is a new entry) inside a folder named by a fingerprint of everything else that changes the
 result: the preprocessing (image size, resize, region, the neckline locator and its box), data.max_pixels,
-the Pillow version (and the face detector's, with data.locate: face) and the entry format. A changed
-setting is a new folder, so nothing stale is ever reused; adding photos runs the detector on the new ones only.
+data.min_side, data.max_aspect, the Pillow version (and the face detector's, with data.locate: face) and the
+entry format. A changed setting is a new folder, so nothing stale is ever reused; adding photos runs the
+detector on the new ones only.
 
     .cache/prepare/<fingerprint>/<key[:2]>/<key>.img   the photo's sha256 (64 hex characters), where its
                                                        input was cut (4 float64 fractions and a located
@@ -41,14 +42,15 @@ _LOCATED_CODE = {False: 0, True: 1, None: 2}
 FORMAT_VERSION = 2
 
 
-def fingerprint(preprocessing, max_pixels):
-    """The cache folder name for images prepared by `preprocessing` (a Preprocessing record)."""
+def fingerprint(preprocessing, max_pixels, min_side, max_aspect):
+    """The cache folder name for images prepared by `preprocessing` (a Preprocessing record) under
+    these limits: only accepted images are cached, so a tighter limit must not find them."""
     from importlib.metadata import version
 
     import PIL
 
     identity = {"format": FORMAT_VERSION, "pillow": PIL.__version__, "preprocessing": preprocessing,
-                "max_pixels": max_pixels}
+                "max_pixels": max_pixels, "min_side": min_side, "max_aspect": max_aspect}
     if preprocessing.get("locate", "none") != "none":
         identity["detector"] = f"mtcnn {version('mtcnn')}"
     return hash_identity(identity)

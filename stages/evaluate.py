@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from stages import dataset
-from stages.atomic import atomic_file, write_json
+from stages.atomic import atomic_file, check_writable, write_json
 from stages.baseline import baseline_probabilities, fit_baseline
 from stages.classify import KINDS, TEST_METRICS, is_enabled, load_classifier
 from stages.errors import PipelineError, missing, outdated, run_stage
@@ -351,12 +351,13 @@ def evaluate(params, prepared_dir=dataset.PREPARED_DIR, features_dir=FEATURES_DI
 
     test_rows/labels/paths default to the manifest's test split; tests pass a permutation.
     """
+    plots_dir = Path(plots_dir)
+    check_writable(metrics_path, report_path, *(plots_dir / kind / "predictions.csv" for kind in KINDS))
     settings = params["evaluate"]
     threshold, bins = settings["confidence_threshold"], settings["calibration_bins"]
     summary = dataset.read_summary(prepared_dir)
     classes = summary["classes"]
     rows, labels, paths = read_test_split(prepared_dir) if test_rows is None else test_rows
-    plots_dir = Path(plots_dir)
 
     results, sections, backbone = {}, {}, None
     with dataset.ImageStore(Path(prepared_dir) / dataset.IMAGES_FILE) as store:

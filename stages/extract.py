@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from stages import dataset, feature_cache
-from stages.atomic import atomic_dir, write_json
+from stages.atomic import atomic_dir, check_writable, write_json
 from stages.errors import run_stage
 from stages.extractor import build_extractor
 from stages.feature_cache import FeatureCache, evict, fingerprint
@@ -29,8 +29,9 @@ from stages.recipes import BackboneRecipe, Preprocessing
 log = logging.getLogger("extract")
 
 
-def extract_features(extractor, store, rows, batch_size, progress=None):
-    """(len(rows), dim) float32 features of the images at `rows`, in that order; progress.update per batch.
+def extract_features(extractor, store, rows, batch_size, progress=None, on_batch=None):
+    """(len(rows), dim) float32 features of the images at `rows`, in that order; progress.update per batch,
+    and on_batch(positions in rows, their features) as each batch is done.
 
     Every batch goes through the backbone at the full batch_size (a short one padded with blank images):
     on some CPUs the kernels chosen for another batch shape differ in the last bits, and an image's features
@@ -40,6 +41,8 @@ def extract_features(extractor, store, rows, batch_size, progress=None):
     for batch in store.batches(rows, batch_size):
         padded = np.concatenate([batch, np.zeros((batch_size - len(batch), *batch.shape[1:]), batch.dtype)])
         features[done:done + len(batch)] = extractor(padded)[:len(batch)]
+        if on_batch is not None:
+            on_batch(np.arange(done, done + len(batch)), features[done:done + len(batch)])
         done += len(batch)
         if progress is not None:
             progress.update(len(batch))
@@ -48,7 +51,8 @@ def extract_features(extractor, store, rows, batch_size, progress=None):
 
 def extract_features_cached(compute, rows, keys, cache, dim, progress=None):
     """The features of the images at `rows`, each taken from `cache` under its key when there; the
-    missing ones computed by `compute(rows, progress)` (in order) and stored. Returns (features, how
+    missing ones computed by `compute(rows, progress, on_batch)` (in order) and stored batch by batch, as
+    on_batch receives them, so that a run killed halfway keeps what it computed. Returns (features, how
     many were computed)."""
     features = np.empty((len(rows), dim), dtype=np.float32)
     missing = []
@@ -61,9 +65,13 @@ def extract_features_cached(compute, rows, keys, cache, dim, progress=None):
     if progress is not None and len(rows) > len(missing):
         progress.update(len(rows) - len(missing))
     if missing:
-        features[missing] = compute(rows[missing], progress)
-        for i in missing:
-            cache.store(keys[i], features[i])
+        missing = np.asarray(missing)
+
+        def store_batch(positions, computed):
+            for position, vector in zip(positions, computed):
+                cache.store(keys[missing[position]], vector)
+
+        features[missing] = compute(rows[missing], progress, store_batch)
     return features, len(missing)
 
 
@@ -74,6 +82,7 @@ def extract(params, prepared_dir=dataset.PREPARED_DIR, out_dir=FEATURES_DIR, cac
     With features.engine=ray the backbone runs on a Ray cluster (stages/ray_engine.py), joined or
     started here and left again at the end; the outputs are the same.
     """
+    check_writable(out_dir)
     cache_dir = feature_cache.CACHE_DIR if cache_dir is None else cache_dir
     summary = dataset.read_summary(prepared_dir)
     records = dataset.read_manifest(prepared_dir)
@@ -108,12 +117,13 @@ def _extract(params, prepared_dir, out_dir, cache_dir, summary, records, preproc
         if engine == "ray":
             from stages import ray_engine
 
-            def compute(rows, progress):
+            def compute(rows, progress, on_batch=None):
                 return ray_engine.extract_features(extractor.recipe, preprocessing.image_size, store_path, rows,
-                                                   extractor.dim, params["features"]["ray"], batch_size, progress)
+                                                   extractor.dim, params["features"]["ray"], batch_size, progress,
+                                                   on_batch)
         else:
-            def compute(rows, progress):
-                return extract_features(extractor, store, rows, batch_size, progress)
+            def compute(rows, progress, on_batch=None):
+                return extract_features(extractor, store, rows, batch_size, progress, on_batch)
 
         start = time.perf_counter()
         if cache is None:

@@ -9,6 +9,7 @@ always runs with training=False (its batch-norm statistics stay the ImageNet one
 import dataclasses
 import logging
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -56,8 +57,17 @@ class FeatureExtractor:
 
         def build(weights):
             try:
-                return constructor(include_top=False, weights=_weights_argument(name, weights),
-                                   input_shape=(self.input_size, self.input_size, 3), pooling="avg", **kwargs)
+                argument = _weights_argument(name, weights)
+                if argument in (None, "imagenet"):
+                    return constructor(include_top=False, weights=argument,
+                                       input_shape=(self.input_size, self.input_size, 3), pooling="avg", **kwargs)
+                # A file: built empty and checked against the file before Keras loads it, as keras.applications
+                # would (model.load_weights), because Keras answers a wrong file with pages of warnings and arrays.
+                model = constructor(include_top=False, weights=None,
+                                    input_shape=(self.input_size, self.input_size, 3), pooling="avg", **kwargs)
+                check_weights_file(argument, name, alpha if takes_alpha else None, model)
+                model.load_weights(argument)
+                return model
             except PipelineError:
                 raise
             except Exception as err:  # Keras raises plain Exception/ValueError/OSError for both cases below
@@ -139,6 +149,67 @@ def build_extractor(recipe, image_size):
     return extractor
 
 
+def check_weights_file(path, name, alpha, model):
+    """Raise PipelineError unless the weights file at `path` holds exactly the arrays `model` (backbone
+    `name`, width `alpha` or None) has, by shape; the error names the file, the backbone asked for and,
+    where the file's layer names tell, the backbone the file seems to be for."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as handle:
+            shapes, names = _weights_layout(handle)
+    except OSError as err:
+        raise PipelineError(f"features.weights: {path} is not a Keras weights file (.h5 or .weights.h5): {err}. "
+                            f"Use a {name} weights file (include_top=False), imagenet or none") from None
+    if shapes == sorted(tuple(weight.shape) for weight in model.weights):
+        return
+    asked = name if alpha is None else f"{name} with alpha {alpha:g}"
+    seems = _backbone_of(names)
+    if seems is None:
+        hint = "its layer names do not tell which backbone it is for"
+    elif seems == name:
+        hint = f"it seems to be for {name} at another width (features.alpha) or from another version"
+    else:
+        hint = f"it seems to be for {seems}"
+    raise PipelineError(
+        f"features.weights: {path} does not fit the backbone asked for, {asked} (model: {name}): the file holds "
+        f"{len(shapes)} weight arrays, the backbone {len(model.weights)}, not of the same shapes; {hint}. Set model "
+        f"to the backbone the file is for, or features.weights to a {name} file (include_top=False)")
+
+
+def _weights_layout(handle):
+    """(sorted shapes of every weight array, layer names) of an open Keras weights file: the Keras 3 format
+    (layers/<name>/vars/<i>) or the older one (a group per layer, named in the `layer_names` attribute)."""
+    import h5py
+
+    if "layers" in handle:
+        root, names = handle["layers"], list(handle["layers"].keys())
+    else:
+        root = handle["model_weights"] if "model_weights" in handle else handle
+        names = [n.decode() if isinstance(n, bytes) else str(n) for n in root.attrs.get("layer_names", [])]
+    shapes = []
+    root.visititems(lambda _, item: shapes.append(tuple(item.shape)) if isinstance(item, h5py.Dataset) else None)
+    return sorted(shapes), names
+
+
+def _backbone_of(names):
+    """The backbone a weights file's layer names point to, or None. Files saved by keras.applications name
+    layers after the architecture (conv_dw_1, block_1_expand, block1_conv1, conv2_block1_1_conv); Keras 3's
+    .weights.h5 names them by type only, and the types still tell the four apart."""
+    for prefix, backbone in (("conv_dw_", "mobilenet"), ("block_1_expand", "mobilenet_v2"),
+                             ("expanded_conv", "mobilenet_v2"), ("block1_conv", "vgg16"), ("conv2_block1", "resnet50")):
+        if any(name.startswith(prefix) for name in names):
+            return backbone
+    kinds = {re.sub(r"_\d+$", "", name) for name in names}
+    if "depthwise_conv2d" in kinds:  # MobileNetV2 adds its residuals, MobileNet has none
+        return "mobilenet_v2" if "add" in kinds else "mobilenet"
+    if "add" in kinds:
+        return "resnet50"
+    if "conv2d" in kinds and "batch_normalization" not in kinds:
+        return "vgg16"
+    return None
+
+
 def _weights_failure(name, weights, alpha, image_size, err):
     if weights == "imagenet":
         cached = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models" / \
@@ -149,4 +220,10 @@ def _weights_failure(name, weights, alpha, image_size, err):
                 f"or to none for random weights (useful only for tests)")
     return (f"could not load features.weights={weights} into {name} (include_top=False, input "
             f"{image_size}x{image_size}{f', alpha {alpha:g}' if name.startswith('mobilenet') else ''}): "
-            f"{type(err).__name__}: {err}. Is it a weights file for this backbone and width?")
+            f"{type(err).__name__}: {_first_line(err)}. Is it a weights file for this backbone and width?")
+
+
+def _first_line(err, limit=300):
+    """The start of an error's text: Keras puts whole weight arrays in some of its messages."""
+    text = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    return text if len(text) <= limit else text[:limit] + "..."

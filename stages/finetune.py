@@ -17,7 +17,7 @@ import logging
 from pathlib import Path
 
 from stages import dataset
-from stages.atomic import atomic_dir, remove_stale, write_json
+from stages.atomic import atomic_dir, check_writable, remove_stale, write_json
 from stages.errors import outdated, run_stage
 from stages.params import load_params
 from stages.recipes import BackboneRecipe, Preprocessing
@@ -36,6 +36,7 @@ def finetune(params, prepared_dir=dataset.PREPARED_DIR, head_path=HEAD_PATH, out
     """Fine-tune (or, when disabled, record that it is off); returns the model, or None when disabled."""
     settings, seed = params["finetune"], params["seed"]
     out_dir, history_path = Path(out_dir), Path(history_path)
+    check_writable(out_dir, history_path)
     # An earlier run's outputs go first, so a failed run cannot leave them looking current.
     remove_stale(out_dir, history_path)
     if not settings["enabled"]:

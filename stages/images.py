@@ -13,6 +13,7 @@ import os
 import re
 import stat
 import struct
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -26,6 +27,10 @@ log = logging.getLogger("images")
 SUPPORTED_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 SYSTEM_FILES = {"thumbs.db", "desktop.ini", "icon\r"}
 DEFAULT_MAX_PIXELS = 50_000_000
+# A photo narrower than this, or longer than it is wide by more than this ratio (either way), is a
+# strip, an icon or a broken export: resizing it to a square would be mostly padding or smear.
+DEFAULT_MIN_SIDE = 16
+DEFAULT_MAX_ASPECT = 10.0
 
 WHITE = 255
 # With data.locate: face, photos decode at (at least) this many times the model's input size: the
@@ -45,12 +50,27 @@ class ImageError(Exception):
     """A file that cannot be used as an image; str(err) is a short human reason."""
 
 
-def decode_rgb(path, max_pixels=DEFAULT_MAX_PIXELS, min_size=None) -> np.ndarray:
+@dataclass(frozen=True)
+class ImageLimits:
+    """What a photo's header must show before it is decoded: data.max_pixels, data.min_side, data.max_aspect."""
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    min_side: int = DEFAULT_MIN_SIDE
+    max_aspect: float = DEFAULT_MAX_ASPECT
+
+    @classmethod
+    def from_params(cls, params):
+        data = params["data"]
+        return cls(data["max_pixels"], data["min_side"], data["max_aspect"])
+
+
+def decode_rgb(path, max_pixels=DEFAULT_MAX_PIXELS, min_size=None, min_side=DEFAULT_MIN_SIDE,
+               max_aspect=DEFAULT_MAX_ASPECT) -> np.ndarray:
     """Decode `path` into an HxWx3 uint8 RGB array. Raises ImageError for anything unusable.
 
     `min_size` lets JPEGs decode at a reduced scale (DCT scaling), which is much
     faster and lighter for big photos that are going to be shrunk anyway; the
-    result stays at least `min_size` on both sides.
+    result stays at least `min_size` on both sides. `min_side` and `max_aspect` refuse
+    degenerate shapes (1x100000), read from the header before any pixel is decoded.
     """
     try:
         info = os.stat(path)
@@ -64,6 +84,7 @@ def decode_rgb(path, max_pixels=DEFAULT_MAX_PIXELS, min_size=None) -> np.ndarray
     try:
         with Image.open(path) as img:
             _check_pixel_count(img.size, max_pixels)
+            _check_shape(img.size, min_side, max_aspect)
             if min_size and img.format == "JPEG":
                 img.draft("RGB", (min_size, min_size))
             # Multi-frame files (GIF, APNG, TIFF) are positioned on frame 0 after open.
@@ -158,14 +179,15 @@ def preprocess(rgb: np.ndarray, preprocessing) -> np.ndarray:
     return preprocess_located(rgb, preprocessing)[0]
 
 
-def load_located(path, preprocessing, max_pixels=DEFAULT_MAX_PIXELS):
+def load_located(path, preprocessing, limits=ImageLimits()):
     """Decode and preprocess, with the location: the single entry point for training and prediction."""
-    return preprocess_located(decode_rgb(path, max_pixels, min_size=decode_side(preprocessing)), preprocessing)
+    rgb = decode_rgb(path, limits.max_pixels, decode_side(preprocessing), limits.min_side, limits.max_aspect)
+    return preprocess_located(rgb, preprocessing)
 
 
-def load_image(path, preprocessing, max_pixels=DEFAULT_MAX_PIXELS) -> np.ndarray:
+def load_image(path, preprocessing, limits=ImageLimits()) -> np.ndarray:
     """load_located without the location."""
-    return load_located(path, preprocessing, max_pixels)[0]
+    return load_located(path, preprocessing, limits)[0]
 
 
 def _fraction_to_pixel(fraction, length):
@@ -181,6 +203,18 @@ def _check_pixel_count(dims, max_pixels):
             f"image too large: {width}x{height} = {width * height:,} pixels, "
             f"above the limit of {max_pixels:,} (data.max_pixels)"
         )
+
+
+def _check_shape(dims, min_side, max_aspect):
+    # Header only, like the pixel count: a 1x100000 strip is refused before it is decoded.
+    width, height = dims
+    if min(width, height) < min_side:
+        raise ImageError(f"image too small: {width}x{height} pixels; each side must be at least {min_side} "
+                         "(data.min_side)")
+    aspect = max(width, height) / min(width, height)
+    if aspect > max_aspect:
+        raise ImageError(f"image too elongated: {width}x{height} pixels, aspect ratio {aspect:.1f}:1 above "
+                         f"{max_aspect:g}:1 (data.max_aspect); crop it to the garment")
 
 
 def _bomb_reason(err, max_pixels):

@@ -187,6 +187,8 @@ SCHEMA = {
         "locate": choice(*LOCATORS),
         "locate_box": {"top": number(0, 20), "bottom": number(0, 20), "half_width": number(0, 20, low_open=True)},
         "max_pixels": integer(1, 2**40),
+        "min_side": integer(1, 65535),
+        "max_aspect": number(1, 65535),
         "cache": boolean(),
         "cache_max_gb": number(0, 100_000, low_open=True),
     },

@@ -10,7 +10,7 @@ the same frozen backbone with its `preprocess_input` and the head (`stages.class
 
 Exit status: 0 when every image was classified; 1 when some could not be (their `error`
 says why; the others still get results); 2 when nothing could be done (no trained model,
-no images found, bad arguments).
+no images found, not one file could be classified, bad arguments).
 """
 
 import argparse
@@ -19,11 +19,14 @@ import io
 import json
 import logging
 import sys
+import textwrap
 from pathlib import Path
 
+import wcwidth
+
 from stages.classify import DEFAULT_THRESHOLD, KINDS, LOW_CONFIDENCE, MODELS_DIR, NOT_LOCATED, TEST_METRICS
-from stages.classify import best_model, classify, load_classifier, settings_from_params
-from stages.errors import PipelineError, run_stage
+from stages.classify import best_model, classify, load_classifier, model_path, settings_from_params
+from stages.errors import EXIT_USER_ERROR, PipelineError, run_stage
 from stages.images import SUPPORTED_EXTENSIONS, walk_image_files
 from stages.params import PARAMS_FILE
 
@@ -31,6 +34,9 @@ log = logging.getLogger("predict")
 
 EXIT_SOME_FAILED = 1
 FORMATS = ("table", "json", "csv")
+TABLE_WIDTH = 119  # columns: the table fits a 120-column terminal without wrapping
+LOW_CONFIDENCE_SHORT = "low confidence"
+NOT_LOCATED_SHORT = "no neckline located"
 
 
 # --- what to classify ------------------------------------------------------------------
@@ -68,7 +74,7 @@ def find_images(paths):
 
 # --- output -----------------------------------------------------------------------------------
 
-def render(results, fmt):
+def render(results, fmt, title=None):
     if fmt == "json":
         return json.dumps(results, indent=2) + "\n"
     if fmt == "csv":
@@ -81,23 +87,94 @@ def render(results, fmt):
                              top3, "" if r["low_confidence"] is None else str(r["low_confidence"]).lower(),
                              "" if r["located"] is None else str(r["located"]).lower(), r["error"] or ""])
         return buffer.getvalue()
-    return _table(results)
+    return _table(results, title)
 
 
-def _table(results):
-    rows = [("path", "label", "prob", "top 3", "note")]
+def _table(results, title=None):
+    """One line per file, at most TABLE_WIDTH columns: long paths lose their middle, a note that does not
+    fit goes on its own indented line below its row. `title` names the model that answered."""
+    rows = [("path", "label", "prob", "top 3")]
+    notes = [""]
     for r in results:
         if r["error"]:
-            rows.append((r["path"], "-", "-", "-", f"error: {r['error']}"))
+            rows.append((r["path"], "-", "-", "-"))
+            notes.append(f"error: {r['error']}")
         else:
-            top3 = ", ".join(f"{label} {p:.2f}" for label, p in r["top3"])
-            notes = [LOW_CONFIDENCE] if r["low_confidence"] else []
-            if r["located"] is False:
-                notes.append(NOT_LOCATED)
-            rows.append((r["path"], r["label"], f"{r['probability']:.3f}", top3, "; ".join(notes)))
-    widths = [max(len(row[c]) for row in rows) for c in range(4)]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row[:4], widths)) + "  " + row[4] for row in rows]
+            rows.append((r["path"], r["label"], f"{r['probability']:.3f}",
+                         ", ".join(f"{label} {p:.2f}" for label, p in r["top3"])))
+            flags = [LOW_CONFIDENCE_SHORT] * bool(r["low_confidence"]) + [NOT_LOCATED_SHORT] * (r["located"] is False)
+            notes.append("; ".join(flags))
+    rows = [tuple(printable(cell) for cell in row) for row in rows]
+    widths = _fit([max(display_width(row[c]) for row in rows) for c in range(4)],
+                  any(LOW_CONFIDENCE_SHORT in note for note in notes))
+    lines = [f"model: {title}"] if title else []
+    for row, note in zip(rows, notes):
+        cells = [shorten_middle(row[0], widths[0])] + [shorten_end(cell, w) for cell, w in zip(row[1:], widths[1:])]
+        line = "  ".join(pad(cell, width) for cell, width in zip(cells, widths))
+        if note and display_width(line) + 2 + display_width(note) <= TABLE_WIDTH:
+            lines.append(f"{line}  {note}")
+        else:
+            lines.append(line.rstrip())
+            if note:
+                lines += ["    " + part for part in textwrap.wrap(note, TABLE_WIDTH - 4)]
+    for short, meaning in ((LOW_CONFIDENCE_SHORT, LOW_CONFIDENCE), (NOT_LOCATED_SHORT, NOT_LOCATED)):
+        if any(short in note for note in notes):
+            lines += textwrap.wrap(f"{short}: {meaning.split(': ', 1)[1]}", TABLE_WIDTH)
     return "\n".join(line.rstrip() for line in lines) + "\n"
+
+
+def _fit(widths, low_confidence_note):
+    """Column widths that keep a row (and the low-confidence note, when there is one) within TABLE_WIDTH: the
+    path column gives way first, then the top 3, then the label; each keeps at least a readable minimum."""
+    widths = list(widths)
+    budget = TABLE_WIDTH - 2 * (len(widths) - 1) - (2 + len(LOW_CONFIDENCE_SHORT) if low_confidence_note else 0)
+    for column, least in ((0, 24), (3, 24), (1, 12), (0, 12)):
+        excess = sum(widths) - budget
+        if excess > 0:
+            widths[column] = max(least, widths[column] - excess)
+    return widths
+
+
+def printable(text):
+    """Text with control characters (a newline in a file name) shown as '?', so they cannot break the table."""
+    return "".join(ch if ch.isprintable() else "?" for ch in str(text))
+
+
+def display_width(text):
+    """Columns `text` takes in a terminal: East Asian wide characters take two, combining marks none."""
+    return max(0, wcwidth.wcswidth(text))
+
+
+def pad(text, width):
+    return text + " " * (width - display_width(text))
+
+
+def shorten_middle(text, width):
+    """text, or its start and end around '...' within `width` columns (a path keeps its file name)."""
+    if display_width(text) <= width:
+        return text
+    head, tail, room = "", "", width - 3
+    for i in range(len(text)):
+        if display_width(text[-(i + 1):]) > room - room // 3:
+            break
+        tail = text[-(i + 1):]
+    for i in range(len(text)):
+        if display_width(text[:i + 1]) > room - display_width(tail):
+            break
+        head = text[:i + 1]
+    return f"{head}...{tail}"
+
+
+def shorten_end(text, width):
+    """text, or its start and '...' within `width` columns."""
+    if display_width(text) <= width:
+        return text
+    kept = ""
+    for ch in text:
+        if display_width(kept + ch) > width - 3:
+            break
+        kept += ch
+    return kept + "..."
 
 
 # --- the command -------------------------------------------------------------------------------
@@ -106,7 +183,8 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(
         prog="python -m stages.predict",
         description="Classify photos with the trained models. Exit status: 0 all classified, "
-                    "1 some files could not be classified (see their error), 2 nothing could be done.")
+                    "1 some files could not be classified (see their error), 2 nothing could be done "
+                    "(no model, no images, or not one file could be classified).")
     parser.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders (read recursively)")
     parser.add_argument("--model", choices=KINDS,
                         help="cnn, head or finetuned (when fine-tuning is on); default: the better one by the last evaluation (metrics/test.json)")
@@ -129,16 +207,19 @@ def parse_args(argv):
 def run(argv=None, out=sys.stdout):
     """The command without the process around it: returns the exit status."""
     args = parse_args(argv)
-    threshold, max_pixels = settings_from_params()
+    threshold, limits = settings_from_params()
     if args.threshold is not None:
         threshold = args.threshold
     kind = args.model or best_model(args.metrics) or "head"
     entries = find_images(args.paths)
     classifier = load_classifier(kind, args.models_dir)
     log.info("classifying %d file(s) with the %s", len(entries), classifier.title)
-    results = classify(classifier, entries, threshold, args.batch_size, max_pixels)
-    out.write(render(results, args.format))
+    results = classify(classifier, entries, threshold, args.batch_size, limits)
+    out.write(render(results, args.format, f"{classifier.title} ({model_path(kind, args.models_dir)})"))
     failed = sum(1 for r in results if r["error"])
+    if failed == len(results):
+        print(f"none of the {len(results)} file(s) could be classified (see their error)", file=sys.stderr)
+        return EXIT_USER_ERROR
     if failed:
         print(f"{failed} of {len(results)} file(s) could not be classified (see their error)", file=sys.stderr)
         return EXIT_SOME_FAILED

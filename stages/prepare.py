@@ -19,12 +19,12 @@ from typing import Callable
 import numpy as np
 
 from stages import dataset, decode_cache
-from stages.atomic import atomic_dir, write_json
+from stages.atomic import atomic_dir, check_writable, write_json
 from stages.decode_cache import DecodeCache, file_key
 from stages.errors import PipelineError, run_stage
 from stages.idx import FASHION_MNIST_CLASSES, read_fashion_mnist
-from stages.images import (SUPPORTED_EXTENSIONS, ImageError, decode_rgb, decode_side, preprocess_located, skip,
-                           walk_image_files)
+from stages.images import (SUPPORTED_EXTENSIONS, ImageError, ImageLimits, decode_rgb, decode_side, preprocess_located,
+                           skip, walk_image_files)
 from stages.params import load_params
 from stages.progress import Progress
 from stages.recipes import Preprocessing
@@ -56,7 +56,7 @@ SPLIT_FOLDERS = {
 }
 
 
-def discover_folder(root, min_size, max_pixels):
+def discover_folder(root, min_size, limits):
     """Class names and candidates from a folder with one sub-folder per class, or from a folder
     already split into train/ and validation/ and/or test/ folders of class sub-folders.
 
@@ -75,7 +75,7 @@ def discover_folder(root, min_size, max_pixels):
             found = ", ".join(d.name for d in top) or "none"
             raise PipelineError(f"{root} has {len(top)} class folder(s) ({found}); a classifier needs at "
                                 "least two classes: put each class's images in its own sub-folder of data.path")
-        return [d.name for d in top], _class_candidates(root, top, min_size, max_pixels, skipped), skipped
+        return [d.name for d in top], _class_candidates(root, top, min_size, limits, skipped), skipped
 
     # Given held-out folders first, so that a training image identical to a test image is the one dropped.
     order = sorted(top, key=lambda d: ("test", "validation", "train").index(d.name))
@@ -91,7 +91,7 @@ def discover_folder(root, min_size, max_pixels):
             raise PipelineError(f"{split_dir} has class folder(s) {', '.join(extra)} that {root / 'train'} does "
                                 "not have; the model cannot learn a class it never trains on: add training images "
                                 "or remove those folders")
-        for candidate in _class_candidates(root, by_split[split_dir.name], min_size, max_pixels, skipped):
+        for candidate in _class_candidates(root, by_split[split_dir.name], min_size, limits, skipped):
             candidate.fixed_split = layout.get(split_dir.name)
             candidates.append(candidate)
     log.info("data.path is split into folders: %s", ", ".join(
@@ -113,7 +113,7 @@ def _sub_folders(root, folder, skipped):
     return found
 
 
-def _class_candidates(root, class_dirs, min_size, max_pixels, skipped):
+def _class_candidates(root, class_dirs, min_size, limits, skipped):
     candidates = []
     for class_dir in class_dirs:
         files = list(walk_image_files(root, class_dir, skipped))
@@ -123,7 +123,7 @@ def _class_candidates(root, class_dirs, min_size, max_pixels, skipped):
         for file in files:
             candidates.append(Candidate(
                 path=file.relative_to(root).as_posix(), label=class_dir.name, file=file,
-                load=lambda file=file: decode_rgb(file, max_pixels=max_pixels, min_size=min_size)))
+                load=lambda file=file: decode_rgb(file, limits.max_pixels, min_size, limits.min_side, limits.max_aspect)))
     return candidates
 
 
@@ -345,6 +345,7 @@ def prepare(params, out_dir=dataset.PREPARED_DIR, cache_dir=None):
     cache_dir: the decode cache's folder; None means decode_cache.CACHE_DIR, looked up at call time.
     """
     data, split = params["data"], params["split"]
+    check_writable(out_dir)
     cache_dir = decode_cache.CACHE_DIR if cache_dir is None else cache_dir
     preprocessing = Preprocessing.from_params(params)
     cache = None
@@ -352,10 +353,12 @@ def prepare(params, out_dir=dataset.PREPARED_DIR, cache_dir=None):
         classes, candidates, skipped = discover_fashion_mnist(data["path"])
     else:
         min_size = decode_side(preprocessing)
-        classes, candidates, skipped = discover_folder(data["path"], min_size, data["max_pixels"])
+        limits = ImageLimits.from_params(params)
+        classes, candidates, skipped = discover_folder(data["path"], min_size, limits)
         if data["cache"]:
-            cache = DecodeCache(cache_dir, decode_cache.fingerprint(preprocessing.to_record(), data["max_pixels"]),
-                                preprocessing.image_size)
+            fingerprint = decode_cache.fingerprint(preprocessing.to_record(), limits.max_pixels, limits.min_side,
+                                                   limits.max_aspect)
+            cache = DecodeCache(cache_dir, fingerprint, preprocessing.image_size)
     log.info("found %d candidate files in %d classes", len(candidates), len(classes))
     with atomic_dir(out_dir) as tmp:
         writer = dataset.ImageStoreWriter(tmp / dataset.IMAGES_FILE, preprocessing.image_size)

@@ -106,9 +106,10 @@ class BackboneWorker:
         return {"position": positions, "features": self.extractor(self.store.read(rows))}
 
 
-def extract_features(recipe, image_size, store_path, rows, dim, settings, batch_size, progress=None):
+def extract_features(recipe, image_size, store_path, rows, dim, settings, batch_size, progress=None, on_batch=None):
     """(len(rows), dim) float32 features of the images at `rows` of the store, in that order, computed
-    by settings['workers'] actors of the connected Ray cluster; progress.update per batch back."""
+    by settings['workers'] actors of the connected Ray cluster; progress.update and on_batch(positions in
+    rows, their features) per batch back."""
     import ray
 
     context = ray.data.DataContext.get_current()
@@ -137,6 +138,8 @@ def extract_features(recipe, image_size, store_path, rows, dim, settings, batch_
         positions = batch["position"]
         features[positions] = batch["features"]
         np.add.at(times_seen, positions, 1)
+        if on_batch is not None:
+            on_batch(positions, batch["features"])
         if progress is not None:
             progress.update(len(positions))
     lost, doubled = np.flatnonzero(times_seen == 0), np.flatnonzero(times_seen > 1)

@@ -9,7 +9,7 @@ import logging
 
 import numpy as np
 
-from stages.atomic import atomic_dir, write_json
+from stages.atomic import atomic_dir, check_writable, write_json
 from stages.errors import run_stage
 from stages.features import FEATURES_DIR, RESAMPLED_DIR, SMOTE_COUNTS, load_split, read_info
 from stages.params import load_params
@@ -19,6 +19,7 @@ log = logging.getLogger("resample")
 
 
 def resample(params, features_dir=FEATURES_DIR, out_dir=RESAMPLED_DIR, counts_path=SMOTE_COUNTS):
+    check_writable(out_dir, counts_path)
     features, labels = load_split(features_dir, "train")
     classes = read_info(features_dir)["classes"]
     smote = params["smote"]

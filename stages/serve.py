@@ -5,8 +5,8 @@
 
 Run it in the repository after `dvc repro` and open http://127.0.0.1:8000/. The model is loaded
 once, at the start, and every photo goes through `stages.classify.classify`, the prediction
-command's own code: the same decoder and `data.max_pixels` guard, the same region and resizing,
-the same model, the same result records as `python -m stages.predict --format json`.
+command's own code: the same decoder, the same `data.max_pixels`, `data.min_side` and `data.max_aspect`
+guards, the same region and resizing, the same model, the same result records as `python -m stages.predict --format json`.
 
     GET  /         the page: pick, drop or photograph garments and see what the model says
     POST /predict  one or more photos in the multipart field `files`: a JSON array, one record each
@@ -104,8 +104,8 @@ class ModelLane:
 class Service:
     """The loaded model and the settings every request is classified with."""
 
-    def __init__(self, classifier, threshold, max_pixels, limits, test_metrics=None):
-        self.classifier, self.threshold, self.max_pixels = classifier, threshold, max_pixels
+    def __init__(self, classifier, threshold, image_limits, limits, test_metrics=None):
+        self.classifier, self.threshold, self.image_limits = classifier, threshold, image_limits
         self.limits, self.test_metrics = limits, test_metrics
         self.lane = ModelLane()
 
@@ -115,7 +115,8 @@ class Service:
                 "preprocessing": self.classifier.preprocessing.to_record(),
                 "confidence_threshold": self.threshold, "low_confidence_warning": LOW_CONFIDENCE,
                 "limits": {"max_files": self.limits.max_files, "max_upload_mb": self.limits.max_upload_mb,
-                           "max_pixels": self.max_pixels},
+                           "max_pixels": self.image_limits.max_pixels, "min_side": self.image_limits.min_side,
+                           "max_aspect": self.image_limits.max_aspect},
                 "test_metrics": self.test_metrics}
 
     def classify_uploads(self, uploads):
@@ -132,7 +133,7 @@ class Service:
                 with open(path, "wb") as out:
                     shutil.copyfileobj(upload.file, out)
                 entries.append((upload.filename or f"file {number + 1}", path, None))
-            return classify(self.classifier, entries, self.threshold, BATCH_SIZE, self.max_pixels,
+            return classify(self.classifier, entries, self.threshold, BATCH_SIZE, self.image_limits,
                             pool=self.lane.decoders)
 
     def check_uploads(self, uploads):
@@ -217,7 +218,7 @@ def create_app(service):
         if failed:
             reasons = "; ".join(f"{r['path']}: {r['error']}" for r in failed)
             return error(422, f"{len(failed)} of {len(results)} file(s) could not be classified ({reasons}); send "
-                              f"{FORMATS} photos of at most {service.max_pixels:,} pixels. `results` holds every "
+                              f"{FORMATS} photos of at most {service.image_limits.max_pixels:,} pixels. `results` holds every "
                               f"file's record, the others classified", results=results, headers=headers)
         return JSONResponse(results, headers=headers)
 
@@ -332,13 +333,13 @@ def listening_socket(host, port):
 
 def main(argv=None):
     args = parse_args(argv)
-    threshold, max_pixels = settings_from_params()
+    threshold, image_limits = settings_from_params()
     kind = args.model or best_model(args.metrics) or "head"
     with listening_socket(args.host, args.port) as sock:
         classifier = load_served_model(kind, args.models_dir)
         # The first call traces the model's graph: pay for it now, not in the first visitor's request.
         classifier.probabilities(np.full((1, classifier.image_size, classifier.image_size, 3), 255, np.uint8))
-        service = Service(classifier, threshold, max_pixels, Limits(args.max_files, args.max_upload_mb),
+        service = Service(classifier, threshold, image_limits, Limits(args.max_files, args.max_upload_mb),
                           last_evaluation(kind, args.metrics))
         host, port = sock.getsockname()[:2]
         log.info("serving the %s on http://%s:%d/ (threshold %s)", classifier.title, host, port, threshold)

@@ -32,7 +32,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from stages.atomic import atomic_dir
+from stages.atomic import atomic_dir, check_writable
 from stages.errors import PipelineError, run_stage
 from stages.params import PARAMS_FILE, SYNTHETIC_DIR, load_params
 
@@ -154,6 +154,7 @@ def main():
         _check_size(settings["image_size"])
     except ValueError as err:
         raise PipelineError(f"{PARAMS_FILE}: 'synthetic': {err}") from None
+    check_writable(SYNTHETIC_DIR)
     written = generate_dataset(Path(SYNTHETIC_DIR), settings["counts"], settings["image_size"], params["seed"])
     log.info("wrote %d images of %d px to %s: %s", sum(written.values()), settings["image_size"], SYNTHETIC_DIR,
              ", ".join(f"{name} {count}" for name, count in written.items()))

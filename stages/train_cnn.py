@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 from keras import layers  # noqa: E402
 
 from stages import dataset  # noqa: E402
-from stages.atomic import remove_stale, write_json  # noqa: E402
+from stages.atomic import check_writable, remove_stale, write_json  # noqa: E402
 from stages.errors import run_stage  # noqa: E402
 from stages.image_data import ImageBatches, augmentation_layers, balanced_class_weights, layer_seed  # noqa: E402
 from stages.image_data import pixel_splits  # noqa: E402
@@ -194,6 +194,7 @@ def train_cnn(params, prepared_dir=dataset.PREPARED_DIR, model_path=MODEL_PATH,
     """
     cnn, seed = params["cnn"], params["seed"]
     prepared_dir, model_path = Path(prepared_dir), Path(model_path)
+    check_writable(model_path, model_path.with_suffix(".json"), history_path, metrics_path)
     make_reproducible(seed)
     summary, (train_rows, train_labels), (val_rows, val_labels) = pixel_splits(prepared_dir)
     classes = summary["classes"]

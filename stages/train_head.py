@@ -4,10 +4,12 @@ It trains in seconds because the backbone never runs here; early stopping watche
 validation split, and the softmax temperature is fitted on it afterwards.
 """
 
+import contextlib
 import logging
 import time
 from pathlib import Path
 
+from stages.atomic import check_writable, remove_stale
 from stages.errors import PipelineError, run_stage
 from stages.features import FEATURES_DIR, RESAMPLED_DIR, load_split, read_info
 from stages.head import fit_head
@@ -24,6 +26,9 @@ HISTORY_PATH = Path("plots/head/history.csv")
 
 def train_head(params, features_dir=FEATURES_DIR, resampled_dir=RESAMPLED_DIR,
                model_path=MODEL_PATH, history_path=HISTORY_PATH):
+    model_path = Path(model_path)
+    outputs = (model_path, model_path.with_suffix(".json"), history_path)
+    check_writable(*outputs)
     make_reproducible(params["seed"])
     info = read_info(features_dir)
     train_x, train_y = load_split(resampled_dir, "train")
@@ -36,21 +41,26 @@ def train_head(params, features_dir=FEATURES_DIR, resampled_dir=RESAMPLED_DIR,
     seconds = time.perf_counter() - start
     best = best_epoch(history)
     model, temperature = calibrated(model, head["calibrate"], val_x, val_y, head["batch_size"])
-    write_history(history, history_path)
-    save_model(model, model_path, {
-        "kind": "head",
-        "classes": info["classes"],
-        # Both recipes whole, as the extract stage recorded them: prediction rebuilds from these alone.
-        Preprocessing.RECORD_KEY: info[Preprocessing.RECORD_KEY],
-        BackboneRecipe.RECORD_KEY: info[BackboneRecipe.RECORD_KEY],
-        "seed": params["seed"],
-        "best_epoch": best,
-        "epochs_run": len(history.history["loss"]),
-        "best_val_loss": round(float(history.history["val_loss"][best - 1]), 6),
-        "best_val_accuracy": round(float(history.history["val_accuracy"][best - 1]), 6),
-        "temperature": temperature,
-        "train_seconds": round(seconds, 2),
-    })
+    try:
+        write_history(history, history_path)
+        save_model(model, model_path, {
+            "kind": "head",
+            "classes": info["classes"],
+            # Both recipes whole, as the extract stage recorded them: prediction rebuilds from these alone.
+            Preprocessing.RECORD_KEY: info[Preprocessing.RECORD_KEY],
+            BackboneRecipe.RECORD_KEY: info[BackboneRecipe.RECORD_KEY],
+            "seed": params["seed"],
+            "best_epoch": best,
+            "epochs_run": len(history.history["loss"]),
+            "best_val_loss": round(float(history.history["val_loss"][best - 1]), 6),
+            "best_val_accuracy": round(float(history.history["val_accuracy"][best - 1]), 6),
+            "temperature": temperature,
+            "train_seconds": round(seconds, 2),
+        })
+    except BaseException:  # none of the three without the others: a later stage would read them as current
+        with contextlib.suppress(OSError):
+            remove_stale(*outputs)
+        raise
     log.info("best epoch %d of %d: val_loss %.4f, val_accuracy %.4f (%.1f s)", best,
              len(history.history["loss"]), history.history["val_loss"][best - 1],
              history.history["val_accuracy"][best - 1], seconds)

@@ -48,6 +48,8 @@ def shared_path(relative):
 
 NECKLINES = shared_path("data/necklines")
 MOBILENET_025 = shared_path("weights/mobilenet_0.25_224_no_top.h5")
+MOBILENET_V1 = shared_path("weights/mobilenet_1.0_224_no_top.weights.h5")
+MOBILENET_V2 = shared_path("weights/mobilenet_v2_1.0_224_no_top.weights.h5")
 
 
 def copy_photos(target, per_class, classes=("round_neck", "v_neck", "henley")):

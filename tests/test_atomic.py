@@ -2,6 +2,7 @@
 the next run of that stage removes it; a model saved by an older version is a clear error."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -97,3 +98,67 @@ def test_temporary_names_are_cleaned_only_for_their_own_output(tmp_path):
     remove_stale_temporaries(tmp_path / "head.keras")
     assert sorted(p.name for p in tmp_path.iterdir()) == [f".features.npz.tmp-{dead}", ".features.tmp-notapid",
                                                           "features-notes.txt"]
+
+
+# --- outputs that cannot be written ------------------------------------------------------------------
+# Tests may run as root, for whom a read-only folder is writable; a folder whose place is taken by a
+# file blocks everyone, so that is the unwritable output here (and a read-only folder when not root).
+
+def test_an_output_under_a_file_is_a_clear_error_before_anything_is_written(tmp_path):
+    from stages.atomic import check_writable
+
+    (tmp_path / "models").write_text("a file where the models folder should be")
+    with pytest.raises(PipelineError) as caught:
+        check_writable(tmp_path / "plots/head/history.csv", tmp_path / "models/head.keras")
+    message = str(caught.value)
+    assert message.startswith(f"cannot write {tmp_path / 'models/head.keras'} ({tmp_path / 'models'} is a file, "
+                              "not a folder)")
+    assert "run again" in message
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["models"]  # no folder made, no probe file left
+    check_writable(tmp_path / "plots/head/history.csv")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["models"]
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root writes into read-only folders")
+def test_a_read_only_folder_is_a_clear_error(tmp_path):
+    from stages.atomic import check_writable
+
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models").chmod(0o555)
+    try:
+        with pytest.raises(PipelineError, match=r"cannot write .*head.keras \(.*models: Permission denied\)"):
+            check_writable(tmp_path / "models/head.keras")
+    finally:
+        (tmp_path / "models").chmod(0o755)
+
+
+def test_train_head_that_cannot_write_its_model_stops_at_once_with_one_line_and_no_outputs(tmp_path):
+    """As `dvc repro` runs it: the stage in its own process, in a folder laid out like the repository."""
+    import yaml
+
+    from stages.recipes import BackboneRecipe, Preprocessing
+    from tests.conftest import make_params
+    from tests.test_resample import write_features
+
+    counts = {"train": [30, 30, 30], "validation": [8, 8, 8], "test": [8, 8, 8]}
+    write_features(tmp_path / "data/features", counts)
+    info = json.loads((tmp_path / "data/features/info.json").read_text())
+    info.update(preprocessing=Preprocessing(32).to_record(),
+                backbone=BackboneRecipe("mobilenet", "none", alpha=0.25).to_record())
+    (tmp_path / "data/features/info.json").write_text(json.dumps(info))
+    write_features(tmp_path / "data/resampled", {"train": counts["train"]})
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(make_params(**{"head.epochs": 300, "head.patience": 300})))
+    (tmp_path / "models").write_text("not a folder")
+
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "stages.train_head"], cwd=tmp_path, capture_output=True,
+                            text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    seconds = time.monotonic() - started
+
+    assert result.returncode == 2, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [f"error: cannot write models/head.keras (models is a file, not a folder); make models a "
+                      "writable folder (or free space on its disk) and run again"]
+    assert "Traceback" not in result.stderr and "Epoch" not in result.stdout + result.stderr
+    assert not (tmp_path / "plots/head/history.csv").exists()
+    print(f"train_head stopped after {seconds:.1f} s (Python and TensorFlow start-up included)")

@@ -11,7 +11,7 @@ from stages.errors import PipelineError
 from stages.extract import extract
 from stages.features import load_split, read_info
 from stages.runtime import make_reproducible
-from tests.conftest import MOBILENET_025, prepared_photos
+from tests.conftest import MOBILENET_025, MOBILENET_V1, MOBILENET_V2, prepared_photos
 
 SIZE = 64
 
@@ -104,8 +104,57 @@ def test_offline_auto_falls_back_to_random_weights_loudly(offline, caplog):
 def test_wrong_or_missing_weights_file_is_a_clear_error(tmp_path):
     with pytest.raises(PipelineError, match="not found"):
         FeatureExtractor("mobilenet", 32, weights=str(tmp_path / "missing.h5"))
-    with pytest.raises(PipelineError, match="Is it a weights file for this backbone and width"):
+    with pytest.raises(PipelineError, match=r"does not fit the backbone asked for, mobilenet with alpha 1 .*it "
+                                            r"seems to be for mobilenet at another width \(features.alpha\)"):
         FeatureExtractor("mobilenet", 32, weights=str(MOBILENET_025()), alpha=1.0)
+    text = tmp_path / "notes.h5"
+    text.write_text("not weights")
+    with pytest.raises(PipelineError, match=r"notes.h5 is not a Keras weights file"):
+        FeatureExtractor("mobilenet", 32, weights=str(text))
+
+
+@pytest.mark.parametrize("model, file, seems", [
+    ("mobilenet_v2", MOBILENET_V1, "it seems to be for mobilenet."),      # Keras 3 .weights.h5: layer types tell
+    ("mobilenet", MOBILENET_V2, "it seems to be for mobilenet_v2."),
+    ("mobilenet_v2", MOBILENET_025, "it seems to be for mobilenet."),     # the older .h5: layer names tell
+    ("vgg16", MOBILENET_V1, "it seems to be for mobilenet."),
+])
+def test_a_weights_file_for_another_backbone_is_one_short_error_naming_both(model, file, seems):
+    path = file()
+    with pytest.raises(PipelineError) as caught:
+        FeatureExtractor(model, 32, weights=str(path))
+    message = str(caught.value)
+    assert f"features.weights: {path} does not fit the backbone asked for, {model}" in message and seems in message
+    assert "\n" not in message and len(message) < 500
+
+
+def test_the_extract_stage_with_a_wrong_weights_file_prints_a_few_lines_and_no_arrays(tmp_path):
+    """As the user saw it: `model: mobilenet_v2` with MobileNet v1 weights, the stage in its own process."""
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+
+    from tests.conftest import REPO
+
+    params, prepared = prepared_photos(tmp_path, per_class=3, size=32, **{
+        "model": "mobilenet_v2", "features.weights": str(MOBILENET_V1())})
+    (tmp_path / "data").mkdir()
+    prepared.rename(tmp_path / "data/prepared")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+
+    result = subprocess.run([sys.executable, "-m", "stages.extract"], cwd=tmp_path, capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+
+    output = (result.stdout + result.stderr).splitlines()
+    assert result.returncode == 2
+    errors = [line for line in output if line.startswith("error:")]
+    assert len(errors) == 1 and "mobilenet_1.0_224_no_top.weights.h5" in errors[0]
+    assert "asked for, mobilenet_v2 with alpha 1" in errors[0] and "it seems to be for mobilenet." in errors[0]
+    assert len(output) < 20, "\n".join(output)  # was 345 lines: Keras warnings and weight arrays
+    assert not any("array(" in line or "Traceback" in line for line in output)
+    assert not (tmp_path / "data/features").exists()
 
 
 def test_missing_prepared_data_asks_to_run_prepare(tmp_path):

@@ -234,3 +234,37 @@ def test_cache_params_are_validated(overrides, message):
     with pytest.raises(PipelineError) as err:
         make_params(**overrides)
     assert message in str(err.value)
+
+
+def test_a_killed_extract_keeps_the_batches_it_computed_and_a_rerun_computes_only_the_rest(tmp_path, caplog):
+    """`python -m stages.extract` killed with SIGKILL after some batches; the rerun reuses every entry it wrote."""
+    import signal
+    import time
+
+    import yaml
+
+    from tests.conftest import REPO
+
+    # VGG16 with random weights at 128 px: slow enough on a CPU (batches of 2) to be killed halfway.
+    overrides = {"data.source": "folder", "data.image_size": 128, "model": "vgg16", "features.weights": "none",
+                 "features.batch_size": 2}
+    params = make_params(**overrides, **{"data.path": str(copy_photos(tmp_path / "photos", per_class=20))})
+    prepare(params, tmp_path / "data/prepared")
+    total = len(dataset.read_manifest(tmp_path / "data/prepared"))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    cache = tmp_path / ".cache/features"
+
+    stage = subprocess.Popen([sys.executable, "-m", "stages.extract"], cwd=tmp_path,
+                             env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while len(entries(cache)) < 6 and stage.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    stage.send_signal(signal.SIGKILL)
+    stage.communicate()
+    assert stage.returncode == -signal.SIGKILL, "extract ended before it could be killed: give it more images"
+    kept = len(entries(cache))
+    assert 6 <= kept < total and not (tmp_path / "data/features").exists()
+
+    assert run(params, tmp_path / "data/prepared", tmp_path / "data/features", cache, caplog) == (kept, total - kept)
+    assert len(entries(cache)) == total

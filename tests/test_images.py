@@ -11,6 +11,7 @@ from PIL import Image
 from stages.images import (
     DEFAULT_MAX_PIXELS,
     ImageError,
+    ImageLimits,
     crop_region,
     decode_rgb,
     decode_size,
@@ -99,8 +100,9 @@ def test_high_bit_depth_tiffs_are_scaled_not_clipped(tmp_path):
     """32-bit int within 16-bit range reads as 16-bit; float 0..1 spans 0..255."""
     Image.fromarray(np.array([[0, 257, 65535]], dtype=np.int32)).save(tmp_path / "int32.tiff")
     Image.fromarray(np.array([[0.0, 0.5, 1.0]], dtype=np.float32)).save(tmp_path / "float.tiff")
-    assert decode_rgb(tmp_path / "int32.tiff")[0, :, 0].tolist() == [0, 1, 255]
-    assert decode_rgb(tmp_path / "float.tiff")[0, :, 0].tolist() == [0, 128, 255]
+    # 1x3 pixels: below data.min_side, which is lowered here to test the scaling alone.
+    assert decode_rgb(tmp_path / "int32.tiff", min_side=1, max_aspect=3)[0, :, 0].tolist() == [0, 1, 255]
+    assert decode_rgb(tmp_path / "float.tiff", min_side=1, max_aspect=3)[0, :, 0].tolist() == [0, 128, 255]
 
 
 @pytest.mark.parametrize(
@@ -140,6 +142,38 @@ def test_max_pixels_is_configurable(zoo):
     with pytest.raises(ImageError, match=r"64x48 = 3,072 pixels, above the limit of 3,000"):
         decode_rgb(zoo["bmp"], max_pixels=3000)
     assert decode_rgb(zoo["bmp"], max_pixels=3072).shape == (48, 64, 3)
+
+
+@pytest.mark.parametrize("size, reason", [
+    ((1, 100_000), r"image too small: 1x100000 pixels; each side must be at least 16 \(data.min_side\)"),
+    ((100_000, 1), r"image too small: 100000x1 pixels; each side must be at least 16 \(data.min_side\)"),
+    ((20, 4000), r"image too elongated: 20x4000 pixels, aspect ratio 200.0:1 above 10:1 \(data.max_aspect\)"),
+    ((8, 8), r"image too small: 8x8 pixels"),
+])
+def test_degenerate_shapes_are_refused_from_the_header(tmp_path, size, reason):
+    path = tmp_path / "strip.png"
+    Image.new("L", size, 200).save(path)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ImageError, match=reason):
+            decode_rgb(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1_000_000  # refused before the pixels are decoded
+
+
+def test_shape_limits_are_configurable_and_inclusive(tmp_path):
+    path = tmp_path / "wide.png"
+    Image.new("RGB", (160, 16), (10, 20, 30)).save(path)  # 16 px high, aspect exactly 10
+    assert decode_rgb(path).shape == (16, 160, 3)
+    with pytest.raises(ImageError, match="aspect ratio 10.0:1 above 9:1"):
+        decode_rgb(path, max_aspect=9)
+    with pytest.raises(ImageError, match="at least 17"):
+        decode_rgb(path, min_side=17)
+    assert load_image(path, Preprocessing(32), ImageLimits(min_side=16, max_aspect=10)).shape == (32, 32, 3)
+    with pytest.raises(ImageError, match="data.max_aspect"):
+        load_image(path, Preprocessing(32), ImageLimits(max_aspect=4))
 
 
 def test_missing_file_and_directory_are_image_errors(tmp_path):

@@ -102,7 +102,9 @@ def test_the_largest_confident_face_is_taken():
 def test_locate_params_change_the_prepare_fingerprint():
     def fingerprint(**overrides):
         params = make_params(**{"data.source": "folder", "data.path": "photos", **overrides})
-        return decode_cache.fingerprint(Preprocessing.from_params(params).to_record(), params["data"]["max_pixels"])
+        data = params["data"]
+        return decode_cache.fingerprint(Preprocessing.from_params(params).to_record(), data["max_pixels"],
+                                        data["min_side"], data["max_aspect"])
 
     plain = fingerprint()
     assert fingerprint(**{"data.locate": "face"}) != plain

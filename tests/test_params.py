@@ -28,6 +28,8 @@ def test_the_repository_params_are_valid():
     ({"features.weights": {"vgg19": "none"}}, "'features.weights.vgg19' names no backbone"),
     ({"features.weights": {}}, "'features.weights' is an empty mapping"),
     ({"split.test": -0.1}, "'split.test' is -0.1; it must be between 0 and 1"),
+    ({"data.min_side": 0}, "'data.min_side' is 0; it must be between 1 and 65535"),
+    ({"data.max_aspect": 0.5}, "'data.max_aspect' is 0.5; it must be between 1 and 65535"),
     ({"data.region.bottom": 1.5}, "'data.region.bottom' is 1.5; it must be between 0 and 1"),
     ({"data.region.bottom": 0.0}, "'data.region.bottom' (0) must be greater than 'data.region.top' (0)"),
     ({"data.region.left": 0.7, "data.region.right": 0.3},
@@ -115,11 +117,12 @@ def real_data_overrides(name):
 def test_every_real_data_configuration_is_valid_and_its_files_exist():
     names = subprocess.run(["bash", "benchmarks/real_data.sh", "--list"], cwd=REPO, check=True,
                            capture_output=True, text=True).stdout.split()
-    assert len(names) == 36 and {"necklines_top-ensemble-smote", "fashion224-mobilenet-smote"} <= set(names)
+    assert len(names) == 42 and {"necklines_top-ensemble-smote", "necklines_face-ensemble-smote",
+                                 "fashion224-mobilenet-smote"} <= set(names)
     for name in names:
         overrides = real_data_overrides(name)
         # every configuration sets every key it depends on: the workspace holds the last experiment's
-        assert {"data.source", "data.path", "data.region.bottom", "data.resize", "model",
+        assert {"data.source", "data.path", "data.region.bottom", "data.resize", "data.locate", "model",
                 "features.weights", "features.mirror", "smote.enabled"} <= set(overrides), name
         params = make_params(**overrides)
         weights = params["features"]["weights"]
@@ -130,6 +133,10 @@ def test_every_real_data_configuration_is_valid_and_its_files_exist():
     assert make_params(**real_data_overrides("necklines_top-mobilenet-smote"))["features"]["mirror"] is True
     assert make_params(**real_data_overrides("necklines-mobilenet-smote"))["features"]["mirror"] is False
     assert make_params(**real_data_overrides("necklines_top_nomirror-mobilenet-smote"))["features"]["mirror"] is False
+    face = make_params(**real_data_overrides("necklines_face-ensemble-smote"))
+    assert face["data"]["locate"] == "face" and face["data"]["region"]["bottom"] == 0.6
+    assert face["cnn"]["region"] == {"top": 0.0, "bottom": 1.0, "left": 0.0, "right": 1.0}  # all of the located box
+    assert make_params(**real_data_overrides("necklines_top-mobilenet-smote"))["data"]["locate"] == "none"
 
 
 def test_the_fashion_mnist_cnn_is_still_f2_and_other_real_data_see_the_whole_image():

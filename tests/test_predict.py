@@ -5,13 +5,16 @@ import dataclasses
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+import wcwidth
 import yaml
+from PIL import Image
 
 from stages.classify import load_classifier
 from stages.errors import PipelineError
@@ -153,8 +156,40 @@ def test_csv_and_table_formats(trained):
     assert rows[0]["low_confidence"] == "true" and rows[0]["error"] == ""
     assert rows[0]["top3"].count(":") == 3
     status, table = predict(root, photo, "--threshold", "1")
-    header, line = table.splitlines()
-    assert header.split()[:4] == ["path", "label", "prob", "top"] and str(photo) in line and LOW_CONFIDENCE in line
+    model, header, line, legend = table.splitlines()
+    assert model.startswith("model: ") and str(root / "models") in model
+    assert header.split()[:4] == ["path", "label", "prob", "top"]
+    shown = line.split()[0]  # the real file names are long: the path loses its middle, keeps its end
+    assert shown.endswith(photo.name[-16:]) and (shown == str(photo) or "..." in shown)
+    assert line.endswith("  low confidence") and legend == LOW_CONFIDENCE
+
+
+def test_the_table_fits_120_columns_with_long_paths_and_wide_characters_and_names_the_model(trained, tmp_path):
+    _, root = trained
+    photo = next((root / "photos").rglob("*.jpg"))
+    deep = tmp_path / ("a_rather_long_folder_name_from_a_photo_shoot/" * 4) / ("领口照片文件夹" * 4)
+    deep.mkdir(parents=True)
+    wide = deep / "圆领连衣裙-正面-特写-第一张.jpg"
+    shutil.copy(photo, wide)
+    shutil.copy(photo, deep / ("x" * 150 + ".jpg"))
+    Image.new("RGB", (20, 4000), (120, 80, 40)).save(deep / "细长条.png")  # an error note, wrapped below its row
+
+    status, table = predict(root, deep, "--model", "head", "--threshold", "1")
+
+    assert status == 1
+    lines = table.splitlines()
+    assert max(wcwidth.wcswidth(line) for line in lines) < 120, table
+    assert lines[0] == f"model: {json.loads((root / 'models/head.json').read_text())['backbone']['model']} head " \
+                       f"({root / 'models/head.keras'})"
+    rows = {line.split()[0]: line for line in lines[2:] if line and not line.startswith((" ", "low confidence:"))}
+    assert len(rows) == 3
+    wide_row = next(row for path, row in rows.items() if path.endswith("第一张.jpg"))
+    assert "..." in wide_row.split()[0] and wide_row.split()[0].startswith(str(tmp_path)[:10])
+    assert any(path.endswith("xxx.jpg") and "..." in path for path in rows)
+    assert "    error: image too elongated: 20x4000 pixels" in table
+    # The columns line up in display width, wide characters and all: the label starts at the same column.
+    starts = {wcwidth.wcswidth(re.match(r".+?  +", line)[0]) for line in [lines[1], *rows.values()]}
+    assert len(starts) == 1, table
 
 
 def test_batches_of_any_size_give_the_same_results_in_input_order(trained):
@@ -193,7 +228,7 @@ def test_every_bad_file_in_a_folder_is_reported(trained, tmp_path):
     _, root = trained
     bad = write_bad_files(tmp_path / "bad")
     status, results = predict_json(root, tmp_path / "bad")
-    assert status == 1 and len(results) == len(bad)
+    assert status == 2 and len(results) == len(bad)  # not one could be classified: nothing was done
     reasons = {os.path.basename(r["path"]): r["error"] for r in results}
     for path, reason in bad.values():
         assert reason in reasons[path.name]
@@ -233,7 +268,18 @@ def test_the_command_exit_codes_and_messages(trained, tmp_path):
     assert results[0]["label"] and results[1]["error"]
     assert "1 of 2 file(s) could not be classified" in partial.stderr
 
+    junk = tmp_path / "junk"
+    write_bad_files(junk)
+    Image.new("RGB", (1, 100_000), (120, 80, 40)).save(junk / "strip.png")
+    nothing = command(junk, "--format", "json", cwd=tmp_path)
+    assert nothing.returncode == 2, nothing.stderr
+    results = json.loads(nothing.stdout)
+    assert all(r["error"] for r in results)
+    assert "1x100000 pixels; each side must be at least 16 (data.min_side)" in \
+        next(r["error"] for r in results if r["path"].endswith("strip.png"))
+    assert f"none of the {len(results)} file(s) could be classified" in nothing.stderr
+
     usage = command(photo, "--model", "resnet", cwd=tmp_path)
     assert usage.returncode == 2 and "invalid choice: 'resnet'" in usage.stderr
-    for result in (no_model, partial, usage):
+    for result in (no_model, partial, nothing, usage):
         assert "Traceback" not in result.stderr

@@ -122,6 +122,31 @@ def test_bad_files_are_skipped_with_reasons(tmp_path):
     assert np.load(out / dataset.IMAGES_FILE).shape[0] == 18
 
 
+def test_degenerate_images_are_skipped_with_reasons_and_the_limits_are_params(tmp_path):
+    from PIL import Image
+
+    photos = copy_photos(tmp_path / "photos", per_class=6)
+    Image.new("RGB", (1, 100_000), (90, 60, 30)).save(photos / "v_neck" / "tall_strip.png")
+    Image.new("RGB", (100_000, 1), (90, 60, 30)).save(photos / "henley" / "wide_strip.png")
+    Image.new("RGB", (40, 600), (30, 60, 90)).save(photos / "henley" / "narrow.png")
+
+    summary, out = run_prepare(photos, tmp_path)
+
+    skipped = {Path(s["path"]).name: s for s in summary["skipped"]}
+    assert skipped["tall_strip.png"]["kind"] == "bad_image"
+    assert "1x100000 pixels; each side must be at least 16 (data.min_side)" in skipped["tall_strip.png"]["reason"]
+    assert "100000x1 pixels" in skipped["wide_strip.png"]["reason"]
+    assert "aspect ratio 15.0:1 above 10:1 (data.max_aspect)" in skipped["narrow.png"]["reason"]
+    assert summary["totals"]["total"] == 18
+    paths = {line.split(",")[0] for line in (out / dataset.MANIFEST_FILE).read_text().splitlines()}
+    assert not {"v_neck/tall_strip.png", "henley/wide_strip.png", "henley/narrow.png"} & paths
+
+    # A looser limit lets the 40x600 photo in (and the decode cache does not serve the old verdict).
+    summary, _ = run_prepare(photos, tmp_path, **{"data.max_aspect": 20})
+    assert summary["totals"]["total"] == 19
+    assert "narrow.png" not in {Path(s["path"]).name for s in summary["skipped"]}
+
+
 @pytest.mark.parametrize("case, expected", [
     ("missing_path", "does not exist"),
     ("single_class", "at least two classes"),

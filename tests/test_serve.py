@@ -6,6 +6,7 @@ evaluation and a params.yaml whose threshold and pixel limit differ from the def
 server visibly reads them.
 """
 
+import io
 import json
 import os
 import re
@@ -21,6 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+from PIL import Image
 
 from stages.classify import best_model, model_path
 from tests.conftest import REPO, TRAINED_REGION
@@ -157,7 +159,8 @@ def test_model_health_and_the_default_model_is_the_best_by_the_last_evaluation(s
     assert model["classes"] == info["classes"]
     assert model["preprocessing"]["region"] == {k.split(".")[-1]: v for k, v in TRAINED_REGION.items()}
     assert model["confidence_threshold"] == THRESHOLD
-    assert model["limits"] == {"max_files": MAX_FILES, "max_upload_mb": MAX_UPLOAD_MB, "max_pixels": MAX_PIXELS}
+    assert model["limits"] == {"max_files": MAX_FILES, "max_upload_mb": MAX_UPLOAD_MB, "max_pixels": MAX_PIXELS,
+                               "min_side": 16, "max_aspect": 10}
     assert model["test_metrics"] == metrics[kind]
     assert httpx.get(f"{server.url}/health").json() == {"status": "ok", "model": kind, "requests_in_model": 0}
 
@@ -207,6 +210,13 @@ def streamed_body(megabytes):
     yield b"\r\n--xyz--\r\n"
 
 
+def strip(width, height):
+    """A real PNG of a degenerate shape (the photos of a broken export or a scanner's calibration strip)."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (120, 80, 40)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def bad_requests(copy, tmp):
     """name -> (the request's keyword arguments for httpx.post, status, words the answer must hold)."""
     bad = write_bad_files(tmp / "bad")
@@ -225,6 +235,12 @@ def bad_requests(copy, tmp):
                                "900,000,000 pixels, above the limit of 1,000,000 (data.max_pixels)"),
         "over data.max_pixels": (files(("files", "big.png", big)), 422,
                                  "2,000,000 pixels, above the limit of 1,000,000"),
+        "a 1x100000 strip": (files(("files", "strip.png", strip(1, 100_000))), 422,
+                             "1x100000 pixels; each side must be at least 16 (data.min_side)"),
+        "a 100000x1 strip": (files(("files", "strip.png", strip(100_000, 1))), 422,
+                             "100000x1 pixels; each side must be at least 16 (data.min_side)"),
+        "a 20x4000 strip": (files(("files", "strip.png", strip(20, 4000))), 422,
+                            "aspect ratio 200.0:1 above 10:1 (data.max_aspect)"),
         "a bad file beside a good one": (files(("files", "good.jpg", good), ("files", "notes.txt", b"no")), 422,
                                          "1 of 2 file(s) could not be classified"),
         "over --max-upload-mb": (files(("files", "large.jpg", good + bytes(MAX_UPLOAD_MB * 1024 * 1024))), 413,
@@ -250,6 +266,7 @@ def bad_requests(copy, tmp):
 
 
 BAD = ["not an image", "empty file", "truncated JPEG", "corrupt JPEG", "decompression bomb", "over data.max_pixels",
+       "a 1x100000 strip", "a 100000x1 strip", "a 20x4000 strip",
        "a bad file beside a good one", "over --max-upload-mb", "over --max-files", "a body over all limits",
        "a streamed body over all limits", "wrong field name", "text instead of a file", "a web form without files",
        "no body", "not multipart", "broken multipart"]
