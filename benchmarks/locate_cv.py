@@ -63,6 +63,8 @@ CONFIGS = {
     "face_tight": {**TWO, **FACE, "data.locate_box": {"top": 0.9, "bottom": 2.2, "half_width": 1.1}},
     "face_wide": {**TWO, **FACE, "data.locate_box": {"top": 0.6, "bottom": 3.2, "half_width": 1.8}},
     "face_low": {**TWO, **FACE, "data.locate_box": {"top": 1.0, "bottom": 3.0, "half_width": 1.4}},
+    "face_tighter": {**TWO, **FACE, "data.locate_box": {"top": 1.0, "bottom": 2.0, "half_width": 0.9}},
+    "face_tight_high": {**TWO, **FACE, "data.locate_box": {"top": 0.7, "bottom": 2.0, "half_width": 1.1}},
     "face_pad": {**TWO, **FACE, "data.resize": "pad"},
     "face_160": {**TWO, **FACE, "data.image_size": 160},
     "face_mirror": {**TWO, **FACE, "features.mirror": True},

@@ -36,8 +36,8 @@ NECKLINES_UPPER="$UPPER_REGION -S data.locate=none"
 # The neckline located under the wearer's face (data.locate: face; the upper 60 % where no face is found),
 # cropped square; the CNN sees all of it (its default region is cut for the generated necklines).
 # Chosen by grouped cross-validation (docs/locate.md).
-NECKLINES_FACE="$UPPER_REGION -S data.locate=face -S data.locate_box.top=0.8 -S data.locate_box.bottom=2.6 \
- -S data.locate_box.half_width=1.4 -S features.mirror=false \
+NECKLINES_FACE="$UPPER_REGION -S data.locate=face -S data.locate_box.top=0.9 -S data.locate_box.bottom=2.2 \
+ -S data.locate_box.half_width=1.1 -S features.mirror=false \
  -S cnn.region.top=0.0 -S cnn.region.bottom=1.0 -S cnn.region.left=0.0 -S cnn.region.right=1.0"
 NECKLINES_TOP="$NECKLINES_UPPER -S features.mirror=true"
 NECKLINES_TOP_NOMIRROR="$NECKLINES_UPPER -S features.mirror=false"
