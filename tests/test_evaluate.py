@@ -171,7 +171,7 @@ def test_one_headline_file_per_model_and_a_summary_at_the_end(trained, tmp_path,
 
     params, root = trained
     crossval(make_params(**{"crossval.folds": 2, "crossval.repeats": 1, "crossval.validation": 0.5, "head.epochs": 2}), root / "data/features",
-             root / "data/prepared", tmp_path / "cv.json", tmp_path / "cv_folds.csv")
+             root / "data/prepared", tmp_path / "cv.json", tmp_path / "cv_folds.csv", tmp_path / "cv_predictions.csv")
     with caplog.at_level("INFO", logger="evaluate"):
         evaluate(params, **{**outputs_in(tmp_path, root), "cv_path": tmp_path / "cv.json"})
 
