@@ -23,6 +23,7 @@ it gets a 4xx answer `{"detail": ...}` that says what was wrong and what to do i
 
 import argparse
 import asyncio
+import ipaddress
 import json
 import logging
 import os
@@ -419,6 +420,9 @@ def main(argv=None):
         host, port = sock.getsockname()[:2]
         log.info("serving the %s on http://%s:%d/ (threshold %s); suspect labels to review: http://%s:%d/review "
                  "(decisions go into %s)", classifier.title, host, port, threshold, host, port, review.exclude_path)
+        if not ipaddress.ip_address(host).is_loopback:
+            log.warning("listening on %s: anyone who reaches it can also change %s on /review", host,
+                        review.exclude_path)
         try:
             uvicorn.Server(uvicorn.Config(create_app(service, review), log_level="info")).run(sockets=[sock])
         except KeyboardInterrupt:  # uvicorn has shut down cleanly and hands Ctrl+C back
