@@ -136,7 +136,7 @@ def plot_gallery(path, store, rows, table, total):
         for ax, image, row in zip(axes.flat, store.read(np.array(rows)), table):
             ax.imshow(image)
             ax.set_title(f"{Path(row['path']).name[-24:]}\ngiven: {row['given']}\nsuggested: {row['suggested']} "
-                         f"({float(row['quality']):.2f})", fontsize=8)
+                         f"({float(row['quality']):.3f})", fontsize=8)
         fig.suptitle(f"The {len(table)} worst of {total} suspect labels (train + validation; score: out-of-fold "
                      f"probability of the given label)")
     with atomic_file(path, "wb") as handle:
