@@ -128,7 +128,7 @@ def test_photos_without_a_located_neckline_are_flagged_where_the_manifest_says_s
     unlocated = {train[0]["path"], train[1]["path"]}
     # The neckline locator's manifest column (data.locate): written here as the prepare stage will write it.
     with open(prepared / dataset.MANIFEST_FILE, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=[*dataset.MANIFEST_COLUMNS, "located"])
+        writer = csv.DictWriter(handle, fieldnames=list(dict.fromkeys([*dataset.MANIFEST_COLUMNS, "located"])))
         writer.writeheader()
         for record in records:
             writer.writerow({**record, "located": "false" if record["path"] in unlocated else "true"})
