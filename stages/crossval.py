@@ -6,8 +6,10 @@ fold's training part only, early stopping on a share of the fold's training part
 held-out fold), and the baseline (a logistic regression) is fitted on the same training part. Both
 are scored on the held-out fold. It reads the cached features, so it adds no backbone pass.
 
-Writes metrics/cv.json (mean and standard deviation of each metric per model, over folds x repeats)
-and metrics/cv_folds.csv (one row per fold and model).
+Writes metrics/cv.json (mean and standard deviation of each metric per model, over folds x repeats),
+metrics/cv_folds.csv (one row per fold and model) and metrics/cv_predictions.csv: every train and
+validation photo's out-of-fold probabilities from the model CV ranks higher (by balanced accuracy),
+averaged over the repeats. The suspects stage looks for wrong labels in them.
 """
 
 import csv
@@ -31,6 +33,7 @@ from stages.smote import smote_resample
 log = logging.getLogger("crossval")
 
 CV_FOLDS = Path("metrics/cv_folds.csv")
+CV_PREDICTIONS = Path("metrics/cv_predictions.csv")
 MODELS = ("head", "baseline")
 
 
@@ -82,15 +85,30 @@ def fold_head(params, classes, x, y, groups, train, seed):
     return model, fit, stop
 
 
-def score_fold(params, classes, x, y, groups, train, held, seed):
-    """{model: headline metrics on the held-out fold} for the head and the baseline trained on `train`."""
+def fold_probabilities(params, classes, x, y, groups, train, held, seed):
+    """{model: (held-out images, classes) probabilities} of the head and the baseline trained on `train`."""
     head = params["head"]
     model, _, _ = fold_head(params, classes, x, y, groups, train, seed)
-    predicted = {
-        "head": model.predict(x[held], batch_size=head["batch_size"], verbose=0).argmax(axis=1),
-        "baseline": baseline_probabilities(fit_baseline(x[train], y[train], seed), x[held], len(classes)).argmax(axis=1),
+    return {
+        "head": model.predict(x[held], batch_size=head["batch_size"], verbose=0),
+        "baseline": baseline_probabilities(fit_baseline(x[train], y[train], seed), x[held], len(classes)),
     }
-    return {name: headline(y[held], predicted[name], len(classes)) for name in MODELS}
+
+
+def pooled_paths(features_dir, prepared_dir):
+    """The manifest paths of pooled_features' rows, in the same order."""
+    rows = np.concatenate([load_split_rows(features_dir, split)[2] for split in ("train", "validation")])
+    path_of_row = {record["row"]: record["path"] for record in dataset.read_manifest(prepared_dir)}
+    return [path_of_row[int(row)] for row in rows]
+
+
+def write_predictions(path, paths, labels, probabilities, classes, model):
+    """One row per photo: its path, given label, the model and its out-of-fold probability of each class."""
+    with atomic_file(path, "w") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "label", "model"] + [f"p_{name}" for name in classes])
+        for source, label, row in zip(paths, labels, probabilities):
+            writer.writerow([source, classes[label], model] + [f"{p:.6f}" for p in row])
 
 
 def summarize(scores):
@@ -101,8 +119,8 @@ def summarize(scores):
 
 
 def crossval(params, features_dir=FEATURES_DIR, prepared_dir=dataset.PREPARED_DIR, metrics_path=CV_METRICS,
-             folds_path=CV_FOLDS):
-    check_writable(metrics_path, folds_path)
+             folds_path=CV_FOLDS, predictions_path=CV_PREDICTIONS):
+    check_writable(metrics_path, folds_path, predictions_path)
     settings, seed = params["crossval"], params["seed"]
     classes = read_info(features_dir)["classes"]
     x, y, groups = pooled_features(features_dir, prepared_dir)
@@ -113,9 +131,14 @@ def crossval(params, features_dir=FEATURES_DIR, prepared_dir=dataset.PREPARED_DI
                             f"{settings['folds']}; every fold needs one. Lower crossval.folds or add images")
     started = time.perf_counter()
     scores, rows = [], []
+    # Each repeat predicts every photo once, from the folds that did not train on it.
+    out_of_fold = {name: np.zeros((len(y), len(classes))) for name in MODELS}
     for repeat, fold, train, held in folds(y, groups, settings["folds"], settings["repeats"], seed):
         fold_seed = (seed + 1000 * repeat + fold) % 2**32
-        result = score_fold(params, classes, x, y, groups, train, held, fold_seed)
+        probabilities = fold_probabilities(params, classes, x, y, groups, train, held, fold_seed)
+        for name in MODELS:
+            out_of_fold[name][held] += probabilities[name] / settings["repeats"]
+        result = {name: headline(y[held], probabilities[name].argmax(axis=1), len(classes)) for name in MODELS}
         scores.append(result)
         rows += [[repeat + 1, fold + 1, name, len(held)] + [f"{result[name][m]:.6f}" for m in METRICS]
                  for name in MODELS]
@@ -129,6 +152,9 @@ def crossval(params, features_dir=FEATURES_DIR, prepared_dir=dataset.PREPARED_DI
         writer.writerow(["repeat", "fold", "model", "images", *METRICS])
         writer.writerows(rows)
     write_json(metrics_path, summary)
+    best = max(MODELS, key=lambda name: summary[name]["balanced_accuracy_mean"])  # ties: the head
+    write_predictions(predictions_path, pooled_paths(features_dir, prepared_dir), y, out_of_fold[best], classes, best)
+    log.info("out-of-fold probabilities of the %s (higher CV balanced accuracy) in %s", best, predictions_path)
     for name in MODELS:
         log.info("%s: %s", name, ", ".join(f"{m} {summary[name][f'{m}_mean']:.3f} +- {summary[name][f'{m}_sd']:.3f}"
                                            for m in METRICS))

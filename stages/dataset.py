@@ -28,8 +28,8 @@ SUMMARY_FILE = "summary.json"
 SPLITS = ("train", "validation", "test")
 # located: whether a face anchored the image's box (data.locate: face), empty with data.locate none;
 # box_*: the part of the photo the image was cut from, as fractions of its height and width.
-MANIFEST_COLUMNS = ("row", "path", "label", "label_index", "split", "group", "sha256", "located",
-                    "box_top", "box_bottom", "box_left", "box_right")
+LOCATION_COLUMNS = ("located", "box_top", "box_bottom", "box_left", "box_right")
+MANIFEST_COLUMNS = ("row", "path", "label", "label_index", "split", "group", "sha256", *LOCATION_COLUMNS)
 
 # A fixed-size .npy header (format 1.0) so the row count can be rewritten in place once
 # the number of usable images is known, without copying the data.
@@ -130,7 +130,9 @@ def write_manifest(path, records):
         writer = csv.DictWriter(handle, fieldnames=MANIFEST_COLUMNS)
         writer.writeheader()
         for record in records:
-            writer.writerow({column: record[column] for column in MANIFEST_COLUMNS})
+            # Records made without the locator's columns (a benchmark's tiled copy) leave them empty.
+            writer.writerow({column: record[column] if column in record or column not in LOCATION_COLUMNS else ""
+                             for column in MANIFEST_COLUMNS})
 
 
 def read_manifest(prepared_dir=PREPARED_DIR):

@@ -30,6 +30,7 @@ from stages.atomic import atomic_file, check_writable, write_json
 from stages.baseline import baseline_probabilities, fit_baseline
 from stages.classify import KINDS, TEST_METRICS, is_enabled, load_classifier
 from stages.errors import PipelineError, missing, outdated, run_stage
+from stages.exclusions import SUSPECTS_CSV, read_suspects
 from stages.features import CV_METRICS, FEATURES_DIR, SMOTE_COUNTS, features_of_rows, load_split
 from stages.intervals import METRICS as HEADLINE, bootstrap_intervals
 from stages.params import load_params
@@ -295,7 +296,16 @@ def plot_mistakes(path, store, rows, labels, probabilities, classes, count, titl
     _save_figure(fig, path)
 
 
-def write_report(path, sections, smote):
+def suspects_line(suspects_path):
+    """One sentence on the suspects stage's count, or None without its table."""
+    if not Path(suspects_path).is_file():
+        return None
+    table = read_suspects(suspects_path)
+    return (f"{len(table)} suspect label(s) among the train + validation photos ({suspects_path}, worst first; "
+            "`python -m stages.serve`, then /review, to look at them)")
+
+
+def write_report(path, sections, smote, suspects=None):
     lines = ["# Test-split evaluation", ""]
     for kind, section in sections.items():
         m = section["metrics"]
@@ -322,6 +332,8 @@ def write_report(path, sections, smote):
         else:
             lines += ["SMOTE was turned off (smote.enabled: false)."]
         lines.append("")
+    if suspects is not None:
+        lines += ["## Suspect labels", "", suspects + ".", ""]
     with atomic_file(path, "w") as handle:
         handle.write("\n".join(lines))
 
@@ -346,7 +358,7 @@ def _maybe(value):
 
 def evaluate(params, prepared_dir=dataset.PREPARED_DIR, features_dir=FEATURES_DIR, models_dir="models",
              metrics_path=TEST_METRICS, report_path=REPORT_PATH, plots_dir=PLOTS_DIR, smote_path=SMOTE_COUNTS,
-             cv_path=CV_METRICS, test_rows=None):
+             cv_path=CV_METRICS, test_rows=None, suspects_path=SUSPECTS_CSV):
     """Score every model on the test split and write metrics, report and plots.
 
     test_rows/labels/paths default to the manifest's test split; tests pass a permutation.
@@ -413,7 +425,8 @@ def evaluate(params, prepared_dir=dataset.PREPARED_DIR, features_dir=FEATURES_DI
              results["baseline"]["accuracy"], results["baseline"]["balanced_accuracy"], results["baseline"]["macro_f1"])
 
     smote = json.loads(Path(smote_path).read_text()) if Path(smote_path).is_file() else None
-    write_report(report_path, sections, smote)
+    suspects = suspects_line(suspects_path)
+    write_report(report_path, sections, smote, suspects)
     cv = read_cv(cv_path)
     metrics_dir = Path(metrics_path).parent
     # Per-class scores in a file of their own, and every score in test.json: plain outputs. The
@@ -426,11 +439,11 @@ def evaluate(params, prepared_dir=dataset.PREPARED_DIR, features_dir=FEATURES_DI
         write_json(metrics_dir / f"{kind}.json", shown_metrics(results[kind], cv.get(kind)) if kind in results else {})
     titles = {kind: section["title"] for kind, section in sections.items()}
     titles["baseline"] = "baseline (logistic regression)"
-    log_summary(results, titles, cv, backbone, report_path, plots_dir)
+    log_summary(results, titles, cv, backbone, report_path, plots_dir, suspects)
     return results
 
 
-def log_summary(results, titles, cv, backbone, report_path, plots_dir):
+def log_summary(results, titles, cv, backbone, report_path, plots_dir, suspects=None):
     """What happened, in a few lines: the scores table, the head's weights, and the files to open."""
     log.info("test split, %d images (brackets: 95 %% intervals):\n%s",
              next(iter(results.values()))["test_images"], summary_table(results, titles, cv))
@@ -441,6 +454,8 @@ def log_summary(results, titles, cv, backbone, report_path, plots_dir):
                         "say nothing about transfer learning; give it ImageNet weights (see the README, Weights)")
         else:
             log.info("the head used %s features with weights %s", backbone.get("model"), weights)
+    if suspects is not None:
+        log.info("%s", suspects)
     pictures = sorted(str(path) for path in Path(plots_dir).glob("*/*.png"))
     log.info("open: %s, %s (or `dvc plots show`)", report_path, ", ".join(pictures))
 

@@ -66,6 +66,15 @@ def text():
     return check
 
 
+def optional_text():
+    """null or an empty string (none), or a non-empty string."""
+    def check(value, key):
+        if value is None or value == "":
+            return None
+        return text()(value, key)
+    return check
+
+
 def boolean():
     def check(value, key):
         if not isinstance(value, bool):
@@ -191,6 +200,8 @@ SCHEMA = {
         "max_aspect": number(1, 65535),
         "cache": boolean(),
         "cache_max_gb": number(0, 100_000, low_open=True),
+        "exclude": optional_text(),
+        "exclude_test": boolean(),
     },
     "split": {
         "validation": number(0, 1, low_open=True, high_open=True),

@@ -22,6 +22,7 @@ from stages import dataset, decode_cache
 from stages.atomic import atomic_dir, check_writable, write_json
 from stages.decode_cache import DecodeCache, file_key
 from stages.errors import PipelineError, run_stage
+from stages.exclusions import read_exclusions
 from stages.idx import FASHION_MNIST_CLASSES, read_fashion_mnist
 from stages.images import (SUPPORTED_EXTENSIONS, ImageError, ImageLimits, decode_rgb, decode_side, preprocess_located,
                            skip, walk_image_files)
@@ -309,6 +310,62 @@ def assign_splits(records, classes, validation, test, seed):
         record["label_index"] = classes.index(record["label"])
 
 
+# --- the exclude file -------------------------------------------------------------------------
+
+def exclude_listed(records, found, data, skipped):
+    """Drop the photos data.exclude lists from training and validation (and from test with data.exclude_test).
+
+    Runs after the split, so that excluding photos never moves another photo to another split: the test
+    split stays the same photos, and scores before and after stay comparable. Returns (the records kept,
+    a report for summary.json). Listed photos of the test split are kept unless data.exclude_test, and
+    reported either way; lines that name no photo are reported with a warning.
+    """
+    if found is None:
+        return records, None
+    file_hashes = {}
+    if found.hashes and data["source"] != "fashion_mnist":
+        # The digest `sha256sum` prints: of the file's bytes (the manifest's sha256 is of the decoded pixels).
+        for record in records:
+            with open(Path(data["path"]) / record["path"], "rb") as handle:
+                file_hashes[record["path"]] = hashlib.file_digest(handle, "sha256").hexdigest()
+    matched_paths, matched_hashes, kept, test_listed = set(), set(), [], []
+    for record in records:
+        digests = {record["sha256"], file_hashes.get(record["path"])} & found.hashes
+        if record["path"] not in found.paths and not digests:
+            kept.append(record)
+            continue
+        matched_hashes |= digests
+        if record["path"] in found.paths:
+            matched_paths.add(record["path"])
+        if record["split"] == "test":
+            test_listed.append(record["path"])
+            if not data["exclude_test"]:
+                kept.append(record)
+                continue
+        # Recorded without a warning per photo: the user listed them; the count is logged below.
+        skipped.append({"path": record["path"], "kind": "excluded",
+                        "reason": f"listed in data.exclude ({data['exclude']})"})
+    not_found = sorted(found.paths - matched_paths) + sorted(found.hashes - matched_hashes)
+    for problem in found.ignored:
+        log.warning("data.exclude: %s; it names no photo and is ignored", problem)
+    if not_found:
+        log.warning("data.exclude: %d line(s) of %s name no photo of data.path (e.g. %r); moved or deleted "
+                    "photos can be removed from it", len(not_found), data["exclude"], not_found[0])
+    if test_listed:
+        if data["exclude_test"]:
+            log.warning("data.exclude: %d photo(s) of the test split dropped (data.exclude_test: true); the test "
+                        "scores are not comparable with runs that kept them", len(test_listed))
+        else:
+            log.warning("data.exclude: %d photo(s) of the test split are listed and KEPT, so that the test split stays "
+                        "the same photos (e.g. %s); data.exclude_test: true drops them too", len(test_listed),
+                        test_listed[0])
+    report = {"file": str(data["exclude"]), "listed": len(found), "excluded": len(records) - len(kept),
+              "test_listed": sorted(test_listed), "test_kept": not data["exclude_test"],
+              "not_found": not_found, "ignored": found.ignored}
+    log.info("data.exclude: %d photo(s) excluded, listed in %s", report["excluded"], data["exclude"])
+    return kept, report
+
+
 def summarize(params, preprocessing, classes, records, skipped):
     counts = {name: {split: 0 for split in dataset.SPLITS} for name in classes}
     for record in records:
@@ -360,6 +417,8 @@ def prepare(params, out_dir=dataset.PREPARED_DIR, cache_dir=None):
                                                    limits.max_aspect)
             cache = DecodeCache(cache_dir, fingerprint, preprocessing.image_size)
     log.info("found %d candidate files in %d classes", len(candidates), len(classes))
+    # Read before decoding, so that a bad exclude file stops the stage at once.
+    exclusions = read_exclusions(data["exclude"], data["path"]) if data["exclude"] else None
     with atomic_dir(out_dir) as tmp:
         writer = dataset.ImageStoreWriter(tmp / dataset.IMAGES_FILE, preprocessing.image_size)
         try:
@@ -384,6 +443,12 @@ def prepare(params, out_dir=dataset.PREPARED_DIR, cache_dir=None):
             assign_grouped_splits(records, classes, split["validation"], split["test"], params["seed"])
         else:
             assign_splits(records, classes, split["validation"], split["test"], params["seed"])
+        records, excluded = exclude_listed(records, exclusions, data, skipped)
+        for name in classes:
+            if not any(r["label"] == name and r["split"] == "train" for r in records):
+                raise PipelineError(f"class '{name}' has no training images left after data.exclude "
+                                    f"({data['exclude']}); keep some of its photos (remove their lines) or "
+                                    f"remove the class folder")
         dataset.write_manifest(tmp / dataset.MANIFEST_FILE, records)
         summary = summarize(params, preprocessing, classes, records, skipped)
         summary["groups"] = {"pattern": split["group"], "count": len({r["group"] for r in records}),
@@ -393,6 +458,8 @@ def prepare(params, out_dir=dataset.PREPARED_DIR, cache_dir=None):
             log.info("data.locate %s: a face located the neckline in %d of %d images; the rest keep data.region "
                      "(located: false in the manifest)", preprocessing.locate, summary["located"]["total"]["located"],
                      len(records))
+        if excluded is not None:
+            summary["exclude"] = excluded
         write_json(tmp / dataset.SUMMARY_FILE, summary)
     log.info("prepared %d images (%s); skipped %d files",
              len(records), ", ".join(f"{k} {v}" for k, v in summary["totals"].items()), len(skipped))

@@ -13,6 +13,8 @@ guards, the same region and resizing, the same model, the same result records as
     GET  /health   {"status": "ok", ...}; answers while the model is busy
     GET  /model    the model kind, its classes, the region it looks at, its test metrics
     GET  /docs     interactive API docs (Swagger UI from the fastapi-offline package: no CDN)
+    GET  /review   the suspect labels (metrics/suspects.csv, the suspects stage) with their photos, and
+                   keep / exclude buttons that record each decision in the exclude file (data.exclude)
 
 The model runs on one worker thread, one request's photos at a time in batches, so the event loop
 stays free for /health and for receiving the next uploads. Bad input never takes the server down:
@@ -21,6 +23,7 @@ it gets a 4xx answer `{"detail": ...}` that says what was wrong and what to do i
 
 import argparse
 import asyncio
+import ipaddress
 import json
 import logging
 import os
@@ -55,6 +58,8 @@ from stages.classify import (
     settings_from_params,
 )
 from stages.errors import PipelineError, run_stage
+from stages.exclusions import DECISIONS, SUSPECTS_CSV, decisions, read_suspects, record_decision
+from stages.params import PARAMS_FILE, load_params
 
 log = logging.getLogger("serve")
 
@@ -150,6 +155,49 @@ class Service:
         return None
 
 
+class Review:
+    """The suspects review: the suspects stage's table, their photos under data.path, and the decisions, which
+    go into the exclude file (stages/exclusions.py: rewritten atomically under a lock, so concurrent clicks
+    never lose one). The table is read on every request: a `dvc repro` while the server runs shows at once."""
+
+    def __init__(self, suspects_path, exclude_path, data_path):
+        self.suspects_path, self.exclude_path, self.data_path = Path(suspects_path), Path(exclude_path), Path(data_path)
+
+    def table(self):
+        return read_suspects(self.suspects_path) if self.suspects_path.is_file() else []
+
+    def listing(self):
+        decided = decisions(self.exclude_path, self.data_path)
+        return {"suspects_file": str(self.suspects_path), "found": self.suspects_path.is_file(),
+                "exclude_file": str(self.exclude_path),
+                "suspects": [{**row, "decision": decided.get(row["path"])} for row in self.table()]}
+
+    def photo(self, path):
+        """The photo file of a listed suspect; None for a path the table does not list (no other file is served)."""
+        if not any(row["path"] == path for row in self.table()):
+            return None
+        file = self.data_path / path
+        return file if file.is_file() else None
+
+    def decide(self, path, decision):
+        """Record the decision; False for a path the table does not list."""
+        if not any(row["path"] == path for row in self.table()):
+            return False
+        record_decision(self.exclude_path, path, decision)
+        return True
+
+
+def review_from_params(suspects_path=SUSPECTS_CSV):
+    """The review of this repository: data.path and data.exclude from params.yaml (exclude.txt where unset)."""
+    data = load_params()["data"] if Path(PARAMS_FILE).is_file() else {"path": "data/synthetic", "exclude": None}
+    return Review(suspects_path, data["exclude"] or "exclude.txt", data["path"])
+
+
+class Decision(BaseModel):
+    path: str
+    decision: str
+
+
 # --- the API's records, for the docs at /docs ------------------------------------------------------
 
 class Result(BaseModel):
@@ -178,7 +226,7 @@ def error(status, detail, headers=None, **extra):
 
 # --- the app ----------------------------------------------------------------------------------------
 
-def create_app(service):
+def create_app(service, review=None):
     app = FastAPIOffline(
         title="Neckline classifier",
         description="Classify garment photos by neckline with the trained model. The page at `/` does "
@@ -193,6 +241,34 @@ def create_app(service):
     @app.get("/", include_in_schema=False)
     async def page():
         return FileResponse(STATIC_DIR / "index.html")
+
+    @app.get("/review", include_in_schema=False)
+    async def review_page():
+        return FileResponse(STATIC_DIR / "review.html")
+
+    @app.get("/review/suspects", summary="The suspect labels, worst first, each with the decision on it so far")
+    async def suspects():
+        if review is None:
+            return error(404, "no review: the server was started without one")
+        return review.listing()
+
+    @app.get("/review/photo", summary="The photo of one listed suspect (path relative to data.path)")
+    async def suspect_photo(path: str):
+        file = review.photo(path) if review is not None else None
+        if file is None:
+            return error(404, f"{path!r} is not a suspect's photo under data.path; GET /review/suspects lists them")
+        return FileResponse(file)
+
+    @app.post("/review/decision", summary="Keep or exclude a suspect: rewrites the exclude file (data.exclude)")
+    def decide(decision: Decision):  # plain def: the file lock waits on a worker thread, not the event loop
+        if review is None:
+            return error(404, "no review: the server was started without one")
+        if decision.decision not in DECISIONS:
+            return error(400, f"decision is {decision.decision!r}; send one of {', '.join(DECISIONS)}")
+        if not review.decide(decision.path, decision.decision):
+            return error(404, f"{decision.path!r} is not in {review.suspects_path}; only listed suspects are decided "
+                              "here (edit the exclude file for others)")
+        return {"path": decision.path, "decision": decision.decision, "exclude_file": str(review.exclude_path)}
 
     @app.get("/health", summary="Whether the server answers, and how many requests the model has")
     async def health():
@@ -232,6 +308,8 @@ def how_to_send(request):
 
 async def not_a_photo_upload(request, exc):
     """FastAPI's 422 for a request without files in the `files` field, reworded into what to send instead."""
+    if request.url.path == "/review/decision":
+        return error(400, 'send a JSON body {"path": "<a suspect\'s path>", "decision": "exclude" or "keep"}')
     content_type = request.headers.get("content-type", "").split(";")[0]
     if content_type != "multipart/form-data":
         sent = f"a body of type {content_type}" if content_type else "no multipart/form-data body"
@@ -334,6 +412,7 @@ def listening_socket(host, port):
 def main(argv=None):
     args = parse_args(argv)
     threshold, image_limits = settings_from_params()
+    review = review_from_params()
     kind = args.model or best_model(args.metrics) or "head"
     with listening_socket(args.host, args.port) as sock:
         classifier = load_served_model(kind, args.models_dir)
@@ -342,9 +421,13 @@ def main(argv=None):
         service = Service(classifier, threshold, image_limits, Limits(args.max_files, args.max_upload_mb),
                           last_evaluation(kind, args.metrics))
         host, port = sock.getsockname()[:2]
-        log.info("serving the %s on http://%s:%d/ (threshold %s)", classifier.title, host, port, threshold)
+        log.info("serving the %s on http://%s:%d/ (threshold %s); suspect labels to review: http://%s:%d/review "
+                 "(decisions go into %s)", classifier.title, host, port, threshold, host, port, review.exclude_path)
+        if not ipaddress.ip_address(host).is_loopback:
+            log.warning("listening on %s: anyone who reaches it can also change %s on /review", host,
+                        review.exclude_path)
         try:
-            uvicorn.Server(uvicorn.Config(create_app(service), log_level="info")).run(sockets=[sock])
+            uvicorn.Server(uvicorn.Config(create_app(service, review), log_level="info")).run(sockets=[sock])
         except KeyboardInterrupt:  # uvicorn has shut down cleanly and hands Ctrl+C back
             pass
         finally:

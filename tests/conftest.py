@@ -17,8 +17,11 @@ from stages.params import validate  # noqa: E402
 
 
 def make_params(**overrides):
-    """The repository's params.yaml, validated, with dotted-key overrides: make_params(**{"data.image_size": 32})."""
-    return validate(override(yaml.safe_load((REPO / "params.yaml").read_text()), overrides))
+    """The repository's params.yaml, validated, with dotted-key overrides: make_params(**{"data.image_size": 32}).
+
+    data.exclude is none unless given: the repository's exclude.txt is relative to where a test runs."""
+    return validate(override(yaml.safe_load((REPO / "params.yaml").read_text()),
+                             {"data.exclude": None, **overrides}))
 
 
 def override(params, overrides):
@@ -141,4 +144,5 @@ def evaluate_paths(root):
     return {"prepared_dir": root / "data/prepared", "features_dir": root / "data/features",
             "models_dir": root / "models", "metrics_path": root / "metrics/test.json",
             "report_path": root / "metrics/report.md", "plots_dir": root / "plots",
-            "smote_path": root / "metrics/smote.json", "cv_path": root / "metrics/cv.json"}
+            "smote_path": root / "metrics/smote.json", "cv_path": root / "metrics/cv.json",
+            "suspects_path": root / "metrics/suspects.csv"}

@@ -10,8 +10,8 @@ import yaml
 from tests.conftest import REPO, override
 
 # What a clone needs to run the pipeline: the code, the pipeline, the params, DVC's config and page template.
-PIPELINE_FILES = ("stages", "dvc.yaml", "params.yaml", ".dvc/config", ".dvc/offline_plots.html", ".dvcignore",
-                  ".gitignore")
+PIPELINE_FILES = ("stages", "dvc.yaml", "params.yaml", "exclude.txt", ".dvc/config", ".dvc/offline_plots.html",
+                  ".dvcignore", ".gitignore")
 
 
 def copy_repo(root, overrides):

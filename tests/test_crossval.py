@@ -43,7 +43,8 @@ def run(tmp_path, counts=None, name="cv", separation=5.0, **overrides):
     counts = counts or {"train": [30, 20, 12], "validation": [6, 4, 3], "test": [6, 4, 3]}
     features, prepared = features_with_manifest(tmp_path / name, counts, separation=separation)
     params = make_params(**{**FAST, **overrides})
-    summary = crossval(params, features, prepared, tmp_path / name / "cv.json", tmp_path / name / "folds.csv")
+    summary = crossval(params, features, prepared, tmp_path / name / "cv.json", tmp_path / name / "folds.csv",
+                       tmp_path / name / "predictions.csv")
     return summary, tmp_path / name
 
 
@@ -60,6 +61,22 @@ def test_both_models_score_well_on_separable_features_with_mean_and_spread(tmp_p
     assert len(lines) == 1 + 3 * 2 * 2
 
 
+def test_every_train_and_validation_photo_gets_out_of_fold_probabilities_of_the_better_model(tmp_path):
+    import pandas as pd
+
+    summary, folder = run(tmp_path)
+    predictions = pd.read_csv(folder / "predictions.csv")
+    best = max(("head", "baseline"), key=lambda name: summary[name]["balanced_accuracy_mean"])
+    assert set(predictions["model"]) == {best}
+    assert len(predictions) == 75 and predictions["path"].is_unique  # train + validation, never the 13 test rows
+    manifest = pd.read_csv(folder / "prepared" / dataset.MANIFEST_FILE)
+    assert set(predictions["path"]) == set(manifest.loc[manifest["split"] != "test", "path"])
+    probabilities = predictions[[c for c in predictions if c.startswith("p_")]].to_numpy()
+    assert np.allclose(probabilities.sum(axis=1), 1, atol=1e-4)  # an average over both repeats is still one
+    given = predictions["label"].map({name: i for i, name in enumerate(predictions.columns[3:].str[2:])})
+    assert (probabilities.argmax(axis=1) == given).mean() > 0.9  # separable features: mostly right
+
+
 def test_the_test_split_is_never_read_and_the_result_is_exact(tmp_path):
     first, a = run(tmp_path, name="a")
     with np.load(a / "features/test.npz") as arrays:
@@ -70,9 +87,9 @@ def test_the_test_split_is_never_read_and_the_result_is_exact(tmp_path):
     np.savez(second_features / "test.npz", features=np.zeros((13, 8), np.float32), labels=np.zeros(13, np.int64),
              rows=rows)
     crossval(make_params(**FAST), second_features, tmp_path / "b/prepared", tmp_path / "b/cv.json",
-             tmp_path / "b/folds.csv")
-    assert (tmp_path / "b/cv.json").read_bytes() == (a / "cv.json").read_bytes()
-    assert (tmp_path / "b/folds.csv").read_bytes() == (a / "folds.csv").read_bytes()
+             tmp_path / "b/folds.csv", tmp_path / "b/predictions.csv")
+    for name in ("cv.json", "folds.csv", "predictions.csv"):
+        assert (tmp_path / "b" / name).read_bytes() == (a / name).read_bytes()
 
 
 def test_folds_keep_every_item_on_one_side_and_stratify():

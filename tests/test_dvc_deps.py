@@ -7,6 +7,7 @@ transitively through the project's modules.
 """
 
 import ast
+import json
 
 import pytest
 import yaml
@@ -95,3 +96,15 @@ def test_the_import_reader_sees_imports_inside_functions(tmp_path, monkeypatch):
     # classify imports the extractor only when it rebuilds a head's backbone: still a dependency.
     assert "extractor" in direct_imports("classify")
     assert "backbones" in closure("params")
+
+
+def test_the_exclude_file_named_by_data_exclude_is_a_dep_of_prepare(tmp_path):
+    """Editing the exclude file (by hand, with --top, or on the review page) re-runs prepare; DVC follows the param."""
+    from tests.repo_copy import copy_repo, dvc
+
+    root = copy_repo(tmp_path / "repo", {"data.exclude": "lists/mine.txt"})
+    (root / "lists").mkdir()
+    (root / "lists/mine.txt").write_text("")
+    status = json.loads(dvc(root, "status", "prepare", "--json"))
+    changed = next(entry["changed deps"] for entry in status["prepare"] if "changed deps" in entry)
+    assert "lists/mine.txt" in changed and "exclude.txt" not in changed

@@ -168,12 +168,16 @@ def outputs_in(folder, root):
 def test_one_headline_file_per_model_and_a_summary_at_the_end(trained, tmp_path, caplog):
     """metrics/<model>.json: the numbers `dvc metrics show` lists; the log ends with a table and the files."""
     from stages.crossval import crossval
+    from stages.suspects import suspects
 
     params, root = trained
     crossval(make_params(**{"crossval.folds": 2, "crossval.repeats": 1, "crossval.validation": 0.5, "head.epochs": 2}), root / "data/features",
-             root / "data/prepared", tmp_path / "cv.json", tmp_path / "cv_folds.csv")
+             root / "data/prepared", tmp_path / "cv.json", tmp_path / "cv_folds.csv", tmp_path / "cv_predictions.csv")
+    table = suspects(root / "data/prepared", tmp_path / "cv_predictions.csv", tmp_path / "suspects.csv",
+                     tmp_path / "suspects.png")
     with caplog.at_level("INFO", logger="evaluate"):
-        evaluate(params, **{**outputs_in(tmp_path, root), "cv_path": tmp_path / "cv.json"})
+        evaluate(params, **{**outputs_in(tmp_path, root), "cv_path": tmp_path / "cv.json",
+                            "suspects_path": tmp_path / "suspects.csv"})
 
     full, cv = (json.loads((tmp_path / name).read_text()) for name in ("test.json", "cv.json"))
     for kind in ("cnn", "head", "finetuned", "baseline"):
@@ -196,6 +200,9 @@ def test_one_headline_file_per_model_and_a_summary_at_the_end(trained, tmp_path,
     assert f"{full['head']['balanced_accuracy']:.3f} [" in summary
     assert "mobilenet_0.25_224_no_top.h5" in text  # the weights the head used
     assert str(tmp_path / "plots" / "head" / "confusion.png") in text
+    suspects_line = f"{len(table)} suspect label(s) among the train + validation photos ({tmp_path / 'suspects.csv'}"
+    assert suspects_line in summary
+    assert f"## Suspect labels\n\n{suspects_line}" in (tmp_path / "report.md").read_text()
 
 
 def test_the_summary_says_plainly_when_the_head_had_random_weights(caplog):

@@ -15,6 +15,12 @@ from tests.conftest import REPO, SHARED, make_params, shared_path
 def test_the_repository_params_are_valid():
     params = load_params(REPO / "params.yaml")
     assert params["data"]["source"] == "synthetic" and params["model"] == "mobilenet"
+    assert (REPO / params["data"]["exclude"]).is_file()  # a dep of prepare in dvc.yaml: it must exist
+
+
+@pytest.mark.parametrize("value", [None, ""])
+def test_no_exclude_file_is_null_or_empty(value):
+    assert make_params(**{"data.exclude": value})["data"]["exclude"] is None
 
 
 @pytest.mark.parametrize("overrides, message", [
@@ -46,6 +52,8 @@ def test_the_repository_params_are_valid():
     ({"data.image_size": "big"}, "'data.image_size' must be a whole number, got 'big'"),
     ({"data.image_size": True}, "'data.image_size' must be a whole number"),
     ({"smote.enabled": "yes"}, "'smote.enabled' must be true or false"),
+    ({"data.exclude": 3}, "'data.exclude' must be a non-empty string, got 3"),
+    ({"data.exclude_test": "no"}, "'data.exclude_test' must be true or false"),
     ({"cnn.filters": []}, "'cnn.filters' must be a list of whole numbers"),
     ({"cnn.dense_units": [64, 0]}, "'cnn.dense_units[1]' is 0; it must be between 1 and 65536"),
     ({"cnn.dense_units": 64}, "'cnn.dense_units' must be a list of whole numbers, e.g. [32, 64] (or [] for none)"),

@@ -379,3 +379,77 @@ def test_too_few_items_for_the_split_is_a_clear_error(tmp_path):
                                             r"a 0.15 test split needs at least 7"):
         run_prepare(photos, tmp_path, **{"split.group": NECKLINE_ITEM})
     assert not (tmp_path / "prepared").exists()
+
+
+# --- data.exclude ------------------------------------------------------------------------------------
+
+def test_listed_photos_are_gone_from_training_and_kept_in_test(tmp_path):
+    photos = copy_photos(tmp_path / "photos", per_class=10)
+    _, before = run_prepare(photos, tmp_path / "before")
+    records = dataset.read_manifest(before)
+    train = [r for r in records if r["split"] == "train"][:3]
+    validation = next(r for r in records if r["split"] == "validation")
+    test = next(r for r in records if r["split"] == "test")
+    by_hash = next(r for r in records if r["split"] == "train" and r not in train)
+    file_digest = __import__("hashlib").sha256((photos / by_hash["path"]).read_bytes()).hexdigest()
+    exclude = tmp_path / "exclude.txt"
+    exclude.write_text("# photos to leave out\n\n" + "".join(f"{r['path']}\n" for r in train)
+                       + f"./{validation['path']}\n{test['path']}\n{file_digest}\n"
+                       + f"# keep {records[-1]['path']}\n")
+
+    summary, out = run_prepare(photos, tmp_path / "after", **{"data.exclude": str(exclude)})
+
+    after = dataset.read_manifest(out)
+    gone = {r["path"] for r in (*train, validation, by_hash)}
+    assert gone.isdisjoint(r["path"] for r in after)
+    assert test["path"] in {r["path"] for r in after if r["split"] == "test"}  # reported and kept
+    # Every other photo is where it was: excluding never moves a photo to another split.
+    assert {r["path"]: r["split"] for r in after} == {r["path"]: r["split"] for r in records if r["path"] not in gone}
+    assert sorted(s["path"] for s in summary["skipped"] if s["kind"] == "excluded") == sorted(gone)
+    assert summary["skipped_by_kind"] == {"excluded": 5}
+    assert summary["exclude"] == {"file": str(exclude), "listed": 6, "excluded": 5, "test_listed": [test["path"]],
+                                  "test_kept": True, "not_found": [], "ignored": []}
+    assert summary["totals"]["total"] == 25
+
+    summary, out = run_prepare(photos, tmp_path / "strict", **{"data.exclude": str(exclude), "data.exclude_test": True})
+    assert test["path"] not in {r["path"] for r in dataset.read_manifest(out)}
+    assert summary["exclude"]["excluded"] == 6 and summary["exclude"]["test_kept"] is False
+
+
+def test_a_bad_exclude_file_gets_a_clear_error_or_warning(tmp_path, caplog):
+    photos = copy_photos(tmp_path / "photos", per_class=6)
+    missing_file = tmp_path / "nowhere.txt"
+    with pytest.raises(PipelineError, match=f"data.exclude: {missing_file} is not found; point data.exclude at a "
+                                            "text file of photo paths"):
+        run_prepare(photos, tmp_path / "a", **{"data.exclude": str(missing_file)})
+    binary = tmp_path / "photo-list.jpg"
+    shutil.copy(next(photos.glob("*/*.jpg")), binary)  # a photo given instead of the list
+    with pytest.raises(PipelineError, match=r"data.exclude: .*photo-list.jpg is not a text file \(binary data\)"):
+        run_prepare(photos, tmp_path / "b", **{"data.exclude": str(binary)})
+    with pytest.raises(PipelineError, match="is a folder"):
+        run_prepare(photos, tmp_path / "c", **{"data.exclude": str(photos)})
+    for folder in ("a", "b", "c"):
+        assert not (tmp_path / folder / "prepared").exists()
+
+    outside = tmp_path / "outside.txt"
+    first = sorted(photos.glob("henley/*.jpg"))[0]
+    outside.write_text(f"../elsewhere/photo.jpg\n/etc/passwd\n{first}\nhenley/deleted-photo.jpg\n")
+    with caplog.at_level("WARNING", logger="prepare"):
+        summary, out = run_prepare(photos, tmp_path / "d", **{"data.exclude": str(outside)})
+    report = summary["exclude"]
+    assert report["ignored"] == [f"line 1: '../elsewhere/photo.jpg' is outside data.path ({photos})",
+                                 f"line 2: '/etc/passwd' is outside data.path ({photos})"]
+    assert report["not_found"] == ["henley/deleted-photo.jpg"]
+    assert report["excluded"] == 1  # the absolute path inside data.path counts
+    assert f"henley/{first.name}" not in {r["path"] for r in dataset.read_manifest(out)}
+    assert "'../elsewhere/photo.jpg' is outside data.path" in caplog.text
+    assert "1 line(s) of" in caplog.text and "name no photo of data.path" in caplog.text
+
+
+def test_excluding_every_training_photo_of_a_class_is_a_clear_error(tmp_path):
+    photos = copy_photos(tmp_path / "photos", per_class=6)
+    exclude = tmp_path / "exclude.txt"
+    exclude.write_text("".join(f"henley/{p.name}\n" for p in photos.glob("henley/*.jpg")))
+    with pytest.raises(PipelineError, match="class 'henley' has no training images left after data.exclude"):
+        run_prepare(photos, tmp_path, **{"data.exclude": str(exclude)})
+    assert not (tmp_path / "prepared").exists()

@@ -33,7 +33,8 @@ SMALL = {
 # Everything a run reports: must be byte-identical between two runs from scratch.
 REPORTED = ["metrics/test.json", "metrics/cnn.json", "metrics/head.json", "metrics/finetuned.json",
             "metrics/baseline.json", "metrics/smote.json", "metrics/cnn_train.json", "metrics/report.md",
-            "metrics/cv.json", "metrics/cv_folds.csv", "metrics/per_class.json",
+            "metrics/cv.json", "metrics/cv_folds.csv", "metrics/cv_predictions.csv", "metrics/suspects.csv",
+            "metrics/per_class.json",
             "plots/cnn/history.csv", "plots/head/history.csv", "plots/finetuned/history.csv",
             "plots/cnn/predictions.csv", "plots/head/predictions.csv", "plots/finetuned/predictions.csv",
             "data/prepared/manifest.csv", "data/prepared/images.npy"]
@@ -86,9 +87,9 @@ def test_exp_run_with_another_backbone_re_runs_only_what_depends_on_it(first):
     out = dvc(first, "exp", "run", "-S", "model=mobilenet_v2", "-S", f"features.weights={MOBILENET_V2()}",
               "-S", "features.alpha=1.0")
 
-    ran = {stage for stage in ("synthesize", "prepare", "extract", "crossval", "resample", "train_head", "finetune",
-                               "train_cnn", "evaluate") if f"Running stage '{stage}'" in out}
-    assert ran == {"extract", "crossval", "resample", "train_head", "finetune", "evaluate"}
+    ran = {stage for stage in ("synthesize", "prepare", "extract", "crossval", "suspects", "resample", "train_head",
+                               "finetune", "train_cnn", "evaluate") if f"Running stage '{stage}'" in out}
+    assert ran == {"extract", "crossval", "suspects", "resample", "train_head", "finetune", "evaluate"}
     after = json.loads((first / "metrics/test.json").read_text())
     assert after["cnn"] == before["cnn"] and after["head"] != before["head"]
     assert json.loads((first / "data/features/info.json").read_text())["feature_dim"] == 1280

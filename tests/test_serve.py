@@ -6,6 +6,7 @@ evaluation and a params.yaml whose threshold and pixel limit differ from the def
 server visibly reads them.
 """
 
+import csv
 import io
 import json
 import os
@@ -17,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -465,3 +467,127 @@ def test_a_located_model_answers_with_its_box_and_the_page_outlines_it(located_s
     finally:
         driver.quit()
     assert (tmp_path / "located.png").stat().st_size > 10_000
+
+
+# --- the review page -----------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def reviewing(served, tmp_path_factory):
+    """(a running server, its folder): the served copy with metrics/suspects.csv naming every photo in photos/
+    (the suspects stage's columns; which photos it names is the stage's business, tested in test_suspects.py),
+    data.path pointing at photos/ and an exclude file that already holds a comment and a digest."""
+    _, copy = served
+    folder = tmp_path_factory.mktemp("review")
+    for name in ("models", "metrics", "photos"):
+        shutil.copytree(copy / name, folder / name)
+    params = yaml.safe_load((copy / "params.yaml").read_text())
+    params["data"].update({"source": "folder", "path": "photos", "exclude": "exclude.txt"})
+    (folder / "params.yaml").write_text(yaml.safe_dump(params))
+    paths = sorted(str(p.relative_to(folder / "photos")) for p in (folder / "photos").glob("*/*.jpg"))
+    classes = sorted({path.split("/")[0] for path in paths})
+    with open(folder / "metrics/suspects.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "split", "given", "suggested", "quality", "reason"])
+        for number, path in enumerate(paths):
+            given = path.split("/")[0]
+            suggested = classes[(classes.index(given) + 1) % len(classes)]
+            writer.writerow([path, "train", given, suggested, f"{number / 100:.6f}", "likely mislabelled"])
+    (folder / "exclude.txt").write_text("# my list\n" + "ab" * 32 + "\n")
+    running = Server(folder)
+    yield running, folder
+    running.stop()
+
+
+def exclude_lines(folder):
+    return (folder / "exclude.txt").read_text().splitlines()
+
+
+def test_concurrent_decisions_all_land_in_the_exclude_file(reviewing):
+    running, folder = reviewing
+    listing = httpx.get(f"{running.url}/review/suspects").json()
+    paths = [row["path"] for row in listing["suspects"]]
+    assert len(paths) >= 30 and listing["exclude_file"] == "exclude.txt"
+    decisions = {path: ("keep" if i % 3 == 0 else "exclude") for i, path in enumerate(paths)}
+
+    def send(path):
+        return httpx.post(f"{running.url}/review/decision", json={"path": path, "decision": decisions[path]},
+                          timeout=60)
+
+    with ThreadPoolExecutor(max_workers=len(paths)) as clients:  # every click at once
+        answers = list(clients.map(send, paths))
+
+    assert [a.status_code for a in answers] == [200] * len(paths)
+    lines = exclude_lines(folder)
+    assert lines[:2] == ["# my list", "ab" * 32]  # what was there stays
+    expected = {path if d == "exclude" else f"# keep {path}" for path, d in decisions.items()}
+    assert sorted(lines[2:]) == sorted(expected)  # every decision once: none lost, none doubled
+    shown = {row["path"]: row["decision"] for row in httpx.get(f"{running.url}/review/suspects").json()["suspects"]}
+    assert shown == decisions
+
+    # Changing one's mind replaces the line, also under concurrent clicks on the same photo.
+    flip = paths[:10]
+    with ThreadPoolExecutor(max_workers=20) as clients:
+        list(clients.map(lambda p: httpx.post(f"{running.url}/review/decision",
+                                              json={"path": p, "decision": "exclude"}, timeout=60), flip * 2))
+    lines = exclude_lines(folder)
+    assert all(lines.count(p) == 1 and f"# keep {p}" not in lines for p in flip)
+    assert len(lines) == 2 + len(paths)
+    assert not list(folder.glob(".exclude.txt.*"))  # no temporary copy left behind
+
+
+def test_the_review_page_refuses_what_it_does_not_list(reviewing):
+    running, folder = reviewing
+    before = (folder / "exclude.txt").read_bytes()
+    listed = httpx.get(f"{running.url}/review/suspects").json()["suspects"][0]["path"]
+    cases = [({"path": "../params.yaml", "decision": "exclude"}, 404, "is not in metrics/suspects.csv"),
+             ({"path": "henley/nothing.jpg", "decision": "exclude"}, 404, "only listed suspects are decided here"),
+             ({"path": listed, "decision": "delete"}, 400,
+              "send one of exclude, keep"),
+             ({"photo": "x"}, 400, 'send a JSON body {"path"')]
+    for body, status, words in cases:
+        answer = httpx.post(f"{running.url}/review/decision", json=body, timeout=30)
+        assert answer.status_code == status and words in answer.json()["detail"], answer.text
+    assert (folder / "exclude.txt").read_bytes() == before
+    for path in ("../params.yaml", "/etc/passwd", "henley/../../models/head.json"):
+        answer = httpx.get(f"{running.url}/review/photo", params={"path": path})
+        assert answer.status_code == 404 and "is not a suspect's photo" in answer.json()["detail"]
+
+
+def test_the_review_page_in_a_browser_shows_each_suspect_and_writes_decisions(reviewing, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    running, folder = reviewing
+    (folder / "exclude.txt").write_text("# my list\n")
+    rows = httpx.get(f"{running.url}/review/suspects").json()["suspects"]
+    page = httpx.get(f"{running.url}/review").text
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page)
+    assert assets and all(url.startswith("/") for url in assets), assets  # works offline: nothing from a CDN
+
+    driver = browser()
+    try:
+        driver.get(f"{running.url}/review")
+        WebDriverWait(driver, 30).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".suspect")) == len(rows))
+        cards = driver.find_elements(By.CSS_SELECTOR, ".suspect")
+        for card, row in zip(cards[:3], rows):
+            assert card.get_attribute("data-path") == row["path"]
+            assert card.find_element(By.CSS_SELECTOR, ".given").text == row["given"]
+            assert card.find_element(By.CSS_SELECTOR, ".suggested").text == row["suggested"]
+        image = cards[0].find_element(By.CSS_SELECTOR, "img")
+        WebDriverWait(driver, 30).until(lambda d: d.execute_script(
+            "return arguments[0].complete && arguments[0].naturalWidth", image) > 0)  # the photo itself shows
+        cards[0].find_element(By.CSS_SELECTOR, "button.exclude").click()
+        cards[1].find_element(By.CSS_SELECTOR, "button.keep").click()
+        WebDriverWait(driver, 30).until(lambda d: cards[0].get_attribute("data-decision") == "exclude"
+                                        and cards[1].get_attribute("data-decision") == "keep")
+        assert "excluded" in cards[0].find_element(By.CSS_SELECTOR, ".decision").text
+        assert exclude_lines(folder) == ["# my list", rows[0]["path"], f"# keep {rows[1]['path']}"]
+        cards[0].find_element(By.CSS_SELECTOR, "button.keep").click()  # changed my mind
+        WebDriverWait(driver, 30).until(lambda d: cards[0].get_attribute("data-decision") == "keep")
+        assert exclude_lines(folder) == ["# my list", f"# keep {rows[1]['path']}", f"# keep {rows[0]['path']}"]
+        overflow = driver.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, "the page is wider than a phone's screen"
+        driver.save_screenshot(str(tmp_path / "review.png"))
+    finally:
+        driver.quit()
+    assert (tmp_path / "review.png").stat().st_size > 10_000
