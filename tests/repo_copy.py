@@ -9,9 +9,10 @@ import yaml
 
 from tests.conftest import REPO, override
 
-# What a clone needs to run the pipeline: the code, the pipeline, the params, DVC's config and page template.
-PIPELINE_FILES = ("stages", "dvc.yaml", "params.yaml", ".dvc/config", ".dvc/offline_plots.html", ".dvcignore",
-                  ".gitignore")
+# What a clone needs to run the pipeline: the code, the pipeline, the params, the weights file the default
+# backbone loads, DVC's config and page template.
+PIPELINE_FILES = ("stages", "dvc.yaml", "params.yaml", "weights", ".dvc/config", ".dvc/offline_plots.html",
+                  ".dvcignore", ".gitignore")
 
 
 def copy_repo(root, overrides):
