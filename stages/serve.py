@@ -112,6 +112,7 @@ class Service:
     def describe(self):
         """What GET /model answers, and what the page draws from."""
         return {"kind": self.classifier.kind, "title": self.classifier.title, "classes": self.classifier.classes,
+                "random_weights": self.classifier.random_weights,
                 "preprocessing": self.classifier.preprocessing.to_record(),
                 "confidence_threshold": self.threshold, "low_confidence_warning": LOW_CONFIDENCE,
                 "limits": {"max_files": self.limits.max_files, "max_upload_mb": self.limits.max_upload_mb,
@@ -159,6 +160,7 @@ class Result(BaseModel):
     top3: list[tuple[str, float]]
     low_confidence: bool | None
     error: str | None
+    random_weights: bool
 
 
 class Problem(BaseModel):
@@ -193,7 +195,8 @@ def create_app(service):
 
     @app.get("/health", summary="Whether the server answers, and how many requests the model has")
     async def health():
-        return {"status": "ok", "model": service.classifier.kind, "requests_in_model": service.lane.requests}
+        return {"status": "ok", "model": service.classifier.kind, "random_weights": service.classifier.random_weights,
+                "requests_in_model": service.lane.requests}
 
     @app.get("/model", summary="The model: kind, classes, preprocessing, threshold, limits, test metrics")
     async def model():
@@ -334,6 +337,8 @@ def main(argv=None):
     kind = args.model or best_model(args.metrics) or "head"
     with listening_socket(args.host, args.port) as sock:
         classifier = load_served_model(kind, args.models_dir)
+        if classifier.random_weights:
+            log.warning("%s", classifier.random_weights_warning())
         # The first call traces the model's graph: pay for it now, not in the first visitor's request.
         classifier.probabilities(np.full((1, classifier.image_size, classifier.image_size, 3), 255, np.uint8))
         service = Service(classifier, threshold, max_pixels, Limits(args.max_files, args.max_upload_mb),

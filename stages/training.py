@@ -120,6 +120,9 @@ def load_model_info(path):
 
 # --- temperature scaling ------------------------------------------------------------------
 
+# The range fit_temperature searches.
+TEMPERATURE_BOUNDS = (0.05, 20.0)
+
 def fit_temperature(logits, labels):
     """The temperature T > 0 that minimises the validation negative log-likelihood of softmax(logits / T).
 
@@ -141,8 +144,16 @@ def fit_temperature(logits, labels):
         z = logits / np.exp(log_t)
         return float(np.mean(logsumexp(z, axis=1) - z[np.arange(len(labels)), labels]))
 
-    best = minimize_scalar(nll, bounds=(np.log(0.05), np.log(20.0)), method="bounded", options={"xatol": 1e-6})
+    low, high = TEMPERATURE_BOUNDS
+    best = minimize_scalar(nll, bounds=(np.log(low), np.log(high)), method="bounded", options={"xatol": 1e-6})
     return round(float(np.exp(best.x)), 4)
+
+
+def at_temperature_bound(temperature):
+    """True when a fitted temperature sits at an end of its search (within 1 %): the validation predictions
+    wanted a more extreme one, which means they are degenerate (one class everywhere, or all wrong), not calibrated."""
+    low, high = TEMPERATURE_BOUNDS
+    return temperature <= low * 1.01 or temperature >= high / 1.01
 
 
 def with_temperature(model, validation, labels, batch_size):
