@@ -84,10 +84,11 @@ def fold_head(params, classes, x, y, groups, train, seed):
 
 def score_fold(params, classes, x, y, groups, train, held, seed):
     """{model: headline metrics on the held-out fold} for the head and the baseline trained on `train`."""
-    head = params["head"]
     model, _, _ = fold_head(params, classes, x, y, groups, train, seed)
     predicted = {
-        "head": model.predict(x[held], batch_size=head["batch_size"], verbose=0).argmax(axis=1),
+        # Called directly, not through predict(): each fold's new model would be traced into a graph again, for
+        # one small batch, and TensorFlow warns about retracing from the fifth fold on.
+        "head": np.asarray(model(x[held], training=False)).argmax(axis=1),
         "baseline": baseline_probabilities(fit_baseline(x[train], y[train], seed), x[held], len(classes)).argmax(axis=1),
     }
     return {name: headline(y[held], predicted[name], len(classes)) for name in MODELS}

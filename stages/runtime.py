@@ -9,6 +9,7 @@ first `import keras`.
 """
 
 import contextlib
+import logging
 import os
 import sys
 import tempfile
@@ -49,6 +50,10 @@ else:
     # absl writes its start-up lines before any log level applies: only the file descriptor can hold them back.
     with stderr_discarded():
         import tensorflow  # noqa: E402,F401
+
+# TensorFlow gives its Python logger a handler of its own when it is imported before logging is configured: its
+# warnings would print twice, in two formats. They go through the stage's logging configuration alone.
+logging.getLogger("tensorflow").handlers.clear()
 
 
 def make_reproducible(seed):
