@@ -462,9 +462,9 @@ def evaluate(params, prepared_dir=dataset.PREPARED_DIR, features_dir=FEATURES_DI
             results[kind]["temperature"] = classifier.info.get("temperature", 1.0)
             if results[kind]["random_weights"]:
                 title += " (random weights)"
-            kind_notes = model_notes(title, results[kind], probabilities.argmax(axis=1), classes)
-            notes += kind_notes
-            sections[kind] = {"title": title, "metrics": results[kind], "notes": kind_notes,
+            results[kind]["notes"] = model_notes(title, results[kind], probabilities.argmax(axis=1), classes)
+            notes += results[kind]["notes"]
+            sections[kind] = {"title": title, "metrics": results[kind], "notes": results[kind]["notes"],
                               "report": classification_report(labels, probabilities, classes)}
             out = plots_dir / kind
             write_predictions(out / "predictions.csv", paths, labels, probabilities, classes)
@@ -488,9 +488,9 @@ def evaluate(params, prepared_dir=dataset.PREPARED_DIR, features_dir=FEATURES_DI
     results["baseline"] = scored(probabilities, features_backbone, title)
     if results["baseline"]["random_weights"]:
         title += " (random weights)"
-    baseline_notes = model_notes(title, results["baseline"], probabilities.argmax(axis=1), classes)
-    notes += baseline_notes
-    sections["baseline"] = {"title": title, "metrics": results["baseline"], "notes": baseline_notes,
+    results["baseline"]["notes"] = model_notes(title, results["baseline"], probabilities.argmax(axis=1), classes)
+    notes += results["baseline"]["notes"]
+    sections["baseline"] = {"title": title, "metrics": results["baseline"], "notes": results["baseline"]["notes"],
                             "report": classification_report(labels, probabilities, classes)}
     log.info("baseline (logistic regression): accuracy %.4f, balanced accuracy %.4f, macro-F1 %.4f",
              results["baseline"]["accuracy"], results["baseline"]["balanced_accuracy"], results["baseline"]["macro_f1"])
@@ -502,8 +502,7 @@ def evaluate(params, prepared_dir=dataset.PREPARED_DIR, features_dir=FEATURES_DI
     # Per-class scores in a file of their own, and every score in test.json: plain outputs. The
     # metrics DVC shows and diffs are the headline files, one per model, so the table fits a terminal.
     write_json(metrics_dir / PER_CLASS_PATH.name, {kind: result["per_class"] for kind, result in results.items()})
-    write_json(metrics_path, {kind: {**{k: v for k, v in result.items() if k != "per_class"},
-                                     "notes": sections[kind]["notes"]}
+    write_json(metrics_path, {kind: {k: v for k, v in result.items() if k != "per_class"}
                               for kind, result in results.items()})
     for kind in (*KINDS, "baseline"):
         # A model that was turned off still gets its file (DVC wants every metrics file): empty, a row of dashes.

@@ -278,11 +278,12 @@ def test_a_permuted_test_set_gives_the_same_metrics(trained, tmp_path):
 
 
 def _same(a, b):
-    """Equal nested metrics, floats to 1e-6 (summation order may change the last digit of log loss)."""
+    """Equal nested metrics, floats to one unit of their 6th decimal (summation order may change the last digit
+    of log loss; 1.244731 - 1.24473 is a little over 1e-6 in binary floating point)."""
     if isinstance(a, dict):
         return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
     if isinstance(a, float) and isinstance(b, float):
-        return abs(a - b) <= 1e-6
+        return abs(a - b) <= 1.5e-6
     return a == b
 
 
