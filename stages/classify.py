@@ -43,6 +43,24 @@ class Classifier:
         self.image_size = preprocessing.image_size
 
     @property
+    def random_weights(self):
+        """True for a head or fine-tuned model whose backbone had random weights (features.weights none, or
+        auto with no pretrained weights to be had): its predictions say nothing."""
+        from stages.extractor import is_random
+
+        recipe = self.info.get(BackboneRecipe.RECORD_KEY)
+        return self.kind != "cnn" and isinstance(recipe, dict) and is_random(recipe.get("weights"))
+
+    def random_weights_warning(self):
+        """The warning the prediction command and the server give at start for such a model, or None."""
+        if not self.random_weights:
+            return None
+        from stages.extractor import RANDOM_WEIGHTS_ADVICE
+
+        return (f"the {self.title} was trained on features of a backbone with RANDOM weights "
+                f"(weights {self.info[BackboneRecipe.RECORD_KEY]['weights']}): {RANDOM_WEIGHTS_ADVICE}")
+
+    @property
     def title(self):
         """How reports name the model: the custom CNN, or the head with its backbone."""
         if self.kind == "cnn":
@@ -150,7 +168,8 @@ def settings_from_params():
 def classify(classifier, entries, threshold, batch_size=32, limits=ImageLimits(), workers=None, pool=None):
     """One result dict per (shown path, file or None, error or None) entry, in order: path, label,
     probability, top3, low_confidence, located (whether a face anchored the box the model saw; None when
-    the model's recipe has locate none), box (that box, as fractions of the photo), error.
+    the model's recipe has locate none), box (that box, as fractions of the photo), error, random_weights (the
+    model's backbone had random weights).
 
     Decoding runs on a thread pool, a batch ahead of the model (`dataset.prefetched`); memory holds
     two batches at most. A long-running caller passes its own `pool`: OpenCV keeps a little memory
@@ -188,12 +207,14 @@ def _classify_batch(classifier, batch, decoded, threshold):
     for (shown, _, _), (image, location, error) in zip(batch, decoded):
         if image is None:
             out.append({"path": shown, "label": None, "probability": None, "top3": [],
-                        "low_confidence": None, "located": None, "box": None, "error": error})
+                        "low_confidence": None, "located": None, "box": None, "error": error,
+                        "random_weights": classifier.random_weights})
             continue
         p = next(probabilities).astype(np.float64)
         order = np.argsort(-p, kind="stable")[:3]
         top = float(p[order[0]])
         out.append({"path": shown, "label": classifier.classes[order[0]], "probability": round(top, 6),
                     "top3": [[classifier.classes[k], round(float(p[k]), 6)] for k in order],
-                    "low_confidence": bool(top < threshold), **location.to_record(), "error": None})
+                    "low_confidence": bool(top < threshold), **location.to_record(), "error": None,
+                    "random_weights": classifier.random_weights})
     return out

@@ -87,10 +87,11 @@ def fold_head(params, classes, x, y, groups, train, seed):
 
 def fold_probabilities(params, classes, x, y, groups, train, held, seed):
     """{model: (held-out images, classes) probabilities} of the head and the baseline trained on `train`."""
-    head = params["head"]
     model, _, _ = fold_head(params, classes, x, y, groups, train, seed)
     return {
-        "head": model.predict(x[held], batch_size=head["batch_size"], verbose=0),
+        # Called directly, not through predict(): each fold's new model would be traced into a graph again, for
+        # one small batch, and TensorFlow warns about retracing from the fifth fold on.
+        "head": np.asarray(model(x[held], training=False)),
         "baseline": baseline_probabilities(fit_baseline(x[train], y[train], seed), x[held], len(classes)),
     }
 

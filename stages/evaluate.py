@@ -18,9 +18,11 @@ confidence and every class probability; DVC's confusion plot reads it) plus PNG 
 confusion.png, curves.png and mistakes.png. It ends by logging a summary table.
 """
 
+import contextlib
 import csv
 import json
 import logging
+import time
 from pathlib import Path
 
 import numpy as np
@@ -31,9 +33,12 @@ from stages.baseline import baseline_probabilities, fit_baseline
 from stages.classify import KINDS, TEST_METRICS, is_enabled, load_classifier
 from stages.errors import PipelineError, missing, outdated, run_stage
 from stages.exclusions import SUSPECTS_CSV, read_suspects
-from stages.features import CV_METRICS, FEATURES_DIR, SMOTE_COUNTS, features_of_rows, load_split
+from stages.extractor import is_random
+from stages.features import CV_METRICS, FEATURES_DIR, SMOTE_COUNTS, features_of_rows, load_split, read_info
 from stages.intervals import METRICS as HEADLINE, bootstrap_intervals
 from stages.params import load_params
+from stages.recipes import BackboneRecipe
+from stages.training import TEMPERATURE_BOUNDS, at_temperature_bound
 
 log = logging.getLogger("evaluate")
 
@@ -139,6 +144,33 @@ def shown_metrics(result, cv=None):
         out["cv_bal"] = round(cv["balanced_accuracy_mean"], 3)
         out["cv_sd"] = round(cv["balanced_accuracy_sd"], 3)
     return out
+
+
+def backbone_weights(backbone):
+    """What test.json records of the frozen backbone a model's features came from: None for the CNN (no
+    backbone), else the backbone(s) and the weights used, and whether any of them were random."""
+    if backbone is None:
+        return {"backbone": None, "weights": None, "random_weights": False}
+    return {"backbone": backbone["model"], "weights": backbone["weights"], "random_weights": is_random(backbone["weights"])}
+
+
+def model_notes(title, result, predicted, classes):
+    """Plain-language warnings about one model's test scores: random backbone weights, one class predicted for
+    every test image (its intervals then have zero width: not precision), a temperature at the bound of its search."""
+    notes = []
+    if result.get("random_weights"):
+        notes.append(f"{title}: RANDOM backbone weights ({result['weights']}); its scores say nothing about "
+                     "transfer learning")
+    distinct = np.unique(predicted)
+    if len(distinct) == 1 and len(classes) > 1:
+        notes.append(f"{title}: predicts {classes[int(distinct[0])]} for every test image; its zero-width "
+                     "intervals are not precision, the model learned nothing")
+    temperature = result.get("temperature")
+    if temperature is not None and at_temperature_bound(temperature):
+        notes.append(f"{title}: softmax temperature {temperature:g} at the bound of its search "
+                     f"[{TEMPERATURE_BOUNDS[0]:g}, {TEMPERATURE_BOUNDS[1]:g}]: the validation predictions are "
+                     "degenerate, the probabilities are not calibrated")
+    return notes
 
 
 def summary_table(results, titles, cv):
@@ -315,9 +347,11 @@ def write_report(path, sections, smote, suspects=None):
         headline = ", ".join(f"{name.replace('_', ' ').replace('macro f1', 'macro-F1')} {m[name]:.3f}"
                              + (" [{:.3f}, {:.3f}]".format(*m[f"{name}_ci"]) if f"{name}_ci" in m else "")
                              for name in HEADLINE)
-        lines += [f"## {section['title']}", "",
-                  f"{headline}, log loss {m['log_loss']:.3f}, ECE {m['ece']:.3f} on {m['test_images']} test "
-                  f"images{temperature}. Brackets: 95 % intervals (stratified bootstrap over the test images).", "",
+        random = " **Random weights**: the backbone's features were not pretrained." if m.get("random_weights") else ""
+        lines += [f"## {section['title']}", ""]
+        lines += [f"> Note: {note}" for note in section.get("notes", [])] + ([""] if section.get("notes") else [])
+        lines += [f"{headline}, log loss {m['log_loss']:.3f}, ECE {m['ece']:.3f} on {m['test_images']} test "
+                  f"images{temperature}. Brackets: 95 % intervals (stratified bootstrap over the test images).{random}", "",
                   f"Under the confidence threshold {low['threshold']:g}: {low['share']:.1%} of the test images "
                   f"(accuracy above it: {_maybe(low['accuracy_above'])}, below it: {_maybe(low['accuracy_below'])}).",
                   "", "```", section["report"].rstrip(), "```", ""]
@@ -356,6 +390,35 @@ def _maybe(value):
 
 # --- the stage -----------------------------------------------------------------------------
 
+class StepTimer:
+    """Times the stage's steps by kind (loading models, predictions, bootstrap, figures, ...) for the closing
+    line, and says what it is doing when one step runs past `announce_after` seconds, so the stage is never
+    silent for long."""
+
+    def __init__(self, logger, announce_after=5.0):
+        self.log, self.announce_after, self.seconds = logger, announce_after, {}
+
+    @contextlib.contextmanager
+    def step(self, kind, what):
+        import threading
+
+        started = time.perf_counter()
+        timer = threading.Timer(self.announce_after, self.log.info, ("%s ...", what))
+        timer.daemon = True
+        timer.start()
+        try:
+            yield
+        finally:
+            timer.cancel()
+            seconds = time.perf_counter() - started
+            self.seconds[kind] = self.seconds.get(kind, 0.0) + seconds
+            if seconds >= self.announce_after:
+                self.log.info("%s: done in %.1f s", what, seconds)
+
+    def line(self):
+        return ", ".join(f"{kind} {seconds:.1f} s" for kind, seconds in self.seconds.items())
+
+
 def evaluate(params, prepared_dir=dataset.PREPARED_DIR, features_dir=FEATURES_DIR, models_dir="models",
              metrics_path=TEST_METRICS, report_path=REPORT_PATH, plots_dir=PLOTS_DIR, smote_path=SMOTE_COUNTS,
              cv_path=CV_METRICS, test_rows=None, suspects_path=SUSPECTS_CSV):
@@ -365,61 +428,82 @@ def evaluate(params, prepared_dir=dataset.PREPARED_DIR, features_dir=FEATURES_DI
     """
     plots_dir = Path(plots_dir)
     check_writable(metrics_path, report_path, *(plots_dir / kind / "predictions.csv" for kind in KINDS))
+    started = time.perf_counter()
+    steps = StepTimer(log)
     settings = params["evaluate"]
     threshold, bins = settings["confidence_threshold"], settings["calibration_bins"]
     summary = dataset.read_summary(prepared_dir)
     classes = summary["classes"]
     rows, labels, paths = read_test_split(prepared_dir) if test_rows is None else test_rows
+    features_backbone = read_info(features_dir).get(BackboneRecipe.RECORD_KEY)
 
-    results, sections, backbone = {}, {}, None
+    def scored(probabilities, backbone, title):
+        """Every score of one model, its 95 % intervals, the backbone weights behind it, and its notes."""
+        with steps.step("bootstrap", f"{title}: {settings['bootstrap']} bootstrap resamples for the 95 % intervals"):
+            result = with_intervals(score(labels, probabilities, classes, threshold, bins), labels,
+                                    probabilities, len(classes), settings["bootstrap"], params["seed"])
+        return {**result, **backbone_weights(backbone)}
+
+    results, sections, notes = {}, {}, []
     with dataset.ImageStore(Path(prepared_dir) / dataset.IMAGES_FILE) as store:
         for kind in KINDS:
             if not is_enabled(kind, models_dir):
-                write_turned_off(plots_dir / kind, classes, f"{kind}: turned off (finetune.enabled: false)")
+                with steps.step("figures", f"{kind}: pictures saying it is turned off"):
+                    write_turned_off(plots_dir / kind, classes, f"{kind}: turned off (finetune.enabled: false)")
                 log.info("%s: turned off (finetune.enabled: false), not evaluated", kind)
                 continue
-            classifier = load_classifier(kind, models_dir, with_backbone=False)
+            with steps.step("loading models", f"loading the {kind} model"):
+                classifier = load_classifier(kind, models_dir, with_backbone=False)
             if classifier.classes != classes:
                 raise outdated(f"models/{kind}.keras", f"was trained on classes {classifier.classes}, but the "
                                                       f"prepared data has {classes}")
-            if kind != "head":  # the CNN and the fine-tuned model take the images themselves
-                probabilities = batched_probabilities(
-                    classifier.probabilities, store.batches(rows, params[_SECTION[kind]]["batch_size"]), len(rows),
-                    len(classes))
-            else:
-                features = features_of_rows(features_dir, "test", rows)
-                size = params["head"]["batch_size"]
-                probabilities = batched_probabilities(
-                    classifier.from_features, (features[i:i + size] for i in range(0, len(features), size)),
-                    len(rows), len(classes))
             title = classifier.title
-            if kind == "head":
-                backbone = classifier.info.get("backbone")
-            results[kind] = with_intervals(score(labels, probabilities, classes, threshold, bins), labels,
-                                           probabilities, len(classes), settings["bootstrap"], params["seed"])
+            with steps.step("predictions", f"{title}: predicting the {len(rows)} test images"):
+                if kind != "head":  # the CNN and the fine-tuned model take the images themselves
+                    probabilities = batched_probabilities(
+                        classifier.probabilities, store.batches(rows, params[_SECTION[kind]]["batch_size"]),
+                        len(rows), len(classes))
+                else:
+                    features = features_of_rows(features_dir, "test", rows)
+                    size = params["head"]["batch_size"]
+                    probabilities = batched_probabilities(
+                        classifier.from_features, (features[i:i + size] for i in range(0, len(features), size)),
+                        len(rows), len(classes))
+            results[kind] = scored(probabilities, classifier.info.get(BackboneRecipe.RECORD_KEY) if kind != "cnn"
+                                   else None, title)
             # 1.0: not calibrated (head.calibrate / cnn.calibrate false, or a model saved before).
             results[kind]["temperature"] = classifier.info.get("temperature", 1.0)
-            sections[kind] = {"title": title, "metrics": results[kind],
+            if results[kind]["random_weights"]:
+                title += " (random weights)"
+            results[kind]["notes"] = model_notes(title, results[kind], probabilities.argmax(axis=1), classes)
+            notes += results[kind]["notes"]
+            sections[kind] = {"title": title, "metrics": results[kind], "notes": results[kind]["notes"],
                               "report": classification_report(labels, probabilities, classes)}
             out = plots_dir / kind
             write_predictions(out / "predictions.csv", paths, labels, probabilities, classes)
-            plot_confusion(out / "confusion.png", labels, probabilities, classes,
-                           f"{title}: accuracy {results[kind]['accuracy']:.3f}, "
-                           f"balanced {results[kind]['balanced_accuracy']:.3f}")
-            plot_curves(out / "curves.png", out / "history.csv", f"{title}: training curves")
-            plot_mistakes(out / "mistakes.png", store, rows, labels, probabilities, classes,
-                          settings["mistakes"], title)
+            with steps.step("figures", f"{title}: drawing the confusion matrix, training curves and mistakes"):
+                plot_confusion(out / "confusion.png", labels, probabilities, classes,
+                               f"{title}: accuracy {results[kind]['accuracy']:.3f}, "
+                               f"balanced {results[kind]['balanced_accuracy']:.3f}")
+                plot_curves(out / "curves.png", out / "history.csv", f"{title}: training curves")
+                plot_mistakes(out / "mistakes.png", store, rows, labels, probabilities, classes,
+                              settings["mistakes"], title)
             log.info("%s: accuracy %.4f, balanced accuracy %.4f, macro-F1 %.4f, %.1f%% under %.2f", title,
                      results[kind]["accuracy"], results[kind]["balanced_accuracy"], results[kind]["macro_f1"],
                      100 * results[kind]["low_confidence"]["share"], threshold)
 
     # The baseline the head has to beat: a logistic regression on the same cached training features.
-    train_x, train_y = load_split(features_dir, "train")
-    probabilities = baseline_probabilities(fit_baseline(train_x, train_y, params["seed"]),
-                                           features_of_rows(features_dir, "test", rows), len(classes))
-    results["baseline"] = with_intervals(score(labels, probabilities, classes, threshold, bins), labels,
-                                         probabilities, len(classes), settings["bootstrap"], params["seed"])
-    sections["baseline"] = {"title": "Baseline: logistic regression on the same features", "metrics": results["baseline"],
+    title = "Baseline: logistic regression on the same features"
+    with steps.step("baseline", "fitting the baseline (logistic regression) on the training features"):
+        train_x, train_y = load_split(features_dir, "train")
+        probabilities = baseline_probabilities(fit_baseline(train_x, train_y, params["seed"]),
+                                               features_of_rows(features_dir, "test", rows), len(classes))
+    results["baseline"] = scored(probabilities, features_backbone, title)
+    if results["baseline"]["random_weights"]:
+        title += " (random weights)"
+    results["baseline"]["notes"] = model_notes(title, results["baseline"], probabilities.argmax(axis=1), classes)
+    notes += results["baseline"]["notes"]
+    sections["baseline"] = {"title": title, "metrics": results["baseline"], "notes": results["baseline"]["notes"],
                             "report": classification_report(labels, probabilities, classes)}
     log.info("baseline (logistic regression): accuracy %.4f, balanced accuracy %.4f, macro-F1 %.4f",
              results["baseline"]["accuracy"], results["baseline"]["balanced_accuracy"], results["baseline"]["macro_f1"])
@@ -438,22 +522,22 @@ def evaluate(params, prepared_dir=dataset.PREPARED_DIR, features_dir=FEATURES_DI
         # A model that was turned off still gets its file (DVC wants every metrics file): empty, a row of dashes.
         write_json(metrics_dir / f"{kind}.json", shown_metrics(results[kind], cv.get(kind)) if kind in results else {})
     titles = {kind: section["title"] for kind, section in sections.items()}
-    titles["baseline"] = "baseline (logistic regression)"
-    log_summary(results, titles, cv, backbone, report_path, plots_dir, suspects)
+    titles["baseline"] = "baseline (logistic regression)" + (" (random weights)" if results["baseline"]["random_weights"]
+                                                             else "")
+    log_summary(results, titles, cv, notes, report_path, plots_dir, suspects)
+    log.info("evaluate took %.1f s: %s", time.perf_counter() - started, steps.line())
     return results
 
 
-def log_summary(results, titles, cv, backbone, report_path, plots_dir, suspects=None):
-    """What happened, in a few lines: the scores table, the head's weights, and the files to open."""
+def log_summary(results, titles, cv, notes, report_path, plots_dir, suspects=None):
+    """What happened, in a few lines: the scores table, what to be wary of, the suspect labels, and the files to open."""
     log.info("test split, %d images (brackets: 95 %% intervals):\n%s",
              next(iter(results.values()))["test_images"], summary_table(results, titles, cv))
-    if backbone is not None:
-        weights = backbone.get("weights")
-        if weights in (None, "none"):
-            log.warning("the head used RANDOM backbone weights (features.weights resolved to none): its scores "
-                        "say nothing about transfer learning; give it ImageNet weights (see the README, Weights)")
-        else:
-            log.info("the head used %s features with weights %s", backbone.get("model"), weights)
+    head = results.get("head")
+    if head is not None and not head["random_weights"]:
+        log.info("the head used %s features with weights %s", head["backbone"], head["weights"])
+    for note in notes:
+        log.warning("note: %s", note)
     if suspects is not None:
         log.info("%s", suspects)
     pictures = sorted(str(path) for path in Path(plots_dir).glob("*/*.png"))

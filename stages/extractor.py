@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.backbones import application, imagenet_file_name
+from stages.backbones import application, bundled_weights, can_download, keras_cache_file, weights_file
 from stages.errors import PipelineError
 from stages.runtime import make_reproducible
 
@@ -31,12 +31,36 @@ def _weights_argument(name, weights):
         return None
     if weights == "imagenet":
         return "imagenet"
-    path = Path(weights)
-    if not path.is_file():
+    path = weights_file(weights)
+    if path is None:
         raise PipelineError(
             f"features.weights: file {weights} not found. Use a path to a {name} weights file "
             "(include_top=False), 'imagenet' (downloaded by Keras), or 'none' (random weights)")
     return str(path)
+
+
+def resolve_auto(name, alpha, image_size):
+    """What `features.weights: auto` loads for one backbone: ImageNet when Keras has the file cached; else
+    the repository's own file for this backbone and width; else ImageNet when it can be downloaded; else
+    none (random weights). No download is tried on a machine that cannot reach Keras's download host."""
+    if keras_cache_file(name, alpha, image_size).is_file():
+        return "imagenet"
+    bundled = bundled_weights(name, alpha)
+    if bundled is not None:
+        return bundled
+    return "imagenet" if can_download() else "none"
+
+
+def is_random(weights):
+    """True when a recorded weights value (one, or a mapping per backbone) has random weights anywhere."""
+    if isinstance(weights, dict):
+        return any(is_random(value) for value in weights.values())
+    return weights in (None, "none")
+
+
+RANDOM_WEIGHTS_ADVICE = ("its predictions are near chance. Give the backbone pretrained weights: features.weights "
+                         "auto (ImageNet, or the repository's file for mobilenet with features.alpha 0.25), or a "
+                         "weights file (see the README, Weights), then `dvc repro`")
 
 
 class FeatureExtractor:
@@ -74,17 +98,26 @@ class FeatureExtractor:
                 raise PipelineError(_weights_failure(name, weights, alpha, image_size, err)) from None
 
         try:
-            self.weights_used = "imagenet" if weights == "auto" else weights
+            self.weights_used = resolve_auto(name, alpha, image_size) if weights == "auto" else weights
+            if weights == "imagenet" and not keras_cache_file(name, alpha, image_size).is_file() and not can_download():
+                raise PipelineError(_weights_failure(name, weights, alpha, image_size,
+                                                     OSError("no connection to Keras's download host")))
             try:
+                if self.weights_used == "none" and weights == "auto":
+                    raise PipelineError(f"no ImageNet weights in Keras's cache, no weights file in the repository "
+                                        f"for {name}{f' alpha {alpha:g}' if takes_alpha else ''}, and no network "
+                                        "to download them")
                 self.model = build(self.weights_used)
             except PipelineError as err:
                 if weights != "auto":
                     raise
                 # The default must run on a fresh offline machine: fall back, loudly, and record it.
-                log.warning("features.weights=auto: no ImageNet weights (%s). USING RANDOM WEIGHTS: the head "
-                            "will be near chance. Set features.weights to a weights file for real results.", err)
+                log.warning("features.weights=auto: %s. USING RANDOM WEIGHTS: the head will be near chance. Set "
+                            "features.weights to a weights file for real results.", err)
                 self.weights_used = "none"
                 self.model = build("none")
+            if weights == "auto":
+                log.info("features.weights=auto: %s uses %s", name, _describe(self.weights_used))
         finally:
             keras.config.set_dtype_policy("float32")
         self.model.trainable = False
@@ -210,10 +243,17 @@ def _backbone_of(names):
     return None
 
 
+def _describe(weights):
+    if weights == "imagenet":
+        return "ImageNet weights (Keras)"
+    if weights == "none":
+        return "RANDOM weights"
+    return f"the weights file {weights}"
+
+
 def _weights_failure(name, weights, alpha, image_size, err):
     if weights == "imagenet":
-        cached = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models" / \
-            imagenet_file_name(name, alpha, image_size)
+        cached = keras_cache_file(name, alpha, image_size)
         return (f"could not get the ImageNet weights for {name} ({type(err).__name__}: {err}). Keras downloads "
                 f"them on first use, which needs internet access. Offline, either put the file at {cached}, "
                 f"or set features.weights to a local weights file (dvc exp run -S features.weights=path/to/file.h5), "

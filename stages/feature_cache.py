@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from stages import entry_cache
+from stages.backbones import weights_file
 from stages.entry_cache import USED_FILE, EntryCache, hash_identity  # noqa: F401  (USED_FILE: the layout, for tests)
 
 log = logging.getLogger("extract")
@@ -45,7 +46,7 @@ def _weights_content(weights):
     replaced under the same name is a new fingerprint, the same file under another name is not."""
     if isinstance(weights, dict):
         return {name: _weights_content(value) for name, value in sorted(weights.items())}
-    return weights if weights in _NOT_FILES else {"sha256": file_digest(weights)}
+    return weights if weights in _NOT_FILES else {"sha256": file_digest(weights_file(weights) or weights)}
 
 
 def fingerprint(backbone, preprocessing):

@@ -13,6 +13,9 @@ from stages.training import training_callbacks
 
 log = logging.getLogger("head")
 
+# train_head's progress: a line after this many seconds of epochs (a head's epoch takes a fraction of one).
+PROGRESS_SECONDS = 10.0
+
 
 def build_head(train_features, num_classes, units, dropout, learning_rate, input_dropout=0.0, l2=0.0):
     import keras
@@ -66,9 +69,10 @@ def ignore_constant_features(standardize):
     return int(constant.sum())
 
 
-def fit_head(train_x, train_y, val_x, val_y, num_classes, head, seed, verbose=0):
+def fit_head(train_x, train_y, val_x, val_y, num_classes, head, seed, logger=None):
     """(model, history): a head built from params' `head` section, trained on (train_x, train_y) with early
-    stopping on (val_x, val_y); the weights of the epoch with the lowest validation loss are kept.
+    stopping on (val_x, val_y); the weights of the epoch with the lowest validation loss are kept. With a
+    logger, a progress line every PROGRESS_SECONDS (and at the end); without, silent (the CV folds).
 
     The data go in as tf.data pipelines (reshuffled every epoch from `seed`): half the time per epoch
     of NumPy arrays, which matters for the hundreds of short epochs a head runs in every CV fold.
@@ -81,6 +85,7 @@ def fit_head(train_x, train_y, val_x, val_y, num_classes, head, seed, verbose=0)
              .shuffle(len(train_y), seed=seed, reshuffle_each_iteration=True).batch(head["batch_size"]).prefetch(2))
     validation = tf.data.Dataset.from_tensor_slices((val_x, val_y)).batch(head["batch_size"]).cache()
     history = model.fit(train, validation_data=validation, epochs=head["epochs"],
-                        callbacks=training_callbacks(head["patience"], verbose=verbose),
-                        shuffle=False, verbose=verbose)  # shuffled above
+                        callbacks=training_callbacks(head["patience"], verbose=0, epochs=head["epochs"],
+                                                     logger=logger, every=PROGRESS_SECONDS),
+                        shuffle=False, verbose=0)  # shuffled above
     return model, history

@@ -213,6 +213,8 @@ def run(argv=None, out=sys.stdout):
     kind = args.model or best_model(args.metrics) or "head"
     entries = find_images(args.paths)
     classifier = load_classifier(kind, args.models_dir)
+    if classifier.random_weights:
+        log.warning("%s", classifier.random_weights_warning())
     log.info("classifying %d file(s) with the %s", len(entries), classifier.title)
     results = classify(classifier, entries, threshold, args.batch_size, limits)
     out.write(render(results, args.format, f"{classifier.title} ({model_path(kind, args.models_dir)})"))

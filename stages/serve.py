@@ -117,6 +117,7 @@ class Service:
     def describe(self):
         """What GET /model answers, and what the page draws from."""
         return {"kind": self.classifier.kind, "title": self.classifier.title, "classes": self.classifier.classes,
+                "random_weights": self.classifier.random_weights,
                 "preprocessing": self.classifier.preprocessing.to_record(),
                 "confidence_threshold": self.threshold, "low_confidence_warning": LOW_CONFIDENCE,
                 "limits": {"max_files": self.limits.max_files, "max_upload_mb": self.limits.max_upload_mb,
@@ -210,6 +211,7 @@ class Result(BaseModel):
     located: bool | None = None   # false: no face found, the model saw the region (null: the model does not locate)
     box: dict[str, float] | None = None  # the part of the photo the model saw: top, bottom, left, right fractions
     error: str | None
+    random_weights: bool
 
 
 class Problem(BaseModel):
@@ -272,7 +274,8 @@ def create_app(service, review=None):
 
     @app.get("/health", summary="Whether the server answers, and how many requests the model has")
     async def health():
-        return {"status": "ok", "model": service.classifier.kind, "requests_in_model": service.lane.requests}
+        return {"status": "ok", "model": service.classifier.kind, "random_weights": service.classifier.random_weights,
+                "requests_in_model": service.lane.requests}
 
     @app.get("/model", summary="The model: kind, classes, preprocessing, threshold, limits, test metrics")
     async def model():
@@ -416,6 +419,8 @@ def main(argv=None):
     kind = args.model or best_model(args.metrics) or "head"
     with listening_socket(args.host, args.port) as sock:
         classifier = load_served_model(kind, args.models_dir)
+        if classifier.random_weights:
+            log.warning("%s", classifier.random_weights_warning())
         # The first call traces the model's graph: pay for it now, not in the first visitor's request.
         classifier.probabilities(np.full((1, classifier.image_size, classifier.image_size, 3), 255, np.uint8))
         service = Service(classifier, threshold, image_limits, Limits(args.max_files, args.max_upload_mb),

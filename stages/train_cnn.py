@@ -224,6 +224,10 @@ def train_cnn(params, prepared_dir=dataset.PREPARED_DIR, model_path=MODEL_PATH,
     return model, metrics
 
 
+# A progress line after this many seconds of epochs (and for the last one): a few lines, not one per epoch.
+PROGRESS_SECONDS = 10.0
+
+
 def fit_cnn(store, train, validation, num_classes, cnn, seed, logger=log):
     """(model, history, seconds): a network built from the `cnn` params section, trained on the image store's
     `train` (rows, labels) with early stopping on `validation` (rows, labels); the best weights are kept.
@@ -253,7 +257,8 @@ def fit_cnn(store, train, validation, num_classes, cnn, seed, logger=log):
                            validation_data=batches(val_rows, val_labels, "validation"), epochs=cnn["epochs"],
                            class_weight=class_weight,
                            callbacks=training_callbacks(cnn["patience"], cnn["reduce_lr_patience"],
-                                                        epochs=cnn["epochs"], logger=logger),
+                                                        epochs=cnn["epochs"], logger=logger,
+                                                        every=PROGRESS_SECONDS),
                            shuffle=False, verbose=0)
     return model, history, time.perf_counter() - started
 

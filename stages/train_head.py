@@ -37,7 +37,8 @@ def train_head(params, features_dir=FEATURES_DIR, resampled_dir=RESAMPLED_DIR,
         raise PipelineError("the validation split is empty; early stopping needs it: raise split.validation")
     head = params["head"]
     start = time.perf_counter()
-    model, history = fit_head(train_x, train_y, val_x, val_y, len(info["classes"]), head, params["seed"], verbose=2)
+    model, history = fit_head(train_x, train_y, val_x, val_y, len(info["classes"]), head, params["seed"],
+                              logger=log)
     seconds = time.perf_counter() - start
     best = best_epoch(history)
     model, temperature = calibrated(model, head["calibrate"], val_x, val_y, head["batch_size"])

@@ -18,24 +18,29 @@ HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy")
 FINETUNED_DIR = Path("models/finetuned")
 
 
-def training_callbacks(patience, reduce_lr_patience=0, verbose=1, epochs=None, logger=None):
+def training_callbacks(patience, reduce_lr_patience=0, verbose=1, epochs=None, logger=None, every=0.0):
     """Early stopping on validation loss (the best weights kept); with reduce_lr_patience > 0, also halve
     the learning rate whenever validation loss has not improved for that many epochs (0 turns it off).
-    With epochs and a logger, also one progress line per epoch (fit's own output can then be off)."""
+    With epochs and a logger, also a progress line per group of epochs (`epoch_logger`); fit's own output
+    and Keras's early-stopping messages are then off."""
     import keras
 
+    if logger is not None:
+        verbose = 0
     callbacks = [keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True,
                                                verbose=min(verbose, 1))]
     if logger is not None:
-        callbacks.append(epoch_logger(epochs, logger))
+        callbacks.append(epoch_logger(epochs, logger, every))
     if reduce_lr_patience:
         callbacks.append(keras.callbacks.ReduceLROnPlateau(
             monitor="val_loss", factor=0.5, patience=reduce_lr_patience, min_lr=1e-6, verbose=min(verbose, 1)))
     return callbacks
 
 
-def epoch_logger(epochs, logger):
-    """A callback that logs "epoch 3/40: loss 1.234, accuracy 0.550, val_loss ..., 2.1 s, at most 1 min 14 s left"."""
+def epoch_logger(epochs, logger, every=0.0):
+    """A callback that logs "epoch 30/300: loss 1.234, accuracy 0.550, val_loss ...; 12 epochs in 2.1 s, at most
+    1 min 14 s left": the last epoch's scores once `every` seconds have passed since the previous line (0: every
+    epoch), and always for the last epoch run, whether it is the last planned or early stopping ended there."""
     import time
 
     import keras
@@ -44,19 +49,33 @@ def epoch_logger(epochs, logger):
 
     class EpochLogger(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
-            self.started = time.perf_counter()
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self.epoch_started = time.perf_counter()
+            self.started = self.last_line = time.perf_counter()
+            self.last_logged, self.pending = 0, None
 
         def on_epoch_end(self, epoch, logs=None):
             now = time.perf_counter()
-            done = epoch + 1
-            scores = ", ".join(f"{name} {value:.3f}" for name, value in (logs or {}).items()
-                               if name in HISTORY_COLUMNS)
-            left = (now - self.started) / done * (epochs - done)
-            logger.info("epoch %d/%d: %s; %.1f s%s", done, epochs, scores, now - self.epoch_started,
-                        f", at most {duration(left)} left (early stopping may end it sooner)" if done < epochs else "")
+            self.pending = (epoch + 1, dict(logs or {}))
+            if now - self.last_line >= every or epoch + 1 == epochs:
+                self.log_line(now)
+
+        def on_train_end(self, logs=None):
+            if self.pending is not None:
+                self.log_line(time.perf_counter(), stopped=True)
+
+        def log_line(self, now, stopped=False):
+            done, scores = self.pending
+            text = ", ".join(f"{name} {value:.3f}" for name, value in scores.items() if name in HISTORY_COLUMNS)
+            group = done - self.last_logged
+            timing = f"{now - self.last_line:.1f} s" if group == 1 else f"{group} epochs in {now - self.last_line:.1f} s"
+            if stopped and done < epochs:
+                tail = ", early stopping ended it here"
+            elif done < epochs:
+                left = (now - self.started) / done * (epochs - done)
+                tail = f", at most {duration(left)} left (early stopping may end it sooner)"
+            else:
+                tail = ""
+            logger.info("epoch %d/%d: %s; %s%s", done, epochs, text, timing, tail)
+            self.last_line, self.last_logged, self.pending = now, done, None
 
     return EpochLogger()
 
@@ -101,6 +120,9 @@ def load_model_info(path):
 
 # --- temperature scaling ------------------------------------------------------------------
 
+# The range fit_temperature searches.
+TEMPERATURE_BOUNDS = (0.05, 20.0)
+
 def fit_temperature(logits, labels):
     """The temperature T > 0 that minimises the validation negative log-likelihood of softmax(logits / T).
 
@@ -122,8 +144,16 @@ def fit_temperature(logits, labels):
         z = logits / np.exp(log_t)
         return float(np.mean(logsumexp(z, axis=1) - z[np.arange(len(labels)), labels]))
 
-    best = minimize_scalar(nll, bounds=(np.log(0.05), np.log(20.0)), method="bounded", options={"xatol": 1e-6})
+    low, high = TEMPERATURE_BOUNDS
+    best = minimize_scalar(nll, bounds=(np.log(low), np.log(high)), method="bounded", options={"xatol": 1e-6})
     return round(float(np.exp(best.x)), 4)
+
+
+def at_temperature_bound(temperature):
+    """True when a fitted temperature sits at an end of its search (within 1 %): the validation predictions
+    wanted a more extreme one, which means they are degenerate (one class everywhere, or all wrong), not calibrated."""
+    low, high = TEMPERATURE_BOUNDS
+    return temperature <= low * 1.01 or temperature >= high / 1.01
 
 
 def with_temperature(model, validation, labels, batch_size):

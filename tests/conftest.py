@@ -133,6 +133,37 @@ def trained(tmp_path_factory):
     return params, root
 
 
+@pytest.fixture(scope="session")
+def trained_random(tmp_path_factory):
+    """(params, root): the head and the CNN trained and evaluated as in `trained`, but on features of a
+    backbone with random weights (features.weights: none), and without the fine-tuned model."""
+    from stages.evaluate import evaluate
+    from stages.extract import extract
+    from stages.finetune import finetune
+    from stages.prepare import prepare
+    from stages.resample import resample
+    from stages.train_cnn import train_cnn
+    from stages.train_head import train_head
+
+    root = tmp_path_factory.mktemp("trained_random")
+    photos = copy_photos(root / "photos", per_class=8)
+    params = make_params(**{"data.source": "folder", "data.path": str(photos), "data.image_size": 32,
+                            "features.weights": "none", "features.alpha": 0.25, "head.epochs": 3, "head.units": 8,
+                            "cnn.image_size": 32, "cnn.filters": [4], "cnn.epochs": 1, "finetune.enabled": False,
+                            "evaluate.mistakes": 2, "evaluate.bootstrap": 50})
+    prepare(params, root / "data/prepared")
+    extract(params, root / "data/prepared", root / "data/features")
+    resample(params, root / "data/features", root / "data/resampled", root / "metrics/smote.json")
+    train_head(params, root / "data/features", root / "data/resampled", root / "models/head.keras",
+               root / "plots/head/history.csv")
+    finetune(params, root / "data/prepared", root / "models/head.keras", root / "models/finetuned",
+             root / "plots/finetuned/history.csv")
+    train_cnn(params, root / "data/prepared", root / "models/cnn.keras", root / "plots/cnn/history.csv",
+              root / "metrics/cnn_train.json")
+    evaluate(params, **evaluate_paths(root))
+    return params, root
+
+
 # The trained models see only part of each photo, so prediction has to cut out the same part
 # for its probabilities to equal the evaluate stage's (tests/test_predict.py).
 TRAINED_REGION = {"data.region.top": 0.05, "data.region.bottom": 0.7, "data.region.left": 0.1,

@@ -3,6 +3,7 @@
 import csv
 import json
 import shutil
+import time
 
 import numpy as np
 import pytest
@@ -205,14 +206,60 @@ def test_one_headline_file_per_model_and_a_summary_at_the_end(trained, tmp_path,
     assert f"## Suspect labels\n\n{suspects_line}" in (tmp_path / "report.md").read_text()
 
 
-def test_the_summary_says_plainly_when_the_head_had_random_weights(caplog):
-    from stages.evaluate import log_summary
-
-    result = {"accuracy": 0.3, "balanced_accuracy": 0.2, "macro_f1": 0.1, "test_images": 10}
+def test_random_backbone_weights_are_in_test_json_the_report_and_beside_the_heads_numbers(trained_random, tmp_path,
+                                                                                         caplog):
+    params, root = trained_random
     with caplog.at_level("INFO", logger="evaluate"):
-        log_summary({"head": result}, {"head": "mobilenet head"}, {}, {"model": "mobilenet", "weights": "none"},
-                    "metrics/report.md", "plots")
-    assert "RANDOM backbone weights" in caplog.text
+        evaluate(params, **outputs_in(tmp_path, root))
+    full = json.loads((tmp_path / "test.json").read_text())
+    for kind in ("head", "baseline"):  # the baseline is fitted on the same features
+        assert (full[kind]["backbone"], full[kind]["weights"], full[kind]["random_weights"]) == ("mobilenet", "none", True)
+        assert any("RANDOM backbone weights" in note for note in full[kind]["notes"])
+    assert (full["cnn"]["backbone"], full["cnn"]["random_weights"]) == (None, False)
+    report = (tmp_path / "report.md").read_text()
+    assert "## mobilenet head (random weights)" in report and "**Random weights**" in report
+    summary = caplog.text[caplog.text.index("brackets: 95 % intervals"):]
+    head_line = next(line for line in summary.splitlines() if line.startswith("mobilenet head"))
+    assert head_line.startswith("mobilenet head (random weights)  ") and f"{full['head']['accuracy']:.3f}" in head_line
+    assert "note: mobilenet head (random weights): RANDOM backbone weights" in summary
+
+
+def test_the_pretrained_run_records_its_weights_file_and_has_no_random_weight_notes(trained):
+    _, root = trained
+    full = json.loads((root / "metrics/test.json").read_text())
+    assert full["head"]["weights"].endswith("mobilenet_0.25_224_no_top.h5") and not full["head"]["random_weights"]
+    assert full["finetuned"]["weights"] == full["head"]["weights"]
+    assert "random weights" not in (root / "metrics/report.md").read_text().lower()
+
+
+def test_one_class_for_every_image_and_a_temperature_at_its_bound_get_notes():
+    from stages.evaluate import model_notes
+
+    classes = ["a", "b", "c"]
+    one_class = model_notes("head", {"temperature": 0.05, "random_weights": False}, np.zeros(9, dtype=int), classes)
+    assert len(one_class) == 2
+    assert "predicts a for every test image" in one_class[0] and "zero-width intervals" in one_class[0]
+    assert "temperature 0.05 at the bound of its search [0.05, 20]" in one_class[1]
+    assert model_notes("head", {"temperature": 19.9}, np.arange(9) % 3, classes)[0].startswith("head: softmax temp")
+    assert model_notes("head", {"temperature": 1.3, "random_weights": False}, np.arange(9) % 3, classes) == []
+
+
+def test_evaluate_says_what_a_slow_step_is_doing_and_where_its_time_went(caplog):
+    import logging
+
+    from stages.evaluate import StepTimer
+
+    steps = StepTimer(logging.getLogger("evaluate"), announce_after=0.2)
+    with caplog.at_level("INFO", logger="evaluate"):
+        with steps.step("bootstrap", "head: 1000 bootstrap resamples"):
+            time.sleep(0.5)
+        with steps.step("figures", "head: drawing"):
+            pass
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages[0] == "head: 1000 bootstrap resamples ..."
+    assert messages[1].startswith("head: 1000 bootstrap resamples: done in 0.")
+    assert len(messages) == 2  # the quick step says nothing
+    assert steps.seconds["bootstrap"] >= 0.5 and steps.line().startswith("bootstrap 0.")
 
 
 def test_a_permuted_test_set_gives_the_same_metrics(trained, tmp_path):
@@ -245,8 +292,8 @@ def _differences(a, b, where=""):
 
 
 def _same(a, b):
-    """Equal nested metrics, floats to one unit of their 6th decimal (the order of a batch may change a
-    probability's last bits, on some CPUs, and so the rounded last digit of the log loss)."""
+    """Equal nested metrics, floats to one unit of their 6th decimal (summation order may change the last digit
+    of log loss; 1.244731 - 1.24473 is a little over 1e-6 in binary floating point)."""
     if isinstance(a, dict):
         return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
     if isinstance(a, float) and isinstance(b, float):

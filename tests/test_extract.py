@@ -1,17 +1,23 @@
 """The extract stage with real backbones: real MobileNet weights, random-init VGG16 and ResNet50."""
 
+import logging
+import shutil
+
 import keras
 import numpy as np
 import pytest
+import yaml
 
 from stages import dataset
-from stages.extractor import Ensemble, FeatureExtractor, MirrorAveraged
+from stages.extractor import Ensemble, FeatureExtractor, MirrorAveraged, build_extractor
+from stages.feature_cache import file_digest
+from stages.recipes import BackboneRecipe
 from stages.classify import load_classifier
 from stages.errors import PipelineError
 from stages.extract import extract
 from stages.features import load_split, read_info
 from stages.runtime import make_reproducible
-from tests.conftest import MOBILENET_025, MOBILENET_V1, MOBILENET_V2, prepared_photos
+from tests.conftest import MOBILENET_025, MOBILENET_V1, MOBILENET_V2, REPO, make_params, prepared_photos
 
 SIZE = 64
 
@@ -82,6 +88,9 @@ def offline(monkeypatch, tmp_path):
     """No ImageNet weights to be had: an empty Keras cache and a proxy on a closed local port make
     the download fail the same way on any machine, connected or not."""
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    (tmp_path / "keras").mkdir()
+    # Keras read KERAS_HOME when it was imported: point its cache folder at the empty one too.
+    monkeypatch.setattr("keras.src.backend.config._KERAS_DIR", str(tmp_path / "keras"))
     for variable in ("https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY"):
         monkeypatch.setenv(variable, "http://127.0.0.1:9")
 
@@ -95,10 +104,52 @@ def test_offline_imagenet_says_where_to_put_the_file(offline, tmp_path):
     assert "features.weights" in message and "none" in message
 
 
-def test_offline_auto_falls_back_to_random_weights_loudly(offline, caplog):
-    extractor = FeatureExtractor("mobilenet", 32, weights="auto", alpha=0.25)
+def test_offline_auto_falls_back_to_random_weights_loudly_without_trying_a_download(offline, caplog, capsys):
+    # mobilenet at alpha 0.5: no file in Keras's cache, none in the repository, no network.
+    extractor = FeatureExtractor("mobilenet", 32, weights="auto", alpha=0.5)
     assert extractor.weights_used == "none"
-    assert "USING RANDOM WEIGHTS" in caplog.text
+    assert "USING RANDOM WEIGHTS" in caplog.text and "no network" in caplog.text
+    captured = capsys.readouterr()
+    assert "Downloading" not in captured.out + captured.err + caplog.text
+
+
+def test_offline_auto_uses_the_repository_weights_file_before_any_download(offline, caplog, capsys, tmp_path,
+                                                                           monkeypatch):
+    """The default (mobilenet, alpha 0.25, auto) on a machine with no Keras cache and no network: the
+    repository's own file, found from any working directory, recorded relative to the repository."""
+    caplog.set_level(logging.INFO, logger="extractor")
+    monkeypatch.chdir(tmp_path)
+    params = make_params()
+    assert (params["model"], params["features"]["alpha"], params["features"]["weights"]) == ("mobilenet", 0.25, "auto")
+    extractor = build_extractor(BackboneRecipe.from_params(params), SIZE)
+    assert extractor.recipe.weights == "weights/mobilenet_0.25_224_no_top.h5"
+    captured = capsys.readouterr()
+    assert "Downloading" not in captured.out + captured.err + caplog.text
+    assert "RANDOM" not in caplog.text and "uses the weights file weights/mobilenet_0.25_224_no_top.h5" in caplog.text
+    # the same features as the shared copy of Keras's release file gives
+    images = np.random.default_rng(3).integers(0, 256, (2, SIZE, SIZE, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(extractor(images),
+                                  FeatureExtractor("mobilenet", SIZE, str(MOBILENET_025()), alpha=0.25)(images))
+
+
+def test_the_repository_weights_file_is_the_shared_one_with_its_licence_and_origin():
+    bundled = REPO / "weights" / "mobilenet_0.25_224_no_top.h5"
+    assert file_digest(bundled) == file_digest(MOBILENET_025())
+    licence = (REPO / "weights" / "LICENSE.apache-2.0").read_text()
+    assert "Apache License" in licence and "Version 2.0" in licence
+    origin = (REPO / "weights" / "README.md").read_text()
+    assert "Apache" in origin and "alpha" in origin and "224" in origin and "Keras" in origin
+    assert "weights/mobilenet_0.25_224_no_top.h5" in yaml.safe_load((REPO / "dvc.yaml").read_text())[
+        "stages"]["extract"]["deps"]
+
+
+def test_auto_prefers_imagenet_weights_that_keras_has_cached(offline, tmp_path, caplog, capsys):
+    cached = tmp_path / "keras" / "models" / "mobilenet_2_5_224_tf_no_top.h5"
+    cached.parent.mkdir(parents=True)
+    shutil.copy(MOBILENET_025(), cached)
+    extractor = FeatureExtractor("mobilenet", SIZE, weights="auto", alpha=0.25)
+    assert extractor.weights_used == "imagenet"
+    assert "Downloading" not in capsys.readouterr().out + caplog.text
 
 
 def test_wrong_or_missing_weights_file_is_a_clear_error(tmp_path):
@@ -139,7 +190,7 @@ def test_the_extract_stage_with_a_wrong_weights_file_prints_a_few_lines_and_no_a
     from tests.conftest import REPO
 
     params, prepared = prepared_photos(tmp_path, per_class=3, size=32, **{
-        "model": "mobilenet_v2", "features.weights": str(MOBILENET_V1())})
+        "model": "mobilenet_v2", "features.weights": str(MOBILENET_V1()), "features.alpha": 1.0})
     (tmp_path / "data").mkdir()
     prepared.rename(tmp_path / "data/prepared")
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))

@@ -57,6 +57,12 @@ def test_exp_run_switches_backbone_without_re_preparing_and_restores_from_run_ca
     assert json.loads((repo / "data/features/info.json").read_text())["feature_dim"] == 256
 
 
+# What TensorFlow writes to stderr on its own: absl's preamble, C++ log lines (I/W/E + date + file.cc:line]),
+# the CPU-instructions notice.
+TENSORFLOW_NOISE = re.compile(r"absl::InitializeLog|^[IWEF]\d{4} [\d:.]+ +\d+ \S+:\d+\]|"
+                              r"rebuild TensorFlow with the appropriate compiler flags|node_def_util|cuInit")
+
+
 DECLARED_PLOTS = ["cnn_confusion", "head_confusion", "cnn_accuracy", "cnn_loss", "head_accuracy", "head_loss",
                   "plots/cnn/confusion.png", "plots/head/confusion.png", "plots/cnn/curves.png",
                   "plots/head/curves.png", "plots/cnn/mistakes.png", "plots/head/mistakes.png"]
@@ -71,6 +77,10 @@ def flatten(tree, prefix=""):
 def test_repro_ends_with_evaluate_and_dvc_shows_its_metrics_and_plots(repo):
     out = dvc(repo, "repro")
     assert "Running stage 'evaluate'" in out
+    # A quiet log: no TensorFlow/absl/CUDA start-up lines or C++ errors, no download, no Keras per-epoch lines.
+    noise = [line for line in out.splitlines() if TENSORFLOW_NOISE.search(line)]
+    assert not noise, "\n".join(noise)
+    assert "Downloading" not in out and "Epoch 1/" not in out and "step - " not in out
 
     shown = json.loads(dvc(repo, "metrics", "show", "--json"))
     metrics = flatten(shown)

@@ -92,7 +92,8 @@ def test_json_fields_and_a_whole_folder_recursively(trained):
     assert len(results) == sum(1 for _ in (root / "photos").rglob("*.jpg"))
     classes = set(load_classifier("cnn", root / "models", with_backbone=False).classes)
     for r in results:
-        assert list(r) == ["path", "label", "probability", "top3", "low_confidence", "located", "box", "error"]
+        assert list(r) == ["path", "label", "probability", "top3", "low_confidence", "located", "box", "error",
+                           "random_weights"]
         assert r["label"] in classes and r["error"] is None
         assert len(r["top3"]) == 3 and r["top3"][0] == [r["label"], r["probability"]]
         assert [p for _, p in r["top3"]] == sorted((p for _, p in r["top3"]), reverse=True)
@@ -283,3 +284,19 @@ def test_the_command_exit_codes_and_messages(trained, tmp_path):
     assert usage.returncode == 2 and "invalid choice: 'resnet'" in usage.stderr
     for result in (no_model, partial, nothing, usage):
         assert "Traceback" not in result.stderr
+
+
+def test_a_head_on_random_weights_is_flagged_in_the_json_and_warned_about_at_start(trained_random, trained, caplog):
+    _, root = trained_random
+    photo = next((root / "photos").rglob("*.jpg"))
+    with caplog.at_level("WARNING", logger="predict"):
+        status, results = predict_json(root, photo, "--model", "head")
+    assert status == 0 and results[0]["random_weights"] is True and results[0]["label"]
+    assert "RANDOM weights" in caplog.text and "near chance" in caplog.text
+
+    caplog.clear()
+    _, pretrained = trained
+    for kind in ("head", "cnn"):
+        status, results = predict_json(pretrained, photo, "--model", kind)
+        assert status == 0 and results[0]["random_weights"] is False
+    assert "RANDOM" not in caplog.text

@@ -344,6 +344,25 @@ def test_model_option_serves_that_model_and_ctrl_c_stops_it_cleanly(served):
     assert "Traceback" not in running.log.read_text()
 
 
+def test_a_head_on_random_weights_is_warned_about_at_start_and_flagged_in_every_answer(trained_random, tmp_path):
+    _, root = trained_random
+    for name in ("models", "metrics"):
+        shutil.copytree(root / name, tmp_path / name)
+    photo = next((root / "photos").rglob("*.jpg"))
+    running = Server(tmp_path, "--model", "head")
+    try:
+        assert httpx.get(f"{running.url}/model").json()["random_weights"] is True
+        assert httpx.get(f"{running.url}/health").json()["random_weights"] is True
+        answer = post(running, [("files", photo.name, photo.read_bytes())])
+        assert answer.status_code == 200 and answer.json()[0]["random_weights"] is True
+    finally:
+        running.stop()
+    log = running.log.read_text()
+    warning = next(line for line in log.splitlines() if "RANDOM weights" in line)
+    assert warning.startswith("WARNING serve: the mobilenet head was trained on features of a backbone with RANDOM")
+    assert log.index("RANDOM weights") < log.index("serving the mobilenet head")
+
+
 # --- a real browser ------------------------------------------------------------------------------------
 
 def browser():

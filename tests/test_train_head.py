@@ -135,3 +135,37 @@ def test_features_constant_in_training_cannot_swing_a_prediction(tmp_path):
     model.save(path)
     loaded = keras.models.load_model(path, safe_mode=True)
     np.testing.assert_allclose(loaded.predict(lit, verbose=0), model.predict(lit, verbose=0), atol=1e-6)
+
+
+def test_training_logs_a_few_progress_lines_not_kerass_per_epoch_output(tmp_path, caplog, capfd, monkeypatch):
+    """Keras's own per-epoch lines are off; the progress line comes once per PROGRESS_SECONDS of epochs and for
+    the last epoch run. With the interval at 0, every epoch gets one (as the CNN's logger did)."""
+    import logging
+
+    from stages import head
+
+    monkeypatch.setattr(head, "PROGRESS_SECONDS", 3600.0)  # longer than the training: the last epoch's line alone
+    with caplog.at_level(logging.INFO, logger="train_head"):
+        train(tmp_path / "grouped", **{"head.epochs": 12, "head.patience": 20})
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("epoch ")]
+    assert len(lines) == 1 and lines[0].startswith("epoch 12/12: ") and "12 epochs in" in lines[0]
+    captured = capfd.readouterr()
+    assert "Epoch 1/12" not in captured.out + captured.err and "step" not in captured.out
+
+    caplog.clear()
+    monkeypatch.setattr(head, "PROGRESS_SECONDS", 0.0)
+    with caplog.at_level(logging.INFO, logger="train_head"):
+        train(tmp_path / "each", **{"head.epochs": 12, "head.patience": 20})
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("epoch ")]
+    assert [line.split(":")[0] for line in lines] == [f"epoch {n}/12" for n in range(1, 13)]
+    assert "val_accuracy" in lines[0] and "left" in lines[0]
+
+
+def test_early_stopping_gets_its_own_last_progress_line(tmp_path, caplog):
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="train_head"):
+        train(tmp_path, separation=0.0, **{"head.epochs": 200, "head.patience": 2, "head.learning_rate": 0.05})
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("epoch ")]
+    assert lines[-1].endswith("early stopping ended it here") and not lines[-1].startswith("epoch 200/")
+    assert len(lines) <= 3
