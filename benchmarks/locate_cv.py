@@ -55,17 +55,22 @@ ONE = {"model": "mobilenet", "features.weights": MOBILENET, "features.alpha": 1.
 TWO = {"model": "mobilenet+mobilenet_v2", "features.alpha": 1.0,
        "features.weights": {"mobilenet": MOBILENET, "mobilenet_v2": MOBILENET_V2}}
 FACE = {"data.locate": "face", "data.locate_box": BOX}
+TIGHT = {"top": 0.9, "bottom": 2.2, "half_width": 1.1}
 CONFIGS = {
     "upper60": {**TWO},                                   # today's best: the upper 60 %, two backbones
     "upper60_one": {**ONE},
     "face": {**TWO, **FACE},                              # the box under the face (issue 24's first guess)
     "face_one": {**ONE, **FACE},
-    "face_tight": {**TWO, **FACE, "data.locate_box": {"top": 0.9, "bottom": 2.2, "half_width": 1.1}},
+    "face_tight": {**TWO, **FACE, "data.locate_box": TIGHT},
     "face_wide": {**TWO, **FACE, "data.locate_box": {"top": 0.6, "bottom": 3.2, "half_width": 1.8}},
     "face_low": {**TWO, **FACE, "data.locate_box": {"top": 1.0, "bottom": 3.0, "half_width": 1.4}},
     "face_tighter": {**TWO, **FACE, "data.locate_box": {"top": 1.0, "bottom": 2.0, "half_width": 0.9}},
     "face_tight_high": {**TWO, **FACE, "data.locate_box": {"top": 0.7, "bottom": 2.0, "half_width": 1.1}},
     "face_pad": {**TWO, **FACE, "data.resize": "pad"},
+    # the chosen box (face_tight) with the mirror, at 160 px, and with one backbone
+    "tight_mirror": {**TWO, **FACE, "data.locate_box": TIGHT, "features.mirror": True},
+    "tight_160": {**TWO, **FACE, "data.locate_box": TIGHT, "data.image_size": 160},
+    "tight_one": {**ONE, **FACE, "data.locate_box": TIGHT},
     "face_160": {**TWO, **FACE, "data.image_size": 160},
     "face_mirror": {**TWO, **FACE, "features.mirror": True},
 }
