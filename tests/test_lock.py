@@ -45,7 +45,9 @@ def stale_entries(status, outputs):
     problems = []
     for stage, entries in status.items():
         for entry in entries:
-            if isinstance(entry, str):  # "changed command", "always changed", ...
+            if entry == "always changed":  # scan (always_changed: true) reads the photo folder on every run
+                continue
+            if isinstance(entry, str):  # "changed command", ...
                 problems.append(f"{stage}: {entry}")
                 continue
             for path, change in entry.get("changed deps", {}).items():
