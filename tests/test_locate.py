@@ -195,3 +195,19 @@ def test_added_photos_run_the_detector_on_the_new_ones_only(located_photos, tmp_
     for path, record in first.items():  # cached entries give the same boxes as decoding them
         assert {k: records[path][k] for k in ("located", "box_top", "box_bottom", "box_left", "box_right")} == \
             {k: record[k] for k in ("located", "box_top", "box_bottom", "box_left", "box_right")}
+
+
+def test_without_the_locator_prepare_never_loads_the_detector(tmp_path):
+    """The embedded default keeps data.locate: none, and its run pays nothing for the locator."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO, copy_photos
+
+    photos = copy_photos(tmp_path / "photos", per_class=3)
+    script = ("import sys; from stages.prepare import prepare; from tests.conftest import make_params; "
+              f"prepare(make_params(**{{'data.source': 'folder', 'data.path': {str(photos)!r}, 'data.image_size': 32}}), "
+              f"{str(tmp_path / 'prepared')!r}, cache_dir={str(tmp_path / 'cache')!r}); "
+              "print('mtcnn' in sys.modules, 'tensorflow' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, check=True)
+    assert result.stdout.split()[-2:] == ["False", "False"]
