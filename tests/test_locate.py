@@ -108,10 +108,10 @@ def test_locate_params_change_the_prepare_fingerprint():
 
     plain = fingerprint()
     assert fingerprint(**{"data.locate": "face"}) != plain
-    assert fingerprint(**{"data.locate": "face", "data.locate_box.bottom": 2.2}) != fingerprint(**{"data.locate": "face"})
+    assert fingerprint(**{"data.locate": "face", "data.locate_box.bottom": 2.5}) != fingerprint(**{"data.locate": "face"})
     assert fingerprint(**{"data.locate": "face", "data.locate_box.half_width": 1.2}) != fingerprint(**{"data.locate": "face"})
     # without the locator its box changes nothing: no needless re-decoding
-    assert fingerprint(**{"data.locate_box.bottom": 2.2}) == plain
+    assert fingerprint(**{"data.locate_box.bottom": 2.5}) == plain
 
 
 @pytest.mark.parametrize("overrides,message", [
@@ -139,7 +139,7 @@ def located_photos(tmp_path_factory):
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(photo(relative), target)
     params = make_params(**{"data.source": "folder", "data.path": str(root / "photos"), "data.image_size": SIZE,
-                            "data.resize": "crop", "data.region": UPPER, "data.locate": "face",
+                            "data.resize": "crop", "data.region": UPPER, "data.locate": "face", "data.locate_box": BOX,
                             "split.validation": 0.2, "split.test": 0.2})
     summary = prepare(params, root / "prepared", cache_dir=root / "cache")
     return params, root, summary

@@ -86,9 +86,7 @@ class Server:
 def served(trained, tmp_path_factory):
     """(trained root, a copy laid out like the repository after `dvc repro`, with real photos in photos/)."""
     _, root = trained
-    copy = tmp_path_factory.mktemp("served")
-    for name in ("models", "metrics", "photos"):
-        shutil.copytree(root / name, copy / name)
+    copy = copy_served(root, tmp_path_factory.mktemp("served"))
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["evaluate"]["confidence_threshold"] = THRESHOLD
     params["data"]["max_pixels"] = MAX_PIXELS
@@ -164,7 +162,8 @@ def test_model_health_and_the_default_model_is_the_best_by_the_last_evaluation(s
     assert model["limits"] == {"max_files": MAX_FILES, "max_upload_mb": MAX_UPLOAD_MB, "max_pixels": MAX_PIXELS,
                                "min_side": 16, "max_aspect": 10}
     assert model["test_metrics"] == metrics[kind]
-    assert httpx.get(f"{server.url}/health").json() == {"status": "ok", "model": kind, "requests_in_model": 0}
+    assert httpx.get(f"{server.url}/health").json() == {"status": "ok", "model": kind, "random_weights": False,
+                                                         "requests_in_model": 0}
 
 
 def test_the_page_and_the_docs_come_from_the_server_itself(server):
@@ -384,6 +383,23 @@ def browser():
     return webdriver.Chrome(options=options, service=Service(driver))
 
 
+def assert_outlined(card, image, region):
+    """The card's outline covers `region` (fractions of the photo) of its image's rectangle, to 2 px."""
+    from selenium.webdriver.common.by import By
+
+    outline = card.find_element(By.CSS_SELECTOR, ".outline").rect
+    assert outline["x"] - image["x"] == pytest.approx(region["left"] * image["width"], abs=2)
+    assert outline["y"] - image["y"] == pytest.approx(region["top"] * image["height"], abs=2)
+    assert outline["height"] == pytest.approx((region["bottom"] - region["top"]) * image["height"], abs=2)
+
+
+def copy_served(copy, folder):
+    """The served copy's models, metrics and photos in another folder, for a server with other settings."""
+    for name in ("models", "metrics", "photos"):
+        shutil.copytree(copy / name, folder / name)
+    return folder
+
+
 def test_the_page_in_a_browser_shows_each_photo_its_class_and_the_region(server, served, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
@@ -412,11 +428,8 @@ def test_the_page_in_a_browser_shows_each_photo_its_class_and_the_region(server,
             assert bool(card.find_elements(By.CSS_SELECTOR, ".warning")) == result["low_confidence"]
             assert "Answered by the" in card.find_element(By.CSS_SELECTOR, ".answered").text
             image = card.find_element(By.CSS_SELECTOR, ".frame img").rect
-            outline = card.find_element(By.CSS_SELECTOR, ".outline").rect
             region = {k.split(".")[-1]: v for k, v in TRAINED_REGION.items()}  # resize "pad": all of it
-            assert outline["x"] - image["x"] == pytest.approx(region["left"] * image["width"], abs=2)
-            assert outline["y"] - image["y"] == pytest.approx(region["top"] * image["height"], abs=2)
-            assert outline["height"] == pytest.approx((region["bottom"] - region["top"]) * image["height"], abs=2)
+            assert_outlined(card, image, region)
         assert "not an image" in cards["notes.txt"].find_element(By.CSS_SELECTOR, ".error").text
         overflow = driver.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 0, "the page is wider than a phone's screen"
@@ -433,9 +446,7 @@ def located_server(served, tmp_path_factory):
     """The server with a CNN whose recipe locates the neckline under the face (data.locate: face), as if it
     had been trained on located crops: the recipe in models/cnn.json is what predict and serve apply."""
     _, copy = served
-    located = tmp_path_factory.mktemp("located_served")
-    for name in ("models", "metrics", "photos"):
-        shutil.copytree(copy / name, located / name)
+    located = copy_served(copy, tmp_path_factory.mktemp("located_served"))
     shutil.copy(copy / "params.yaml", located / "params.yaml")
     info_path = located / "models" / "cnn.json"
     info = json.loads(info_path.read_text())
@@ -474,11 +485,7 @@ def test_a_located_model_answers_with_its_box_and_the_page_outlines_it(located_s
         for result in results:
             card = cards[Path(result["path"]).name]
             image = card.find_element(By.CSS_SELECTOR, ".frame img").rect
-            outline = card.find_element(By.CSS_SELECTOR, ".outline").rect
-            box = result["box"]  # resize "pad": the model saw all of the box
-            assert outline["x"] - image["x"] == pytest.approx(box["left"] * image["width"], abs=2)
-            assert outline["y"] - image["y"] == pytest.approx(box["top"] * image["height"], abs=2)
-            assert outline["height"] == pytest.approx((box["bottom"] - box["top"]) * image["height"], abs=2)
+            assert_outlined(card, image, result["box"])  # resize "pad": the model saw all of the box
             warned = [w.text for w in card.find_elements(By.CSS_SELECTOR, ".warning.not-located")]
             assert bool(warned) == (result["located"] is False)
             assert all("No neckline located" in text for text in warned)
@@ -496,9 +503,7 @@ def reviewing(served, tmp_path_factory):
     (the suspects stage's columns; which photos it names is the stage's business, tested in test_suspects.py),
     data.path pointing at photos/ and an exclude file that already holds a comment and a digest."""
     _, copy = served
-    folder = tmp_path_factory.mktemp("review")
-    for name in ("models", "metrics", "photos"):
-        shutil.copytree(copy / name, folder / name)
+    folder = copy_served(copy, tmp_path_factory.mktemp("review"))
     params = yaml.safe_load((copy / "params.yaml").read_text())
     params["data"].update({"source": "folder", "path": "photos", "exclude": "exclude.txt"})
     (folder / "params.yaml").write_text(yaml.safe_dump(params))
