@@ -102,41 +102,9 @@ def caches_in_a_temporary_folder(tmp_path_factory):
         module.CACHE_DIR = default
 
 
-@pytest.fixture(scope="session")
-def trained(tmp_path_factory):
-    """(params, root): prepare, extract, resample, train_head, finetune, train_cnn, evaluate run under root."""
-    from stages.evaluate import evaluate
-    from stages.extract import extract
-    from stages.finetune import finetune
-    from stages.prepare import prepare
-    from stages.resample import resample
-    from stages.train_cnn import ORIGINAL_LAYOUT, train_cnn
-    from stages.train_head import train_head
-
-    root = tmp_path_factory.mktemp("trained")
-    photos = copy_photos(root / "photos", per_class=12)
-    # The original network, made tiny by TINY_RUN: in 3 epochs on 12 photos a class the necklines
-    # recipe predicts one class, whose zero-width intervals would hide whether evaluate computes them.
-    params = make_params(**{"data.source": "folder", "data.path": str(photos),
-                            "features.weights": str(MOBILENET_025()), **ORIGINAL_LAYOUT, **TINY_RUN,
-                            **TRAINED_REGION})
-    prepare(params, root / "data/prepared")
-    extract(params, root / "data/prepared", root / "data/features")
-    resample(params, root / "data/features", root / "data/resampled", root / "metrics/smote.json")
-    train_head(params, root / "data/features", root / "data/resampled", root / "models/head.keras",
-               root / "plots/head/history.csv")
-    finetune(params, root / "data/prepared", root / "models/head.keras", root / "models/finetuned",
-             root / "plots/finetuned/history.csv")
-    train_cnn(params, root / "data/prepared", root / "models/cnn.keras", root / "plots/cnn/history.csv",
-              root / "metrics/cnn_train.json")
-    evaluate(params, **evaluate_paths(root))
-    return params, root
-
-
-@pytest.fixture(scope="session")
-def trained_random(tmp_path_factory):
-    """(params, root): the head and the CNN trained and evaluated as in `trained`, but on features of a
-    backbone with random weights (features.weights: none), and without the fine-tuned model."""
+def run_pipeline(params, root):
+    """(params, root): prepare, extract, resample, train_head, finetune, train_cnn and evaluate, called in
+    order on params, with their outputs laid out under root like the repository's."""
     from stages.evaluate import evaluate
     from stages.extract import extract
     from stages.finetune import finetune
@@ -145,12 +113,6 @@ def trained_random(tmp_path_factory):
     from stages.train_cnn import train_cnn
     from stages.train_head import train_head
 
-    root = tmp_path_factory.mktemp("trained_random")
-    photos = copy_photos(root / "photos", per_class=8)
-    params = make_params(**{"data.source": "folder", "data.path": str(photos), "data.image_size": 32,
-                            "features.weights": "none", "features.alpha": 0.25, "head.epochs": 3, "head.units": 8,
-                            "cnn.image_size": 32, "cnn.filters": [4], "cnn.epochs": 1, "finetune.enabled": False,
-                            "evaluate.mistakes": 2, "evaluate.bootstrap": 50})
     prepare(params, root / "data/prepared")
     extract(params, root / "data/prepared", root / "data/features")
     resample(params, root / "data/features", root / "data/resampled", root / "metrics/smote.json")
@@ -162,6 +124,34 @@ def trained_random(tmp_path_factory):
               root / "metrics/cnn_train.json")
     evaluate(params, **evaluate_paths(root))
     return params, root
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory):
+    """(params, root): prepare, extract, resample, train_head, finetune, train_cnn, evaluate run under root."""
+    from stages.train_cnn import ORIGINAL_LAYOUT
+
+    root = tmp_path_factory.mktemp("trained")
+    photos = copy_photos(root / "photos", per_class=12)
+    # The original network, made tiny by TINY_RUN: in 3 epochs on 12 photos a class the necklines
+    # recipe predicts one class, whose zero-width intervals would hide whether evaluate computes them.
+    params = make_params(**{"data.source": "folder", "data.path": str(photos),
+                            "features.weights": str(MOBILENET_025()), **ORIGINAL_LAYOUT, **TINY_RUN,
+                            **TRAINED_REGION})
+    return run_pipeline(params, root)
+
+
+@pytest.fixture(scope="session")
+def trained_random(tmp_path_factory):
+    """(params, root): the head and the CNN trained and evaluated as in `trained`, but on features of a
+    backbone with random weights (features.weights: none), and without the fine-tuned model."""
+    root = tmp_path_factory.mktemp("trained_random")
+    photos = copy_photos(root / "photos", per_class=8)
+    params = make_params(**{"data.source": "folder", "data.path": str(photos), "data.image_size": 32,
+                            "features.weights": "none", "features.alpha": 0.25, "head.epochs": 3, "head.units": 8,
+                            "cnn.image_size": 32, "cnn.filters": [4], "cnn.epochs": 1, "finetune.enabled": False,
+                            "evaluate.mistakes": 2, "evaluate.bootstrap": 50})
+    return run_pipeline(params, root)
 
 
 # The trained models see only part of each photo, so prediction has to cut out the same part
