@@ -34,7 +34,7 @@ sys.path.insert(0, str(REPO))
 
 from stages import dataset, locate  # noqa: E402
 from stages.baseline import baseline_probabilities, fit_baseline  # noqa: E402
-from stages.crossval import fold_head, folds, pooled_features  # noqa: E402
+from stages.crossval import fold_head, folds, pooled_features, pooled_paths  # noqa: E402
 from stages.extract import extract  # noqa: E402
 from stages.features import load_split_rows  # noqa: E402
 from stages.intervals import headline  # noqa: E402
@@ -121,20 +121,13 @@ def located_mask(folder, features_dir):
     return np.array([located[int(row)] for row in rows])
 
 
-def pooled_paths(folder, features_dir):
-    """The photo path of each pooled train + validation row (in pooled_features' order)."""
-    path = {r["row"]: r["path"] for r in dataset.read_manifest(folder / "data/prepared")}
-    rows = np.concatenate([load_split_rows(features_dir, split)[2] for split in ("train", "validation")])
-    return [path[int(row)] for row in rows]
-
-
 def score(params, folder, models, n_folds, repeats, log):
     """One record per (repeat, fold, model): balanced accuracy on all held-out photos, located, not located.
     Every held-out photo's prediction goes to WORK/NAME/oof-<model>.csv (repeat, path, label, predicted)."""
     features_dir = folder / "data/features"
     x, y, groups = pooled_features(features_dir, folder / "data/prepared")
     located = located_mask(folder, features_dir)
-    paths = pooled_paths(folder, features_dir)
+    paths = pooled_paths(features_dir, folder / "data/prepared")
     classes = json.loads((features_dir / "info.json").read_text())["classes"]
     seed, records = params["seed"], []
     oof = {model: open(folder / f"oof-{model}.csv", "w") for model in models}
