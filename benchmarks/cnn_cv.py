@@ -24,12 +24,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.cnn_seeds import override  # noqa: E402
-from stages import dataset  # noqa: E402
-from stages.crossval import early_stopping_split, folds  # noqa: E402
-from stages.intervals import METRICS, headline  # noqa: E402
-from stages.params import load_params  # noqa: E402
-from stages.runtime import make_reproducible  # noqa: E402
-from stages.train_cnn import fit_cnn  # noqa: E402
+from fashion.data import dataset  # noqa: E402
+from fashion.evaluation.crossval import early_stopping_split, folds  # noqa: E402
+from fashion.evaluation.intervals import METRICS, headline  # noqa: E402
+from fashion.params import load_params  # noqa: E402
+from fashion.runtime import make_reproducible  # noqa: E402
+from fashion.models.cnn import fit_cnn  # noqa: E402
 
 
 def pooled_rows(prepared_dir):

@@ -27,9 +27,9 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from stages import dataset  # noqa: E402
-from stages.evaluate import read_test_split, score, with_intervals  # noqa: E402
-from stages.params import load_params, validate  # noqa: E402
+from fashion.data import dataset  # noqa: E402
+from fashion.evaluation.scores import read_test_split, score, with_intervals  # noqa: E402
+from fashion.params import load_params, validate  # noqa: E402
 from stages.train_cnn import train_cnn  # noqa: E402
 
 METRICS = ("accuracy", "balanced_accuracy", "macro_f1")

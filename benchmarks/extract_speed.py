@@ -35,9 +35,9 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from stages import dataset  # noqa: E402
-from stages.extractor import FeatureExtractor  # noqa: E402
-from stages.extract import extract_features  # noqa: E402
+from fashion.data import dataset  # noqa: E402
+from fashion.features.extractor import FeatureExtractor  # noqa: E402
+from fashion.features.extraction import extract_features  # noqa: E402
 
 WEIGHTS = {"mobilenet": REPO.parent / "shared/weights/mobilenet_1.0_224_no_top.weights.h5",
            "mobilenet_v2": REPO.parent / "shared/weights/mobilenet_v2_1.0_224_no_top.weights.h5"}
@@ -104,9 +104,9 @@ def ray_overhead(args):
     """The same rows through the local engine, then through the Ray engine on a local cluster, each over
     the first n and the first 2n rows: end to end (start-up included) and the marginal rate of the
     second n images, n / (time for 2n - time for n), in which each engine's start-up cancels out."""
-    from stages import ray_engine
-    from stages.extractor import build_extractor
-    from stages.recipes import BackboneRecipe
+    from fashion.features import ray_engine
+    from fashion.features.extractor import build_extractor
+    from fashion.data.recipes import BackboneRecipe
 
     recipe = BackboneRecipe(model="mobilenet", weights=str(WEIGHTS["mobilenet"]), alpha=1.0, seed=42)
     store_path = args.prepared / dataset.IMAGES_FILE
@@ -156,8 +156,8 @@ def epochs(args):
     """Same data, same head, same epochs: cached features against the backbone inside the model."""
     import keras
 
-    from stages.head import build_head
-    from stages.runtime import make_reproducible
+    from fashion.models.head import build_head
+    from fashion.runtime import make_reproducible
 
     records = dataset.read_manifest(args.prepared)
     num_classes = len(dataset.read_summary(args.prepared)["classes"])

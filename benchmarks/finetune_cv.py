@@ -7,7 +7,7 @@ REPO is a repository (a copy) where `dvc repro extract` has run with the configu
 prints the overrides). In each fold, exactly as the crossval stage does it (stages.crossval.fold_head): a share
 of the fold's training part is kept apart for early stopping (grouped by item), the head is trained on the rest's
 cached features after SMOTE, the baseline on the whole training part; then the fine-tuning model starts from
-that head and trains on the same images (stages.finetuning.fine_tune, the stage's own code). All three are
+that head and trains on the same images (fashion.models.finetuning.fine_tune, the stage's own code). All three are
 scored on the held-out
 fold. -S overrides the `finetune` params of REPO/params.yaml (the same keys). Prints one JSON line per fold
 and a summary with mean and sd; --only N stops after N folds (the numbers then cover those folds only).
@@ -26,15 +26,15 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from stages import dataset  # noqa: E402
-from stages.baseline import baseline_probabilities, fit_baseline  # noqa: E402
-from stages.crossval import fold_head, folds, pooled_features  # noqa: E402
-from stages.features import load_split_rows, read_info  # noqa: E402
-from stages.finetuning import fine_tune  # noqa: E402
-from stages.intervals import headline  # noqa: E402
-from stages.params import load_params, validate  # noqa: E402
-from stages.recipes import BackboneRecipe  # noqa: E402
-from stages.runtime import make_reproducible  # noqa: E402
+from fashion.data import dataset  # noqa: E402
+from fashion.models.baseline import baseline_probabilities, fit_baseline  # noqa: E402
+from fashion.evaluation.crossval import fold_head, folds, pooled_features  # noqa: E402
+from fashion.features.store import load_split_rows, read_info  # noqa: E402
+from fashion.models.finetuning import fine_tune  # noqa: E402
+from fashion.evaluation.intervals import headline  # noqa: E402
+from fashion.params import load_params, validate  # noqa: E402
+from fashion.data.recipes import BackboneRecipe  # noqa: E402
+from fashion.runtime import make_reproducible  # noqa: E402
 
 MODELS = ("head", "baseline", "finetuned")
 

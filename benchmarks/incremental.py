@@ -33,7 +33,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from prepare_memory import make_photos  # noqa: E402
-from stages import dataset  # noqa: E402
+from fashion.data import dataset  # noqa: E402
 
 WEIGHTS = REPO.parent / "shared/weights/mobilenet_1.0_224_no_top.weights.h5"
 

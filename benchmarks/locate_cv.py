@@ -8,7 +8,7 @@ geometries, input size, the mirror, one and two backbones) the library's own pre
 the neckline photos in ../shared into WORK/NAME, laid out like a repository with its params.yaml, so that
 `python benchmarks/finetune_cv.py WORK/NAME` and `python benchmarks/cnn_cv.py WORK/NAME` measure
 fine-tuning and the CNN on the same crops. The baseline and the head are then scored on the crossval
-stage's own folds (stages.crossval: folds, fold_head; stages.baseline), grouped by product, every
+stage's own folds (stages.crossval: folds, fold_head; fashion.models.baseline), grouped by product, every
 held-out photo scored. Per fold it records the balanced accuracy on all held-out photos, on those where a
 face was found, and on those where none was (they keep data.region): what a user who abstains on the
 unlocated photos would get, at what coverage.
@@ -32,13 +32,13 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from stages import dataset, locate  # noqa: E402
-from stages.baseline import baseline_probabilities, fit_baseline  # noqa: E402
-from stages.crossval import fold_head, folds, pooled_features, pooled_paths  # noqa: E402
+from fashion.data import dataset, locate  # noqa: E402
+from fashion.models.baseline import baseline_probabilities, fit_baseline  # noqa: E402
+from fashion.evaluation.crossval import fold_head, folds, pooled_features, pooled_paths  # noqa: E402
 from stages.extract import extract  # noqa: E402
-from stages.features import load_split_rows  # noqa: E402
-from stages.intervals import headline  # noqa: E402
-from stages.params import validate  # noqa: E402
+from fashion.features.store import load_split_rows  # noqa: E402
+from fashion.evaluation.intervals import headline  # noqa: E402
+from fashion.params import validate  # noqa: E402
 from stages.prepare import prepare  # noqa: E402
 
 SHARED = REPO.parent / "shared"

@@ -2,7 +2,7 @@
 
     python benchmarks/locate_speed.py [--photos ../shared/data/necklines] [--detect 100]
 
-1. The detector alone (stages.locate, as prepare calls it) on the first --detect photos, decoded
+1. The detector alone (fashion.data.locate, as prepare calls it) on the first --detect photos, decoded
    beforehand: images/s by the wall clock and by the process's CPU time (steadier on a shared machine).
 2. The library's prepare on every photo at 224 px, the README's neckline settings: with data.locate
    none, then face with an empty decode cache (cold), then face again (cached: no photo decoded or
@@ -22,9 +22,9 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from stages import locate  # noqa: E402
-from stages.images import decode_rgb, walk_image_files  # noqa: E402
-from stages.params import validate  # noqa: E402
+from fashion.data import locate  # noqa: E402
+from fashion.data.images import decode_rgb, walk_image_files  # noqa: E402
+from fashion.params import validate  # noqa: E402
 from stages.prepare import prepare  # noqa: E402
 
 

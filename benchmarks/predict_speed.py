@@ -20,9 +20,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from stages.classify import load_classifier  # noqa: E402
+from fashion.serving.classify import load_classifier  # noqa: E402
 from stages.extract import extract  # noqa: E402
-from stages.predict import classify, find_images  # noqa: E402
+from fashion.serving.classify import classify  # noqa: E402
+from fashion.serving.table import find_images
 from stages.prepare import prepare  # noqa: E402
 from stages.resample import resample  # noqa: E402
 from stages.train_head import train_head  # noqa: E402

@@ -27,13 +27,14 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from stages import dataset  # noqa: E402
-from stages.baseline import baseline_probabilities, fit_baseline  # noqa: E402
-from stages.crossval import crossval, fold_head, folds, pooled_features, pooled_paths  # noqa: E402
+from fashion.data import dataset  # noqa: E402
+from fashion.models.baseline import baseline_probabilities, fit_baseline  # noqa: E402
+from fashion.evaluation.crossval import fold_head, folds, pooled_features, pooled_paths  # noqa: E402
+from stages.crossval import crossval
 from stages.extract import extract  # noqa: E402
-from stages.features import read_info  # noqa: E402
-from stages.intervals import headline  # noqa: E402
-from stages.params import validate  # noqa: E402
+from fashion.features.store import read_info  # noqa: E402
+from fashion.evaluation.intervals import headline  # noqa: E402
+from fashion.params import validate  # noqa: E402
 from stages.prepare import prepare  # noqa: E402
 from stages.suspects import suspects  # noqa: E402
 

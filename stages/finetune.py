@@ -1,7 +1,7 @@
 """Stage `finetune`: let the backbone learn the attribute, starting from the trained head.
 
 Two-phase transfer learning: train_head fitted the head on frozen features; here the whole model
-(pixels -> augmentation -> preprocess_input -> backbone -> head, stages/finetuning.py) trains with the
+(pixels -> augmentation -> preprocess_input -> backbone -> head, fashion/models/finetuning.py) trains with the
 top `finetune.unfreeze` blocks of the backbone open, at a low learning rate with warm-up and cosine
 decay, early stopping on validation loss with the best weights kept, then temperature scaling on
 validation like the other models. Images stream from the image store a batch at a time.
@@ -16,26 +16,25 @@ plots/finetuned/history.csv.
 import logging
 from pathlib import Path
 
-from stages import dataset
-from stages.atomic import atomic_dir, check_writable, remove_stale, write_json
-from stages.errors import outdated, run_stage
-from stages.params import load_params
-from stages.recipes import BackboneRecipe, Preprocessing
-from stages.runtime import make_reproducible
-from stages.training import FINETUNED_DIR, best_epoch, calibrated, load_model_info, write_history
+from fashion.data import dataset
+from fashion.atomic import atomic_dir, check_writable, remove_stale, write_json
+from fashion.errors import outdated, run_stage
+from fashion.params import load_params
+from fashion.paths import Paths
+from fashion.data.recipes import BackboneRecipe, Preprocessing
+from fashion.runtime import make_reproducible
+from fashion.models.training import best_epoch, calibrated, load_model_info, write_history
 
-log = logging.getLogger("finetune")
+log = logging.getLogger(__name__)
 
 NAME = "finetuned"  # models/finetuned/finetuned.keras and .json
-HEAD_PATH = Path("models/head.keras")
-HISTORY_PATH = Path("plots/finetuned/history.csv")
 
 
-def finetune(params, prepared_dir=dataset.PREPARED_DIR, head_path=HEAD_PATH, out_dir=FINETUNED_DIR,
-             history_path=HISTORY_PATH):
+def finetune(params, paths=Paths()):
     """Fine-tune (or, when disabled, record that it is off); returns the model, or None when disabled."""
     settings, seed = params["finetune"], params["seed"]
-    out_dir, history_path = Path(out_dir), Path(history_path)
+    prepared_dir, head_path = paths.prepared, paths.head
+    out_dir, history_path = paths.finetuned, paths.history("finetuned")
     check_writable(out_dir, history_path)
     # An earlier run's outputs go first, so a failed run cannot leave them looking current.
     remove_stale(out_dir, history_path)
@@ -50,8 +49,8 @@ def finetune(params, prepared_dir=dataset.PREPARED_DIR, head_path=HEAD_PATH, out
         return None
 
     # TensorFlow loads only now: with fine-tuning off, the stage takes a fraction of a second.
-    from stages.finetuning import fine_tune
-    from stages.image_data import ImageBatches, pixel_splits
+    from fashion.models.finetuning import fine_tune
+    from fashion.data.image_data import ImageBatches, pixel_splits
 
     make_reproducible(seed)
     head_info = load_model_info(head_path)

@@ -9,16 +9,18 @@ import logging
 
 import numpy as np
 
-from stages.atomic import atomic_dir, check_writable, write_json
-from stages.errors import run_stage
-from stages.features import FEATURES_DIR, RESAMPLED_DIR, SMOTE_COUNTS, load_split, read_info
-from stages.params import load_params
-from stages.smote import smote_resample
+from fashion.atomic import atomic_dir, check_writable, write_json
+from fashion.errors import run_stage
+from fashion.features.smote import smote_resample
+from fashion.features.store import load_split, read_info
+from fashion.params import load_params
+from fashion.paths import Paths
 
-log = logging.getLogger("resample")
+log = logging.getLogger(__name__)
 
 
-def resample(params, features_dir=FEATURES_DIR, out_dir=RESAMPLED_DIR, counts_path=SMOTE_COUNTS):
+def resample(params, paths=Paths()):
+    features_dir, out_dir, counts_path = paths.features, paths.resampled, paths.smote
     check_writable(out_dir, counts_path)
     features, labels = load_split(features_dir, "train")
     classes = read_info(features_dir)["classes"]

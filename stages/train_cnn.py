@@ -1,286 +1,62 @@
-"""Stage `train_cnn`: the original project's custom CNN, trained from scratch on the prepared images.
+"""Stage `train_cnn`: the custom CNN (fashion/models/cnn.py), trained from scratch on the prepared images.
 
-The model takes images exactly as data/prepared stores them (uint8 values as float32 in 0..255, at
-the prepared size) and does its own resizing, augmentation and rescaling, so prediction can never
-preprocess differently from training. The augmentation layers only act inside `fit`: `predict` and
-`model(x, training=False)` see the image unchanged. (A bare `model(x)` in Keras 3 counts as
-training for these layers: always pass training=False when calling the model directly.)
-
-Images are streamed from the image store one batch at a time, so memory does not grow with the
-data set. Writes models/cnn.keras (+ models/cnn.json), plots/cnn/history.csv and metrics/cnn_train.json.
+The model takes images exactly as data/prepared stores them and does its own resizing, augmentation
+and rescaling, so prediction can never preprocess differently from training. Images stream from the
+image store one batch at a time. Writes models/cnn.keras (+ models/cnn.json), plots/cnn/history.csv
+and metrics/cnn_train.json.
 """
 
 import logging
-import math
-import tempfile
-import time
-from pathlib import Path
 
-from stages.runtime import make_reproducible  # first: TensorFlow's environment, before Keras loads it
+from fashion.atomic import check_writable, remove_stale, write_json
+from fashion.data import dataset
+from fashion.data.image_data import ImageBatches, pixel_splits
+from fashion.data.recipes import Preprocessing
+from fashion.errors import run_stage
+from fashion.models.cnn import fit_cnn, speed, training_metrics
+from fashion.models.training import calibrated, save_model, write_history
+from fashion.params import load_params
+from fashion.paths import Paths
+from fashion.runtime import make_reproducible
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-from keras import layers  # noqa: E402
-
-from stages import dataset  # noqa: E402
-from stages.atomic import check_writable, remove_stale, write_json  # noqa: E402
-from stages.errors import run_stage  # noqa: E402
-from stages.image_data import ImageBatches, augmentation_layers, balanced_class_weights, layer_seed  # noqa: E402
-from stages.image_data import pixel_splits  # noqa: E402
-from stages.params import load_params  # noqa: E402
-from stages.recipes import Preprocessing  # noqa: E402
-from stages.training import best_epoch, calibrated, save_model, training_callbacks, write_history  # noqa: E402
-
-log = logging.getLogger("train_cnn")
-
-MODEL_PATH = Path("models/cnn.keras")
-HISTORY_PATH = Path("plots/cnn/history.csv")
-METRICS_PATH = Path("metrics/cnn_train.json")
+log = logging.getLogger(__name__)
 
 
-# --- the network ---------------------------------------------------------------------
-
-# The original project's network, as params overrides (`dvc exp run -S cnn.batch_norm=false ...`, the
-# README lists them all): 4 x (3x3 conv + ReLU, 2x2 max pool),
-# flatten, Dense 512 + Dropout 0.5, Dense 256 + Dropout 0.5, softmax; Adam at a constant 0.001; the whole
-# image at 64 px, as it is (no cut-out, no standardisation), with the augmentation and schedule that were
-# the defaults before the necklines recipe: together, exactly the earlier default run.
-ORIGINAL_LAYOUT = {
-    "cnn.filters": [32, 64, 128, 256], "cnn.convolutions": 1, "cnn.dense_units": [512, 256], "cnn.dropout": 0.5,
-    "cnn.batch_norm": False, "cnn.pooling": "flatten", "cnn.learning_rate": 0.001, "cnn.schedule": "constant",
-    "cnn.weight_decay": 0.0, "cnn.label_smoothing": 0.0,
-    "cnn.image_size": 64, "cnn.region": {"top": 0.0, "bottom": 1.0, "left": 0.0, "right": 1.0},
-    "cnn.standardize": False, "cnn.epochs": 20, "cnn.patience": 5,
-    "cnn.augment.flip": True, "cnn.augment.rotation": 0.03, "cnn.augment.zoom": 0.1, "cnn.augment.shift": 0.1,
-    "cnn.augment.brightness": 0.2, "cnn.augment.contrast": 0.2, "cnn.augment.hue": 0.0, "cnn.augment.grayscale": 0.0,
-    "cnn.augment.channel_shuffle": False, "cnn.augment.invert": 0.0,
-}
-
-def build_cnn(num_classes, input_size, cnn, seed, steps_per_epoch=1):
-    """The compiled network, top to bottom as in the architecture diagram.
-
-    Input: (input_size, input_size, 3) float32 pixel values in 0..255 (the prepared images).
-    steps_per_epoch sets the length of the cosine schedule. With ORIGINAL_LAYOUT this is the original
-    project's network: 4 x (3x3 conv + ReLU, 2x2 max pool),
-    flatten, Dense 512 + Dropout 0.5, Dense 256 + Dropout 0.5, softmax.
-    """
-    inputs = keras.Input((input_size, input_size, 3), name="image")
-    x = inputs
-    cropping = region_cropping(cnn["region"], input_size)
-    if any(any(side) for side in cropping):
-        # Inside the model, so that prediction cuts out the same part of every photo.
-        x = layers.Cropping2D(cropping, name="region")(x)
-    if tuple(x.shape[1:3]) != (cnn["image_size"], cnn["image_size"]):
-        # Antialiasing, so that shrinking 224 -> 96 averages pixels instead of skipping them.
-        x = layers.Resizing(cnn["image_size"], cnn["image_size"], antialias=True, name="resize")(x)
-    for augment in augmentation_layers(cnn["augment"], seed):
-        x = augment(x)
-    x = layers.Rescaling(1 / 255, name="rescale")(x)
-    if cnn["standardize"]:
-        # Each image's channels to mean 0 and sd 1: the garment's colour and the light's brightness go,
-        # the contrast between the garment and what shows through the neckline stays.
-        x = layers.LayerNormalization(axis=(1, 2), center=False, scale=False, name="standardize")(x)
-    for block, filters in enumerate(cnn["filters"], start=1):
-        x = conv_block(x, filters, cnn["batch_norm"], block, cnn["convolutions"])
-    if cnn["pooling"] == "flatten":
-        x = layers.Flatten(name="flatten")(x)
-    else:
-        x = layers.GlobalAveragePooling2D(name="global_average")(x)
-    for index, units in enumerate(cnn["dense_units"], start=1):
-        x = layers.Dense(units, activation="relu", name=f"dense{index}")(x)
-        x = layers.Dropout(cnn["dropout"], seed=layer_seed(seed, 100 + index), name=f"dropout{index}")(x)
-    logits = layers.Dense(num_classes, name="logits")(x)
-    outputs = layers.Softmax(name="probabilities")(logits)
-
-    model = keras.Model(inputs, outputs, name="cnn")
-    # One-hot labels (ImageBatches), so that the loss can smooth them.
-    model.compile(optimizer=optimizer(cnn, steps_per_epoch),
-                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=cnn["label_smoothing"]),
-                  metrics=["accuracy"])
-    return model
-
-
-def optimizer(cnn, steps_per_epoch):
-    """Adam (AdamW with cnn.weight_decay > 0) at cnn.learning_rate, constant or decayed along a cosine.
-
-    The cosine runs from the full rate to zero over all cnn.epochs; early stopping may end a run before.
-    """
-    rate = cnn["learning_rate"]
-    if cnn["schedule"] == "cosine":
-        rate = keras.optimizers.schedules.CosineDecay(rate, decay_steps=max(1, cnn["epochs"] * steps_per_epoch))
-    if cnn["weight_decay"]:
-        return keras.optimizers.AdamW(rate, weight_decay=cnn["weight_decay"])
-    return keras.optimizers.Adam(rate)
-
-
-def region_cropping(region, size):
-    """Cropping2D's ((top, bottom), (left, right)) pixels for cnn.region (fractions) on size x size images."""
-    top, bottom = round(region["top"] * size), round(region["bottom"] * size)
-    left, right = round(region["left"] * size), round(region["right"] * size)
-    return (top, size - bottom), (left, size - right)
-
-
-def conv_block(x, filters, batch_norm, block, convolutions=1):
-    """`convolutions` x (3x3 convolution + ReLU, with batch normalisation between them if asked), then 2x2
-    max pooling. The original layout has one convolution per block; two see more shape per scale."""
-    for index in range(1, convolutions + 1):
-        name = f"conv{block}" if convolutions == 1 else f"conv{block}_{index}"
-        if batch_norm:
-            # No bias: batch normalisation's own shift makes it redundant.
-            x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=name)(x)
-            # Momentum 0.9, not Keras's 0.99: with a few hundred images an epoch is a handful of steps, and
-            # the moving statistics that validation and prediction use would otherwise lag for many epochs.
-            x = layers.BatchNormalization(momentum=0.9, name=name.replace("conv", "batch_norm"))(x)
-            x = layers.ReLU(name=name.replace("conv", "relu"))(x)
-        else:
-            x = layers.Conv2D(filters, 3, padding="same", activation="relu", name=name)(x)
-    return layers.MaxPooling2D(2, name=f"pool{block}")(x)
-
-
-FRONT_LAYERS = ("region", "resize")  # build_cnn's first layers: fixed, weightless, the same in every epoch
-
-
-def split_front(model):
-    """(front, body): the model's first layers that cut out the region and resize it, and a model of the layers
-    after them, sharing their weights. (None, model) when the model has neither layer.
-
-    build_cnn's network is a chain of single-input layers, so the body is rebuilt by calling the same layer
-    objects on a new input: fitting the body fits the model.
-    """
-    names = [layer.name for layer in model.layers[1:]]
-    cut = 0
-    while cut < len(names) and names[cut] in FRONT_LAYERS:
-        cut += 1
-    if not cut:
-        return None, model
-    front = keras.Model(model.inputs, model.layers[cut].output, name="cnn_front")
-    inputs = keras.Input(front.output.shape[1:], name="front_output")
-    x = inputs
-    for layer in model.layers[cut + 1:]:
-        x = layer(x)
-    body = keras.Model(inputs, x, name="cnn_body")
-    body.compile(optimizer=model.optimizer, loss=model.loss, metrics=["accuracy"])
-    return front, body
-
-
-class ArrayStore:
-    """The part of dataset.ImageStore that ImageBatches reads: read(rows) -> those rows of an array."""
-
-    def __init__(self, array):
-        self.array = array
-
-    def read(self, rows):
-        return self.array[rows]
-
-
-def front_inputs(front, store, rows, path, batch_size=256):
-    """front's output for the store's `rows`, in that order, written batch by batch to a .npy at `path` and
-    returned memory-mapped (an ArrayStore), so memory is bounded by the batch at any data set size."""
-    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(len(rows), *front.output.shape[1:]))
-    for start in range(0, len(rows), batch_size):
-        batch = store.read(rows[start:start + batch_size]).astype(np.float32)
-        out[start:start + len(batch)] = front.predict_on_batch(batch)
-    out.flush()
-    return ArrayStore(out)
-
-
-# --- training --------------------------------------------------------------------------
-
-def train_cnn(params, prepared_dir=dataset.PREPARED_DIR, model_path=MODEL_PATH,
-              history_path=HISTORY_PATH, metrics_path=METRICS_PATH):
+def train_cnn(params, paths=Paths()):
     """Train the CNN on the train split with early stopping on validation; write model, history and metrics.
 
-    Returns the trained model (best weights) and the metrics written to metrics_path.
+    Returns the trained model (best weights) and the metrics written to paths.cnn_train.
     """
     cnn, seed = params["cnn"], params["seed"]
-    prepared_dir, model_path = Path(prepared_dir), Path(model_path)
-    check_writable(model_path, model_path.with_suffix(".json"), history_path, metrics_path)
+    outputs = (paths.cnn, paths.cnn.with_suffix(".json"), paths.history("cnn"), paths.cnn_train)
+    check_writable(*outputs)
     make_reproducible(seed)
-    summary, (train_rows, train_labels), (val_rows, val_labels) = pixel_splits(prepared_dir)
+    summary, (train_rows, train_labels), (val_rows, val_labels) = pixel_splits(paths.prepared)
     classes = summary["classes"]
-    preprocessing = Preprocessing.from_artifact(summary, prepared_dir / dataset.SUMMARY_FILE)
+    preprocessing = Preprocessing.from_artifact(summary, paths.prepared / dataset.SUMMARY_FILE)
     # An earlier run's outputs go first, so a failed run cannot leave them looking current.
-    remove_stale(model_path, model_path.with_suffix(".json"), history_path, metrics_path)
+    remove_stale(*outputs)
 
-    with dataset.ImageStore(prepared_dir / dataset.IMAGES_FILE) as store:
+    with dataset.ImageStore(paths.prepared / dataset.IMAGES_FILE) as store:
         model, history, seconds = fit_cnn(store, (train_rows, train_labels), (val_rows, val_labels), len(classes),
-                                          cnn, seed)
+                                          cnn, seed, logger=log)
         validation = ImageBatches(store, val_rows, val_labels, len(classes), cnn["batch_size"])
         model, temperature = calibrated(model, cnn["calibrate"], validation, val_labels, None)
 
     metrics = training_metrics(history, seconds, len(train_rows), len(val_rows))
     metrics["temperature"] = temperature
-    write_history(history, history_path)
-    save_model(model, model_path, {
+    write_history(history, paths.history("cnn"))
+    save_model(model, paths.cnn, {
         "kind": "cnn", "classes": classes, Preprocessing.RECORD_KEY: preprocessing.to_record(),
         "seed": seed, "best_epoch": metrics["best_epoch"], "epochs_run": metrics["epochs_run"],
         "best_val_loss": metrics["best_val_loss"], "best_val_accuracy": metrics["best_val_accuracy"],
         "temperature": temperature,
         **speed(seconds, len(train_rows), metrics["epochs_run"])})
-    write_json(metrics_path, metrics)
+    write_json(paths.cnn_train, metrics)
     log.info("best epoch %d of %d: val_loss %.4f, val_accuracy %.4f; %.0f s",
              metrics["best_epoch"], metrics["epochs_run"], metrics["best_val_loss"],
              metrics["best_val_accuracy"], seconds)
     return model, metrics
-
-
-# A progress line after this many seconds of epochs (and for the last one): a few lines, not one per epoch.
-PROGRESS_SECONDS = 10.0
-
-
-def fit_cnn(store, train, validation, num_classes, cnn, seed, logger=log):
-    """(model, history, seconds): a network built from the `cnn` params section, trained on the image store's
-    `train` (rows, labels) with early stopping on `validation` (rows, labels); the best weights are kept.
-
-    The stage's training, also used by benchmarks/cnn_cv.py on folds. The caller seeds (make_reproducible).
-    """
-    (train_rows, train_labels), (val_rows, val_labels) = train, validation
-    model = build_cnn(num_classes, store.size, cnn, seed,
-                      steps_per_epoch=math.ceil(len(train_rows) / cnn["batch_size"]))
-    class_weight = balanced_class_weights(train_labels, num_classes) if cnn["class_weight"] else None
-    logger.info("training on %d images, validating on %d; %s parameters",
-                len(train_rows), len(val_rows), f"{model.count_params():,}")
-    started = time.perf_counter()
-    front, body = split_front(model)
-    with tempfile.TemporaryDirectory() as scratch:
-
-        def batches(rows, labels, name, order_seed=None):
-            if front is None:
-                return ImageBatches(store, rows, labels, num_classes, cnn["batch_size"], seed=order_seed)
-            # The region cut and the resize have no weights and no randomness: run them once per image
-            # instead of once per epoch (1.5x faster training), into a scratch file so memory stays bounded
-            # by the batch. The body is the model's own layers after them, so training it trains the model.
-            inputs = front_inputs(front, store, rows, Path(scratch) / f"{name}.npy")
-            return ImageBatches(inputs, np.arange(len(rows)), labels, num_classes, cnn["batch_size"], seed=order_seed)
-
-        history = body.fit(batches(train_rows, train_labels, "train", seed),
-                           validation_data=batches(val_rows, val_labels, "validation"), epochs=cnn["epochs"],
-                           class_weight=class_weight,
-                           callbacks=training_callbacks(cnn["patience"], cnn["reduce_lr_patience"],
-                                                        epochs=cnn["epochs"], logger=logger,
-                                                        every=PROGRESS_SECONDS),
-                           shuffle=False, verbose=0)
-    return model, history, time.perf_counter() - started
-
-
-def training_metrics(history, seconds, train_images, validation_images):
-    logs, best = history.history, best_epoch(history)
-    epochs_run = len(logs["loss"])
-    return {
-        "best_epoch": best,
-        "epochs_run": epochs_run,
-        "best_val_loss": round(float(logs["val_loss"][best - 1]), 6),
-        "best_val_accuracy": round(float(logs["val_accuracy"][best - 1]), 6),
-        "train_images": train_images,
-        "validation_images": validation_images,
-    }
-
-
-def speed(seconds, train_images, epochs_run):
-    """Timings go beside the model, not into metrics/: metrics must match exactly between two runs."""
-    return {"train_seconds": round(seconds, 2),
-            # Training images seen per second of fit, validation passes included.
-            "images_per_second": round(train_images * epochs_run / seconds, 1)}
 
 
 def main():

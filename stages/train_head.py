@@ -1,4 +1,4 @@
-"""Stage `train_head`: a small classifier (stages/head.py) on the cached backbone features.
+"""Stage `train_head`: a small classifier (fashion/models/head.py) on the cached backbone features.
 
 It trains in seconds because the backbone never runs here; early stopping watches the
 validation split, and the softmax temperature is fitted on it afterwards.
@@ -7,26 +7,23 @@ validation split, and the softmax temperature is fitted on it afterwards.
 import contextlib
 import logging
 import time
-from pathlib import Path
 
-from stages.atomic import check_writable, remove_stale
-from stages.errors import PipelineError, run_stage
-from stages.features import FEATURES_DIR, RESAMPLED_DIR, load_split, read_info
-from stages.head import fit_head
-from stages.params import load_params
-from stages.recipes import BackboneRecipe, Preprocessing
-from stages.runtime import make_reproducible
-from stages.training import best_epoch, calibrated, save_model, write_history
+from fashion.atomic import check_writable, remove_stale
+from fashion.errors import PipelineError, run_stage
+from fashion.features.store import load_split, read_info
+from fashion.models.head import fit_head
+from fashion.params import load_params
+from fashion.paths import Paths
+from fashion.data.recipes import BackboneRecipe, Preprocessing
+from fashion.runtime import make_reproducible
+from fashion.models.training import best_epoch, calibrated, save_model, write_history
 
-log = logging.getLogger("train_head")
-
-MODEL_PATH = Path("models/head.keras")
-HISTORY_PATH = Path("plots/head/history.csv")
+log = logging.getLogger(__name__)
 
 
-def train_head(params, features_dir=FEATURES_DIR, resampled_dir=RESAMPLED_DIR,
-               model_path=MODEL_PATH, history_path=HISTORY_PATH):
-    model_path = Path(model_path)
+def train_head(params, paths=Paths()):
+    features_dir, resampled_dir = paths.features, paths.resampled
+    model_path, history_path = paths.head, paths.history("head")
     outputs = (model_path, model_path.with_suffix(".json"), history_path)
     check_writable(*outputs)
     make_reproducible(params["seed"])

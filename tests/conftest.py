@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 sys.path.insert(0, str(REPO))
 
-from stages.params import validate  # noqa: E402
+from fashion.params import validate  # noqa: E402
 
 
 def make_params(**overrides):
@@ -92,7 +92,8 @@ TINY_RUN = {"data.image_size": 64, "split.validation": 0.2, "split.test": 0.25,
 def caches_in_a_temporary_folder(tmp_path_factory):
     """Stages called in-process keep their feature and decode caches under the session's tmp folder,
     not in the checkout's .cache."""
-    from stages import decode_cache, feature_cache
+    from fashion.data import decode_cache
+    from fashion.features import feature_cache
 
     defaults = {module: module.CACHE_DIR for module in (feature_cache, decode_cache)}
     for module in defaults:

@@ -10,17 +10,17 @@ import time
 
 import pytest
 
-from stages.classify import load_classifier
-from stages.errors import PipelineError
+from fashion.serving.classify import load_classifier
+from fashion.errors import PipelineError
 from stages.extract import extract
-from stages.features import read_info
+from fashion.features.store import read_info
 from tests.conftest import MOBILENET_025, REPO, prepared_photos
 
 # A real process that starts writing an output folder through atomic_dir and is then killed outright.
 WRITER = """
 import sys, time
 from pathlib import Path
-from stages.atomic import atomic_dir
+from fashion.atomic import atomic_dir
 with atomic_dir(Path(sys.argv[1])) as tmp:
     (tmp / "train.npz").write_bytes(b"half")
     print(tmp, flush=True)
@@ -54,7 +54,7 @@ def test_the_next_extract_removes_what_a_killed_one_left(tmp_path):
 
 
 def test_a_running_writers_temporary_folder_is_left_alone(tmp_path):
-    from stages.atomic import atomic_dir
+    from fashion.atomic import atomic_dir
 
     writer = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path / "out")], cwd=REPO,
                               stdout=subprocess.PIPE, text=True)
@@ -86,7 +86,7 @@ def test_a_model_saved_by_an_older_version_asks_for_a_new_run(trained, tmp_path)
 
 
 def test_temporary_names_are_cleaned_only_for_their_own_output(tmp_path):
-    from stages.atomic import remove_stale_temporaries
+    from fashion.atomic import remove_stale_temporaries
 
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
                           text=True).stdout.strip()
@@ -105,7 +105,7 @@ def test_temporary_names_are_cleaned_only_for_their_own_output(tmp_path):
 # file blocks everyone, so that is the unwritable output here (and a read-only folder when not root).
 
 def test_an_output_under_a_file_is_a_clear_error_before_anything_is_written(tmp_path):
-    from stages.atomic import check_writable
+    from fashion.atomic import check_writable
 
     (tmp_path / "models").write_text("a file where the models folder should be")
     with pytest.raises(PipelineError) as caught:
@@ -121,7 +121,7 @@ def test_an_output_under_a_file_is_a_clear_error_before_anything_is_written(tmp_
 
 @pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root writes into read-only folders")
 def test_a_read_only_folder_is_a_clear_error(tmp_path):
-    from stages.atomic import check_writable
+    from fashion.atomic import check_writable
 
     (tmp_path / "models").mkdir()
     (tmp_path / "models").chmod(0o555)
@@ -136,7 +136,7 @@ def test_train_head_that_cannot_write_its_model_stops_at_once_with_one_line_and_
     """As `dvc repro` runs it: the stage in its own process, in a folder laid out like the repository."""
     import yaml
 
-    from stages.recipes import BackboneRecipe, Preprocessing
+    from fashion.data.recipes import BackboneRecipe, Preprocessing
     from tests.conftest import make_params
     from tests.test_resample import write_features
 

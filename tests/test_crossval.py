@@ -6,9 +6,10 @@ import json
 import numpy as np
 import pytest
 
-from stages import dataset
-from stages.crossval import crossval, early_stopping_split, folds
-from stages.errors import PipelineError
+from fashion.data import dataset
+from fashion.evaluation.crossval import early_stopping_split, folds
+from stages.crossval import crossval
+from fashion.errors import PipelineError
 from tests.conftest import make_params
 from tests.test_resample import write_features
 

@@ -25,7 +25,7 @@ def direct_imports(module):
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            # `from stages import dataset` imports stages/dataset.py; `from stages.x import y` imports x.
+            # `from stages import dataset` imports fashion/data/dataset.py; `from stages.x import y` imports x.
             names = ([f"{node.module}.{alias.name}" for alias in node.names] if node.module == PACKAGE
                      else [node.module])
         else:

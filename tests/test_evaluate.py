@@ -10,9 +10,10 @@ import pytest
 from PIL import Image
 from sklearn import metrics
 
-from stages.errors import PipelineError
-from stages.classify import best_model
-from stages.evaluate import evaluate, expected_calibration_error, read_test_split, score
+from fashion.errors import PipelineError
+from fashion.serving.classify import best_model
+from fashion.evaluation.scores import expected_calibration_error, read_test_split, score
+from stages.evaluate import evaluate
 from tests.conftest import evaluate_paths, make_params
 
 CLASSES = ["a", "b", "c"]
@@ -233,7 +234,7 @@ def test_the_pretrained_run_records_its_weights_file_and_has_no_random_weight_no
 
 
 def test_one_class_for_every_image_and_a_temperature_at_its_bound_get_notes():
-    from stages.evaluate import model_notes
+    from fashion.evaluation.report import model_notes
 
     classes = ["a", "b", "c"]
     one_class = model_notes("head", {"temperature": 0.05, "random_weights": False}, np.zeros(9, dtype=int), classes)
@@ -247,7 +248,7 @@ def test_one_class_for_every_image_and_a_temperature_at_its_bound_get_notes():
 def test_evaluate_says_what_a_slow_step_is_doing_and_where_its_time_went(caplog):
     import logging
 
-    from stages.evaluate import StepTimer
+    from fashion.evaluation.report import StepTimer
 
     steps = StepTimer(logging.getLogger("evaluate"), announce_after=0.2)
     with caplog.at_level("INFO", logger="evaluate"):

@@ -5,8 +5,8 @@ import sys
 
 import pytest
 
-from stages.errors import PipelineError
-from stages.exclusions import decisions, parse, read_exclusions, record_decision
+from fashion.errors import PipelineError
+from fashion.data.exclusions import decisions, parse, read_exclusions, record_decision
 from tests.conftest import REPO
 
 
@@ -47,7 +47,7 @@ def test_a_decision_replaces_the_earlier_one_and_keeps_every_other_line(tmp_path
 
 WRITER = """
 import sys
-from stages.exclusions import record_decision
+from fashion.data.exclusions import record_decision
 for i in range(int(sys.argv[3])):
     record_decision(sys.argv[1], f"{sys.argv[2]}/{i}.jpg", "exclude" if i % 2 else "keep")
 """

@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 import yaml
 
-from stages import dataset
-from stages.extractor import Ensemble, FeatureExtractor, MirrorAveraged, build_extractor
-from stages.feature_cache import file_digest
-from stages.recipes import BackboneRecipe
-from stages.classify import load_classifier
-from stages.errors import PipelineError
+from fashion.data import dataset
+from fashion.features.extractor import Ensemble, FeatureExtractor, MirrorAveraged, build_extractor
+from fashion.features.feature_cache import file_digest
+from fashion.data.recipes import BackboneRecipe
+from fashion.serving.classify import load_classifier
+from fashion.errors import PipelineError
 from stages.extract import extract
-from stages.features import load_split, read_info
-from stages.runtime import make_reproducible
+from fashion.features.store import load_split, read_info
+from fashion.runtime import make_reproducible
 from tests.conftest import MOBILENET_025, MOBILENET_V1, MOBILENET_V2, REPO, make_params, prepared_photos
 
 SIZE = 64

@@ -16,17 +16,17 @@ import h5py
 import numpy as np
 import pytest
 
-from stages import dataset
-from stages.errors import PipelineError
+from fashion.data import dataset
+from fashion.errors import PipelineError
 from stages.extract import extract
-from stages.feature_cache import (
+from fashion.features.feature_cache import (
     ENTRY_SUFFIX,
     USED_FILE,
     FeatureCache,
     evict,
     fingerprint,
 )
-from stages.features import load_split_rows
+from fashion.features.store import load_split_rows
 from stages.prepare import prepare
 from tests.conftest import (
     MOBILENET_025,

@@ -8,11 +8,11 @@ import shutil
 import numpy as np
 import pytest
 
-from stages import dataset
-from stages.backbones import BLOCKS
-from stages.classify import load_classifier
-from stages.errors import PipelineError
-from stages.recipes import BackboneRecipe
+from fashion.data import dataset
+from fashion.features.backbones import BLOCKS
+from fashion.serving.classify import load_classifier
+from fashion.errors import PipelineError
+from fashion.data.recipes import BackboneRecipe
 from tests.conftest import evaluate_paths, make_params
 
 
@@ -20,7 +20,7 @@ def finetuned_parts(root):
     """(the saved fine-tuned model, its backbone, the same backbone fresh from the weights file, its record)."""
     import keras
 
-    import stages.finetuning as finetuning
+    import fashion.models.finetuning as finetuning
 
     info = json.loads((root / "models/finetuned/finetuned.json").read_text())
     model = keras.saving.load_model(root / "models/finetuned/finetuned.keras", compile=False)
@@ -33,7 +33,7 @@ def finetuned_parts(root):
 def test_only_the_top_blocks_learn_and_batch_norm_statistics_never_move(trained):
     from keras import layers
 
-    from stages.finetuning import backbone_blocks
+    from fashion.models.finetuning import backbone_blocks
 
     params, root = trained
     model, backbone, fresh, info = finetuned_parts(root)
@@ -64,8 +64,8 @@ def test_the_head_starts_from_its_trained_weights_and_then_trains(trained):
     preprocess_input once, the same backbone, the head's own weights."""
     import keras
 
-    from stages.extractor import build_extractor
-    from stages.finetuning import build_model
+    from fashion.features.extractor import build_extractor
+    from fashion.models.finetuning import build_model
 
     params, root = trained
     head = keras.saving.load_model(root / "models/head.keras", compile=False)
@@ -194,8 +194,8 @@ def test_bad_values_are_clear_errors_with_the_valid_range():
 def test_every_backbone_has_the_blocks_params_count_and_unfreeze_opens_the_top_ones(name):
     import keras
 
-    from stages.backbones import application
-    from stages.finetuning import backbone_blocks, set_trainable
+    from fashion.features.backbones import application
+    from fashion.models.finetuning import backbone_blocks, set_trainable
 
     constructor, _, takes_alpha = application(name)
     backbone = constructor(include_top=False, weights=None, input_shape=(32, 32, 3), pooling="avg",

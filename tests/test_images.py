@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stages.images import (
+from fashion.data.images import (
     DEFAULT_MAX_PIXELS,
     ImageError,
     ImageLimits,
@@ -18,7 +18,7 @@ from stages.images import (
     load_image,
     resize_image,
 )
-from stages.recipes import FULL_REGION, RESIZE_MODES, Preprocessing
+from fashion.data.recipes import FULL_REGION, RESIZE_MODES, Preprocessing
 from tests import corpus
 from tests.corpus import BLUE, GRAY_LEVEL, GREEN, RED, WHITE
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn import metrics
 
-from stages.intervals import (METRICS, bootstrap_intervals, confusion_counts, confusion_metrics, headline,
+from fashion.evaluation.intervals import (METRICS, bootstrap_intervals, confusion_counts, confusion_metrics, headline,
                               stratified_indices)
 
 

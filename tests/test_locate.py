@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stages import dataset, decode_cache, locate
-from stages.classify import Classifier
-from stages.errors import PipelineError
-from stages.images import decode_rgb, load_located
+from fashion.data import dataset, decode_cache, locate
+from fashion.serving.classify import Classifier
+from fashion.errors import PipelineError
+from fashion.data.images import decode_rgb, load_located
 from stages.prepare import prepare
-from stages.recipes import Preprocessing
+from fashion.data.recipes import Preprocessing
 from tests.conftest import NECKLINES, make_params, override
 
 SIZE = 48

@@ -96,12 +96,12 @@ def test_the_committed_metrics_are_the_locked_ones():
 def test_a_stale_lock_is_found_and_the_message_says_how_to_refresh(tmp_path):
     """The check itself: a changed module and a changed param in a clone of the committed run are reported."""
     clone = fresh_clone(tmp_path / "clone")
-    (clone / "stages/baseline.py").write_text((clone / "stages/baseline.py").read_text() + "\n# changed\n")
+    (clone / "fashion/models/baseline.py").write_text((clone / "fashion/models/baseline.py").read_text() + "\n# changed\n")
     params = yaml.safe_load((clone / "params.yaml").read_text())
     params["head"]["dropout"] = 0.25
     (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     problems = stale_entries(json.loads(dvc(clone, "status", "--json")), declared_outputs())
     # crossval lists the head's keys one by one, train_head the whole section
     assert "crossval: param head.dropout modified" in problems and "train_head: param head modified" in problems
-    assert "crossval: stages/baseline.py modified" in problems and "evaluate: stages/baseline.py modified" in problems
+    assert "crossval: fashion/models/baseline.py modified" in problems and "evaluate: fashion/models/baseline.py modified" in problems
     assert not any(problem.startswith(("prepare", "extract", "train_cnn")) for problem in problems)

@@ -7,8 +7,8 @@ import sys
 import pytest
 import yaml
 
-from stages.errors import PipelineError
-from stages.params import load_params
+from fashion.errors import PipelineError
+from fashion.params import load_params
 from tests.conftest import REPO, SHARED, make_params, shared_path
 
 

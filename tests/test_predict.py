@@ -16,11 +16,13 @@ import wcwidth
 import yaml
 from PIL import Image
 
-from stages.classify import load_classifier
-from stages.errors import PipelineError
-from stages.images import load_image
-from stages.recipes import FULL_REGION
-from stages.predict import LOW_CONFIDENCE, classify, find_images, run
+from fashion.serving.classify import load_classifier
+from fashion.errors import PipelineError
+from fashion.data.images import load_image
+from fashion.data.recipes import FULL_REGION
+from fashion.serving.classify import LOW_CONFIDENCE, classify
+from fashion.serving.table import find_images
+from stages.predict import run
 from tests.conftest import REPO
 from tests.corpus import write_bad_files
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stages import dataset
-from stages.errors import PipelineError
-from stages.images import load_image
-from stages.recipes import Preprocessing
+from fashion.data import dataset
+from fashion.errors import PipelineError
+from fashion.data.images import load_image
+from fashion.data.recipes import Preprocessing
 from stages.prepare import prepare
 from tests.conftest import REPO, copy_photos, make_params, shared_path
 from tests.corpus import write_bad_files, write_hidden_and_links

@@ -9,8 +9,8 @@ import re
 import numpy as np
 from PIL import Image
 
-from stages import dataset
-from stages.decode_cache import ENTRY_SUFFIX
+from fashion.data import dataset
+from fashion.data.decode_cache import ENTRY_SUFFIX
 from stages.prepare import prepare
 from tests.conftest import make_params
 from tests.corpus import write_bad_files

@@ -2,7 +2,7 @@
 
 import logging
 
-from stages.progress import Progress, duration
+from fashion.progress import Progress, duration
 
 
 class Clock:

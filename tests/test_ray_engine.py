@@ -20,13 +20,14 @@ import pytest
 import ray
 import yaml
 
-from stages import dataset, ray_engine
-from stages.errors import PipelineError
+from fashion.data import dataset
+from fashion.features import ray_engine
+from fashion.errors import PipelineError
 from stages.extract import extract, extract_features
-from stages.extractor import build_extractor
-from stages.features import load_split_rows
+from fashion.features.extractor import build_extractor
+from fashion.features.store import load_split_rows
 from stages.prepare import prepare
-from stages.recipes import BackboneRecipe
+from fashion.data.recipes import BackboneRecipe
 from tests.conftest import MOBILENET_025, REPO, copy_photos, make_params, override, prepared_photos
 
 SIZE = 32
@@ -180,7 +181,7 @@ def test_an_unreachable_address_is_a_clear_error_and_nothing_is_written(photos, 
 
 def test_ray_is_imported_only_by_the_ray_engine(photos, tmp_path):
     params, prepared = photos
-    code = ("import sys; from stages.extract import extract; from stages.params import load_params; "
+    code = ("import sys; from stages.extract import extract; from fashion.params import load_params; "
             f"extract(load_params(), '{prepared}', 'out'); print('ray imported:', 'ray' in sys.modules)")
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
@@ -192,8 +193,8 @@ def test_ray_is_imported_only_by_the_ray_engine(photos, tmp_path):
 def test_without_ray_installed_the_ray_engine_says_how_to_get_it(photos, tmp_path):
     params, prepared = photos
     code = ("import sys; sys.modules['ray'] = None\n"  # what an environment without Ray looks like to `import ray`
-            "from stages.errors import PipelineError; from stages.extract import extract\n"
-            "from stages.params import load_params\n"
+            "from fashion.errors import PipelineError; from stages.extract import extract\n"
+            "from fashion.params import load_params\n"
             f"try:\n    extract(load_params(), '{prepared}', 'out')\n"
             "except PipelineError as err:\n    print(err)\n")
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(override(params, RAY), sort_keys=False))

@@ -6,11 +6,11 @@ import json
 import numpy as np
 import pytest
 
-from stages.atomic import write_json
-from stages.errors import PipelineError
-from stages.features import load_split
+from fashion.atomic import write_json
+from fashion.errors import PipelineError
+from fashion.features.store import load_split
 from stages.resample import resample
-from stages.smote import smote_resample
+from fashion.features.smote import smote_resample
 from tests.conftest import make_params
 
 CLASSES = ["big", "middle", "small"]

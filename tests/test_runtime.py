@@ -6,7 +6,7 @@ import sys
 
 from tests.conftest import REPO
 
-START = "import os, stages.runtime, keras; keras.ops.add(1, 1); print(os.environ['TF_CPP_MIN_LOG_LEVEL'])"
+START = "import os, fashion.runtime, keras; keras.ops.add(1, 1); print(os.environ['TF_CPP_MIN_LOG_LEVEL'])"
 
 
 def python(code, **env):
@@ -29,7 +29,7 @@ def test_pipeline_verbose_brings_tensorflows_logging_back():
 
 
 def test_what_is_held_back_is_shown_when_the_block_fails():
-    code = ("import os\nfrom stages.runtime import stderr_discarded\n"
+    code = ("import os\nfrom fashion.runtime import stderr_discarded\n"
             "with stderr_discarded():\n    os.write(2, b'held back\\n')\n"
             "with stderr_discarded():\n    os.write(2, b'why it failed\\n')\n    raise ValueError('import failed')\n")
     result = python(code)

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from stages.errors import PipelineError
-from stages.scan import scan
+from fashion.errors import PipelineError
+from fashion.data.inventory import scan
 from tests.conftest import NECKLINES, copy_photos
 from tests.repo_copy import copy_repo, dvc, set_params
 

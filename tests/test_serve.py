@@ -26,7 +26,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from stages.classify import best_model, model_path
+from fashion.serving.classify import best_model, model_path
 from tests.conftest import REPO, TRAINED_REGION
 from tests.corpus import bomb_png, write_bad_files
 

@@ -10,13 +10,14 @@ import sys
 import numpy as np
 import pytest
 
-from stages import dataset
+from fashion.data import dataset
 from stages.crossval import crossval
-from stages.errors import PipelineError
-from stages.exclusions import read_suspects
+from fashion.errors import PipelineError
+from fashion.data.exclusions import read_suspects
 from stages.extract import extract
 from stages.prepare import prepare
-from stages.suspects import COLUMNS, MISLABELLED, NOT_LOCATED, find_suspects, suspects, top_paths
+from fashion.evaluation.suspects import COLUMNS, MISLABELLED, find_suspects, top_paths
+from stages.suspects import NOT_LOCATED, suspects
 from tests.conftest import MOBILENET_025, REPO, make_params, shared_path
 
 CLOTHING = shared_path("data/clothing/train")

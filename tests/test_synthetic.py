@@ -9,9 +9,9 @@ import pytest
 import yaml
 
 from stages import synthetic
-from stages.errors import PipelineError
-from stages.params import load_params
-from stages.synthetic import DEFAULT_COUNTS, NECKLINES, generate_dataset, render_garment
+from fashion.errors import PipelineError
+from fashion.params import load_params
+from fashion.data.synthetic import DEFAULT_COUNTS, NECKLINES, generate_dataset, render_garment
 from tests.conftest import REPO
 
 SIZE = 64  # small enough to keep the whole file at a few seconds

@@ -7,12 +7,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stages import dataset
-from stages.errors import PipelineError, run_stage
+from fashion.data import dataset
+from fashion.errors import PipelineError, run_stage
 from stages.prepare import prepare
-from stages.image_data import ImageBatches, balanced_class_weights
-from stages.train_cnn import ORIGINAL_LAYOUT, build_cnn, front_inputs, main, split_front, train_cnn
-from stages.training import load_model_info
+from fashion.data.image_data import ImageBatches, balanced_class_weights
+from fashion.models.cnn import build_cnn, front_inputs, split_front
+from stages.train_cnn import ORIGINAL_LAYOUT, main, train_cnn
+from fashion.models.training import load_model_info
 from tests.conftest import REPO, make_params
 
 COLOURS = {"blue": (40, 60, 200), "green": (40, 180, 60), "red": (200, 40, 40)}
@@ -190,7 +191,7 @@ def test_standardizing_removes_the_colour_cast_and_brightness():
 
 
 def test_channel_shuffle_and_invert_change_colours_only():
-    from stages.cnn_layers import RandomChannelShuffle, RandomInvert
+    from fashion.models.cnn_layers import RandomChannelShuffle, RandomInvert
 
     x = np.broadcast_to(np.array([10, 100, 200], dtype=np.float32), (64, 4, 4, 3)).copy()
     shuffled = keras.ops.convert_to_numpy(RandomChannelShuffle(seed=1)(x, training=True))
@@ -256,7 +257,7 @@ def test_saved_model_loads_in_safe_mode_with_the_same_predictions(two_runs, prep
 
 
 def test_the_default_recipe_saves_its_region_and_layers_and_prediction_uses_them(prepared, tmp_path):
-    from stages.classify import load_classifier
+    from fashion.serving.classify import load_classifier
 
     paths = run_paths(tmp_path)
     model, _ = train_cnn(make_params(**TINY_DEFAULT_RECIPE), prepared, **paths)

@@ -6,10 +6,10 @@ import json
 import keras
 import numpy as np
 
-from stages.head import build_head, ignore_constant_features
-from stages.recipes import BackboneRecipe, Preprocessing
+from fashion.models.head import build_head, ignore_constant_features
+from fashion.data.recipes import BackboneRecipe, Preprocessing
 from stages.train_head import train_head
-from stages.training import fit_temperature, load_model_info
+from fashion.models.training import fit_temperature, load_model_info
 from tests.conftest import make_params
 from tests.test_resample import write_features
 
@@ -142,7 +142,7 @@ def test_training_logs_a_few_progress_lines_not_kerass_per_epoch_output(tmp_path
     the last epoch run. With the interval at 0, every epoch gets one (as the CNN's logger did)."""
     import logging
 
-    from stages import head
+    from fashion.models import head
 
     monkeypatch.setattr(head, "PROGRESS_SECONDS", 3600.0)  # longer than the training: the last epoch's line alone
     with caplog.at_level(logging.INFO, logger="train_head"):

@@ -1,0 +1,111 @@
+"""Training on pixels: image-store batches for Keras, class weights and the augmentation layers.
+
+The custom CNN (stage train_cnn) and the fine-tuned backbone (stage finetune) both train on the
+prepared images themselves, not on cached features. Both stream them from the image store one
+batch at a time (`ImageBatches`), so memory is bounded by the batch at any data set size, and both
+augment inside the model (`augmentation_layers`), so the layers act in `fit` only and prediction sees
+each image unchanged.
+"""
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from fashion.data import dataset
+from fashion.models.cnn_layers import RandomChannelShuffle, RandomInvert
+from fashion.errors import PipelineError, missing
+
+import keras
+from keras import layers
+
+# Every augmentation a params section may switch on, in the order they apply. A section names the ones
+# it offers; a value of 0 or false leaves the layer out.
+AUGMENTATIONS = ("flip", "rotation", "zoom", "shift", "brightness", "contrast", "hue", "grayscale", "channel_shuffle",
+                 "invert")
+
+
+class ImageBatches(keras.utils.PyDataset):
+    """(images, one-hot labels) batches read from the image store, so memory is bounded by one batch.
+
+    With a seed, the rows are reshuffled whenever Keras ends an epoch, by a generator seeded once,
+    so a run is repeatable; without one they come in manifest order (validation).
+    """
+
+    def __init__(self, store, rows, labels, num_classes, batch_size, seed=None):
+        super().__init__()  # one worker: batches are read in order by tf.data's prefetch thread
+        self.store, self.rows, self.batch_size = store, rows, batch_size
+        self.labels = np.eye(num_classes, dtype=np.float32)[labels]
+        self.rng = None if seed is None else np.random.default_rng(seed)
+        self.order = self._next_order()
+
+    def _next_order(self):
+        return np.arange(len(self.rows)) if self.rng is None else self.rng.permutation(len(self.rows))
+
+    def __len__(self):
+        return math.ceil(len(self.rows) / self.batch_size)
+
+    def __getitem__(self, index):
+        chosen = self.order[index * self.batch_size:(index + 1) * self.batch_size]
+        return self.store.read(self.rows[chosen]).astype(np.float32), self.labels[chosen]
+
+    def on_epoch_end(self):
+        self.order = self._next_order()
+
+
+def balanced_class_weights(labels, num_classes):
+    """n / (classes * count per class), as sklearn's compute_class_weight("balanced"): rare classes weigh more."""
+    counts = np.bincount(labels, minlength=num_classes)
+    return {index: len(labels) / (num_classes * count) for index, count in enumerate(counts) if count}
+
+
+def augmentation_layers(augment, seed):
+    """The random augmentation layers in the order they apply, for a params section such as cnn.augment.
+
+    A key the section does not have, or whose value is 0 or false, is left out. Brightness and contrast
+    work on 0..255 values, so they come before any rescaling. Each layer's seed depends on its place in
+    AUGMENTATIONS, not on which others are enabled.
+    """
+    makers = {
+        "flip": lambda s: layers.RandomFlip("horizontal", seed=s, name="random_flip"),
+        "rotation": lambda s: layers.RandomRotation(augment["rotation"], seed=s, name="random_rotation"),
+        "zoom": lambda s: layers.RandomZoom(augment["zoom"], seed=s, name="random_zoom"),
+        "shift": lambda s: layers.RandomTranslation(augment["shift"], augment["shift"], seed=s,
+                                                    name="random_shift"),
+        "brightness": lambda s: layers.RandomBrightness(augment["brightness"], value_range=(0, 255), seed=s,
+                                                        name="random_brightness"),
+        "contrast": lambda s: layers.RandomContrast(augment["contrast"], value_range=(0, 255), seed=s,
+                                                    name="random_contrast"),
+        # Colour says nothing about a neckline: turning hues and dropping colour teach the network shapes.
+        "hue": lambda s: layers.RandomHue(augment["hue"], value_range=(0, 255), seed=s, name="random_hue"),
+        "grayscale": lambda s: layers.RandomGrayscale(augment["grayscale"], seed=s, name="random_grayscale"),
+        "channel_shuffle": lambda s: RandomChannelShuffle(seed=s, name="random_channel_shuffle"),
+        "invert": lambda s: RandomInvert(augment["invert"], seed=s, name="random_invert"),
+    }
+    return [makers[key](layer_seed(seed, offset)) for offset, key in enumerate(AUGMENTATIONS) if augment.get(key)]
+
+
+def layer_seed(seed, offset):
+    """A seed derived from the run's seed, kept in range (params allow seeds up to 2**32 - 1)."""
+    return (seed + offset) % 2**32
+
+
+def pixel_splits(prepared_dir):
+    """The prepared summary, and the (rows, labels) of the train and validation splits; a clear error
+    when a model cannot train on them (a missing image store, an empty split, a class with no training images)."""
+    summary = dataset.read_summary(prepared_dir)
+    records = dataset.read_manifest(prepared_dir)
+    if not (Path(prepared_dir) / dataset.IMAGES_FILE).is_file():
+        raise missing(Path(prepared_dir) / dataset.IMAGES_FILE)
+    classes = summary["classes"]
+    train = dataset.split_arrays(records, "train")
+    validation = dataset.split_arrays(records, "validation")
+    for name, (rows, _) in (("train", train), ("validation", validation)):
+        if not len(rows):
+            raise PipelineError(f"the {name} split in {prepared_dir} is empty; add images and run `dvc repro prepare`")
+    present = set(train[1].tolist())
+    absent = [name for index, name in enumerate(classes) if index not in present]
+    if absent:
+        raise PipelineError(f"class(es) {', '.join(absent)} have no training images; the network cannot learn "
+                            "a class it never sees: add images to those folders and run `dvc repro prepare`")
+    return summary, train, validation

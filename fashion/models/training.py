@@ -1,0 +1,181 @@
+"""What both training stages share: reproducible TensorFlow, early stopping, history and saving."""
+
+import csv
+import json
+import logging
+import os
+from pathlib import Path
+
+from fashion.atomic import atomic_file, remove_stale_temporaries, temporary_sibling, write_json
+from fashion.errors import missing
+
+log = logging.getLogger("training")
+
+HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy")
+
+
+def training_callbacks(patience, reduce_lr_patience=0, verbose=1, epochs=None, logger=None, every=0.0):
+    """Early stopping on validation loss (the best weights kept); with reduce_lr_patience > 0, also halve
+    the learning rate whenever validation loss has not improved for that many epochs (0 turns it off).
+    With epochs and a logger, also a progress line per group of epochs (`epoch_logger`); fit's own output
+    and Keras's early-stopping messages are then off."""
+    import keras
+
+    if logger is not None:
+        verbose = 0
+    callbacks = [keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True,
+                                               verbose=min(verbose, 1))]
+    if logger is not None:
+        callbacks.append(epoch_logger(epochs, logger, every))
+    if reduce_lr_patience:
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(
+            monitor="val_loss", factor=0.5, patience=reduce_lr_patience, min_lr=1e-6, verbose=min(verbose, 1)))
+    return callbacks
+
+
+def epoch_logger(epochs, logger, every=0.0):
+    """A callback that logs "epoch 30/300: loss 1.234, accuracy 0.550, val_loss ...; 12 epochs in 2.1 s, at most
+    1 min 14 s left": the last epoch's scores once `every` seconds have passed since the previous line (0: every
+    epoch), and always for the last epoch run, whether it is the last planned or early stopping ended there."""
+    import time
+
+    import keras
+
+    from fashion.progress import duration
+
+    class EpochLogger(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.started = self.last_line = time.perf_counter()
+            self.last_logged, self.pending = 0, None
+
+        def on_epoch_end(self, epoch, logs=None):
+            now = time.perf_counter()
+            self.pending = (epoch + 1, dict(logs or {}))
+            if now - self.last_line >= every or epoch + 1 == epochs:
+                self.log_line(now)
+
+        def on_train_end(self, logs=None):
+            if self.pending is not None:
+                self.log_line(time.perf_counter(), stopped=True)
+
+        def log_line(self, now, stopped=False):
+            done, scores = self.pending
+            text = ", ".join(f"{name} {value:.3f}" for name, value in scores.items() if name in HISTORY_COLUMNS)
+            group = done - self.last_logged
+            timing = f"{now - self.last_line:.1f} s" if group == 1 else f"{group} epochs in {now - self.last_line:.1f} s"
+            if stopped and done < epochs:
+                tail = ", early stopping ended it here"
+            elif done < epochs:
+                left = (now - self.started) / done * (epochs - done)
+                tail = f", at most {duration(left)} left (early stopping may end it sooner)"
+            else:
+                tail = ""
+            logger.info("epoch %d/%d: %s; %s%s", done, epochs, text, timing, tail)
+            self.last_line, self.last_logged, self.pending = now, done, None
+
+    return EpochLogger()
+
+
+def write_history(history, path):
+    """One row per epoch (1-based) so DVC's linear template draws accuracy and loss curves (None: no rows)."""
+    logs = history.history if history is not None else {"loss": []}
+    with atomic_file(path, "w") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(HISTORY_COLUMNS)
+        for epoch in range(len(logs["loss"])):
+            writer.writerow([epoch + 1] + [f"{logs[name][epoch]:.6f}" for name in HISTORY_COLUMNS[1:]])
+
+
+def best_epoch(history):
+    """The 1-based epoch with the lowest validation loss: the weights early stopping kept."""
+    losses = history.history["val_loss"]
+    return min(range(len(losses)), key=losses.__getitem__) + 1
+
+
+def save_model(model, path, info):
+    """Save a .keras model and a JSON of what prediction needs beside it (classes, recipes), atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path)
+    tmp = temporary_sibling(path, suffix=".keras")  # Keras insists on the .keras suffix
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    write_json(path.with_suffix(".json"), info)
+
+
+def load_model_info(path):
+    """The JSON beside a saved model."""
+    info_path = Path(path).with_suffix(".json")
+    if not info_path.is_file():
+        raise missing(info_path)
+    return json.loads(info_path.read_text())
+
+
+# --- temperature scaling ------------------------------------------------------------------
+
+# The range fit_temperature searches.
+TEMPERATURE_BOUNDS = (0.05, 20.0)
+
+def fit_temperature(logits, labels):
+    """The temperature T > 0 that minimises the validation negative log-likelihood of softmax(logits / T).
+
+    One number, fitted on the validation split after training (Guo et al. 2017, "On calibration of
+    modern neural networks"): it leaves every argmax, and so accuracy, unchanged, and makes a 0.8
+    probability mean about 80 % right, which is what the low-confidence warning relies on.
+    The NLL is convex in 1/T; a bounded scalar search over log T in [log 1/20, log 20] finds it.
+    """
+    import numpy as np
+    from scipy.optimize import minimize_scalar
+    from scipy.special import logsumexp
+
+    logits = np.asarray(logits, dtype=np.float64)
+    labels = np.asarray(labels, dtype=np.int64)
+    if not len(labels):
+        return 1.0
+
+    def nll(log_t):
+        z = logits / np.exp(log_t)
+        return float(np.mean(logsumexp(z, axis=1) - z[np.arange(len(labels)), labels]))
+
+    low, high = TEMPERATURE_BOUNDS
+    best = minimize_scalar(nll, bounds=(np.log(low), np.log(high)), method="bounded", options={"xatol": 1e-6})
+    return round(float(np.exp(best.x)), 4)
+
+
+def at_temperature_bound(temperature):
+    """True when a fitted temperature sits at an end of its search (within 1 %): the validation predictions
+    wanted a more extreme one, which means they are degenerate (one class everywhere, or all wrong), not calibrated."""
+    low, high = TEMPERATURE_BOUNDS
+    return temperature <= low * 1.01 or temperature >= high / 1.01
+
+
+def with_temperature(model, validation, labels, batch_size):
+    """The model with its softmax divided by the temperature fitted on validation, and that temperature.
+
+    The model must end in a Dense layer named "logits" and a Softmax named "probabilities"; the
+    result has the same inputs and layers plus a "temperature" scaling before the softmax, so
+    evaluation and prediction get calibrated probabilities from the saved file with no extra step.
+    """
+    import keras
+
+    # The softmax's input, not the "logits" layer's .output: a layer shared with another model (the
+    # fine-tuned model reuses the head's) has an output in each model's graph, and this one is ours.
+    logits = model.get_layer("probabilities").input
+    sizing = {} if batch_size is None else {"batch_size": batch_size}  # None: validation is a batch sequence
+    val_logits = keras.Model(model.inputs, logits).predict(validation, verbose=0, **sizing)
+    temperature = fit_temperature(val_logits, labels)
+    scaled = keras.layers.Rescaling(1 / temperature, name="temperature")(logits)
+    outputs = keras.layers.Softmax(name="probabilities")(scaled)  # replaces the uncalibrated one
+    return keras.Model(model.inputs, outputs, name=model.name), temperature
+
+
+def calibrated(model, enabled, validation, labels, batch_size):
+    """(model, T): with_temperature when calibration is enabled, else the model as it is and T = 1."""
+    if not enabled:
+        return model, 1.0
+    model, temperature = with_temperature(model, validation, labels, batch_size)
+    log.info("temperature scaling on validation: T = %.3f", temperature)
+    return model, temperature

@@ -1,0 +1,140 @@
+"""Where every stage reads and writes: the one place a path of the pipeline is named.
+
+`Paths()` is the repository's layout, the one dvc.yaml declares (tests/test_dvc_deps.py checks that
+every `outs` and `metrics` entry of dvc.yaml is a path named here). A test or a benchmark passes
+`Paths(tmp_path)` to run the same stages under another root; nothing else overrides a path.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Paths:
+    root: Path = Path(".")
+
+    def __post_init__(self):
+        object.__setattr__(self, "root", Path(self.root))
+
+    # Data: the generated default, the photo folder's inventory, the prepared images, their features.
+    @property
+    def synthetic(self):
+        return self.root / "data/synthetic"
+
+    @property
+    def inventory(self):
+        return self.root / "data/inventory.json"
+
+    @property
+    def prepared(self):
+        return self.root / "data/prepared"
+
+    @property
+    def features(self):
+        return self.root / "data/features"
+
+    @property
+    def resampled(self):
+        return self.root / "data/resampled"
+
+    # Models: one .keras file and its .json record per model; the fine-tuned model in its own folder.
+    @property
+    def models(self):
+        return self.root / "models"
+
+    @property
+    def head(self):
+        return self.models / "head.keras"
+
+    @property
+    def cnn(self):
+        return self.models / "cnn.keras"
+
+    @property
+    def finetuned(self):
+        """The finetune stage's output is a folder: with fine-tuning off (finetune.enabled: false) it holds
+        only finetuned.json saying so, and there is no model to load."""
+        return self.models / "finetuned"
+
+    def model(self, kind):
+        """models/<kind>.keras (kind: head, cnn, finetuned); its record is the .json beside it."""
+        return self.model_in(self.models, kind)
+
+    @staticmethod
+    def model_in(models_dir, kind):
+        folder = Path(models_dir) / "finetuned" if kind == "finetuned" else Path(models_dir)
+        return folder / f"{kind}.keras"
+
+    # Metrics: small files, committed with dvc.lock.
+    @property
+    def metrics(self):
+        return self.root / "metrics"
+
+    @property
+    def smote(self):
+        return self.metrics / "smote.json"
+
+    @property
+    def cv(self):
+        return self.metrics / "cv.json"
+
+    @property
+    def cv_folds(self):
+        return self.metrics / "cv_folds.csv"
+
+    @property
+    def cv_predictions(self):
+        return self.metrics / "cv_predictions.csv"
+
+    @property
+    def suspects(self):
+        return self.metrics / "suspects.csv"
+
+    @property
+    def cnn_train(self):
+        return self.metrics / "cnn_train.json"
+
+    @property
+    def test(self):
+        return self.metrics / "test.json"
+
+    @property
+    def per_class(self):
+        return self.metrics / "per_class.json"
+
+    @property
+    def report(self):
+        return self.metrics / "report.md"
+
+    def model_metrics(self, kind):
+        """metrics/<kind>.json: one model's headline numbers (kind: head, cnn, finetuned, baseline)."""
+        return self.metrics / f"{kind}.json"
+
+    # Plots: per model, its training history, test predictions and figures.
+    @property
+    def plots(self):
+        return self.root / "plots"
+
+    def history(self, kind):
+        return self.plots / kind / "history.csv"
+
+    def plot_folder(self, kind):
+        return self.plots / kind
+
+    @property
+    def suspects_gallery(self):
+        return self.plots / "suspects.png"
+
+    # Caches outside DVC: decoded photos (prepare) and backbone features (extract).
+    @property
+    def decode_cache(self):
+        return self.root / ".cache/prepare"
+
+    @property
+    def feature_cache(self):
+        return self.root / ".cache/features"
+
+    @property
+    def scan_cache(self):
+        """The photo hashes of the last scan, reused while a file's size, mtime and inode are unchanged."""
+        return self.root / ".cache/scan/hashes.json"
