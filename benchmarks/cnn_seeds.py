@@ -27,10 +27,11 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from fashion.paths import Paths  # noqa: E402
 from fashion.data import dataset  # noqa: E402
 from fashion.evaluation.scores import read_test_split, score, with_intervals  # noqa: E402
 from fashion.params import load_params, validate  # noqa: E402
-from stages.train_cnn import train_cnn  # noqa: E402
+from fashion.models.cnn import train_cnn  # noqa: E402
 
 METRICS = ("accuracy", "balanced_accuracy", "macro_f1")
 
@@ -63,8 +64,7 @@ def scored_rows(score_on):
 def one_seed(params, seed, folder, score_on=None):
     params = override(params, [f"seed={seed}"])
     started = time.perf_counter()
-    model, trained = train_cnn(params, model_path=folder / "cnn.keras", history_path=folder / "history.csv",
-                               metrics_path=folder / "cnn_train.json")
+    model, trained = train_cnn(params, Paths(folder, prepared=Paths().prepared))
     seconds = time.perf_counter() - started
     prepared, rows, labels = scored_rows(score_on)
     classes = dataset.read_summary()["classes"]

@@ -4,7 +4,7 @@
 
 REPO is a repository (a copy) where `dvc repro extract` has run with the configuration to measure
 (data, region, backbone, weights: e.g. `bash benchmarks/real_data.sh --dry-run necklines_top_nomirror-mobilenet-smote`
-prints the overrides). In each fold, exactly as the crossval stage does it (stages.crossval.fold_head): a share
+prints the overrides). In each fold, exactly as the crossval stage does it (fashion.evaluation.crossval.fold_head): a share
 of the fold's training part is kept apart for early stopping (grouped by item), the head is trained on the rest's
 cached features after SMOTE, the baseline on the whole training part; then the fine-tuning model starts from
 that head and trains on the same images (fashion.models.finetuning.fine_tune, the stage's own code). All three are

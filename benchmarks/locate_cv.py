@@ -8,7 +8,7 @@ geometries, input size, the mirror, one and two backbones) the library's own pre
 the neckline photos in ../shared into WORK/NAME, laid out like a repository with its params.yaml, so that
 `python benchmarks/finetune_cv.py WORK/NAME` and `python benchmarks/cnn_cv.py WORK/NAME` measure
 fine-tuning and the CNN on the same crops. The baseline and the head are then scored on the crossval
-stage's own folds (stages.crossval: folds, fold_head; fashion.models.baseline), grouped by product, every
+stage's own folds (fashion.evaluation.crossval: folds, fold_head; fashion.models.baseline), grouped by product, every
 held-out photo scored. Per fold it records the balanced accuracy on all held-out photos, on those where a
 face was found, and on those where none was (they keep data.region): what a user who abstains on the
 unlocated photos would get, at what coverage.
@@ -32,14 +32,15 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from fashion.paths import Paths  # noqa: E402
 from fashion.data import dataset, locate  # noqa: E402
 from fashion.models.baseline import baseline_probabilities, fit_baseline  # noqa: E402
 from fashion.evaluation.crossval import fold_head, folds, pooled_features, pooled_paths  # noqa: E402
-from stages.extract import extract  # noqa: E402
+from fashion.features.extraction import extract  # noqa: E402
 from fashion.features.store import load_split_rows  # noqa: E402
 from fashion.evaluation.intervals import headline  # noqa: E402
 from fashion.params import validate  # noqa: E402
-from stages.prepare import prepare  # noqa: E402
+from fashion.data.preparation import prepare  # noqa: E402
 
 SHARED = REPO.parent / "shared"
 W = SHARED / "weights"
@@ -106,9 +107,9 @@ def build(work, name, log):
     params = params_for(name)
     if not (folder / "data/features/info.json").is_file():
         started = time.perf_counter()
-        prepare(params, folder / "data/prepared", cache_dir=work / "cache/prepare")
+        prepare(params, Paths(folder, cache=work / "cache"))
         prepared = time.perf_counter()
-        extract(params, folder / "data/prepared", folder / "data/features", cache_dir=work / "cache/features")
+        extract(params, Paths(folder, cache=work / "cache"))
         log.info("%s: prepare %.0f s, extract %.0f s", name, prepared - started, time.perf_counter() - prepared)
     (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     return params, folder

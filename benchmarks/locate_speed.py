@@ -25,7 +25,7 @@ sys.path.insert(0, str(REPO))
 from fashion.data import locate  # noqa: E402
 from fashion.data.images import decode_rgb, walk_image_files  # noqa: E402
 from fashion.params import validate  # noqa: E402
-from stages.prepare import prepare  # noqa: E402
+from fashion.data.preparation import prepare  # noqa: E402
 
 
 def clocks():

@@ -20,13 +20,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from fashion.paths import Paths  # noqa: E402
 from fashion.serving.classify import load_classifier  # noqa: E402
-from stages.extract import extract  # noqa: E402
+from fashion.features.extraction import extract  # noqa: E402
 from fashion.serving.classify import classify  # noqa: E402
 from fashion.serving.table import find_images
-from stages.prepare import prepare  # noqa: E402
-from stages.resample import resample  # noqa: E402
-from stages.train_head import train_head  # noqa: E402
+from fashion.data.preparation import prepare  # noqa: E402
+from fashion.features.smote import resample  # noqa: E402
+from fashion.models.head import train_head  # noqa: E402
 from tests.conftest import make_params  # noqa: E402
 
 NECKLINES = REPO.parent / "shared/data/necklines"
@@ -45,11 +46,12 @@ def main():
         root = Path(tmp)
         params = make_params(**{"data.source": "folder", "data.path": str(NECKLINES), "model": args.backbone,
                                 "features.weights": str(WEIGHTS[args.backbone]), "head.epochs": 20})
-        prepare(params, root / "prepared")
-        extract(params, root / "prepared", root / "features")
-        info = json.loads((root / "features/info.json").read_text())
-        resample(params, root / "features", root / "resampled", root / "smote.json")
-        train_head(params, root / "features", root / "resampled", root / "models/head.keras", root / "history.csv")
+        paths = Paths(root)
+        prepare(params, paths)
+        extract(params, paths)
+        info = json.loads((paths.features / "info.json").read_text())
+        resample(params, paths)
+        train_head(params, paths)
 
         # N photo files: the real photos, repeated under new names until there are enough.
         photos = sorted(NECKLINES.rglob("*.jpg"))

@@ -14,7 +14,6 @@ look at), OUT/results.json; prints per-class counts and mean +- sd over folds pe
 """
 
 import argparse
-import csv
 import json
 import logging
 import sys
@@ -27,16 +26,16 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from fashion.data import dataset  # noqa: E402
+from fashion.paths import Paths  # noqa: E402
 from fashion.models.baseline import baseline_probabilities, fit_baseline  # noqa: E402
 from fashion.evaluation.crossval import fold_head, folds, pooled_features, pooled_paths  # noqa: E402
-from stages.crossval import crossval
-from stages.extract import extract  # noqa: E402
+from fashion.evaluation.crossval import crossval
+from fashion.features.extraction import extract  # noqa: E402
 from fashion.features.store import read_info  # noqa: E402
 from fashion.evaluation.intervals import headline  # noqa: E402
 from fashion.params import validate  # noqa: E402
-from stages.prepare import prepare  # noqa: E402
-from stages.suspects import suspects  # noqa: E402
+from fashion.data.preparation import prepare  # noqa: E402
+from fashion.evaluation.suspects import suspects  # noqa: E402
 
 SHARED = REPO.parent / "shared"
 NECKLINES_TOP = {  # benchmarks/real_data.sh: necklines_top-mobilenet-smote
@@ -117,16 +116,16 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
     params = neckline_params(args.repeats)
     started = time.perf_counter()
-    prepare(params, out / "prepared")
-    extract(params, out / "prepared", out / "features")
-    cv = crossval(params, out / "features", out / "prepared", out / "cv.json", out / "cv_folds.csv",
-                  out / "cv_predictions.csv")
-    table = suspects(out / "prepared", out / "cv_predictions.csv", out / "suspects.csv", out / "suspects.png")
+    layout = Paths(out)
+    prepare(params, layout)
+    extract(params, layout)
+    cv = crossval(params, layout)
+    table = suspects(layout)
     contact_sheet(out / "top30.png", params["data"]["path"], table)
 
-    classes = read_info(out / "features")["classes"]
-    x, y, groups = pooled_features(out / "features", out / "prepared")
-    paths = pooled_paths(out / "features", out / "prepared")
+    classes = read_info(layout.features)["classes"]
+    x, y, groups = pooled_features(layout.features, layout.prepared)
+    paths = pooled_paths(layout.features, layout.prepared)
     per_class = {name: {"suspects": sum(r["given"] == name for r in table), "photos": int((y == i).sum())}
                  for i, name in enumerate(classes)}
     ranked = [row["path"] for row in table]

@@ -27,9 +27,24 @@ def outdated(path, problem):
     return PipelineError(f"{path} {problem}; run `dvc repro` again")
 
 
+class ShortNames(logging.Formatter):
+    """`INFO prepare: ...`: a logger named by its module (getLogger(__name__)) shows the module's last name;
+    the script run with `python -m` (logger `__main__`) shows its own."""
+
+    def format(self, record):
+        name = record.name
+        if name == "__main__":
+            spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+            name = spec.name if spec is not None else name
+        record = logging.makeLogRecord({**record.__dict__, "name": name.rsplit(".", 1)[-1]})
+        return super().format(record)
+
+
 def run_stage(main, level=logging.INFO):
     """Run main() and exit with its return value (None: 0); a PipelineError becomes `error: ...` and exit 2."""
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(ShortNames("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
     try:
         status = main()
     except PipelineError as err:

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import yaml
 
-from fashion.features.backbones import BACKBONES, BLOCKS
-from fashion.errors import PipelineError
 from fashion.data.recipes import LOCATORS, RESIZE_MODES
+from fashion.errors import PipelineError
+from fashion.features.backbones import BACKBONES, BLOCKS
 
 PARAMS_FILE = "params.yaml"
 

@@ -1,22 +1,38 @@
 """Where every stage reads and writes: the one place a path of the pipeline is named.
 
 `Paths()` is the repository's layout, the one dvc.yaml declares (tests/test_dvc_deps.py checks that
-every `outs` and `metrics` entry of dvc.yaml is a path named here). A test or a benchmark passes
-`Paths(tmp_path)` to run the same stages under another root; nothing else overrides a path.
+every `outs` and `metrics` entry of dvc.yaml is a path named here). Stages take a Paths and read
+every location from it. A test or a benchmark passes `Paths(tmp_path)` to run the same stages under
+another root, and may move one of the folders below (`Paths(tmp_path, prepared=other)`); every file
+is named relative to its folder here.
 """
 
 from dataclasses import dataclass
 from pathlib import Path
 
+# The folders, relative to the root; each can be moved on its own.
+FOLDERS = {"prepared": "data/prepared", "features": "data/features", "resampled": "data/resampled",
+           "models": "models", "metrics": "metrics", "plots": "plots", "cache": ".cache"}
+
 
 @dataclass(frozen=True)
 class Paths:
     root: Path = Path(".")
+    prepared: Path | None = None  # the prepare stage's image store, manifest and summary
+    features: Path | None = None  # the extract stage's features, one .npz per split
+    resampled: Path | None = None  # the resample stage's training features after SMOTE
+    models: Path | None = None  # one .keras file and its .json record per model; the fine-tuned one in a folder
+    metrics: Path | None = None  # small files, committed with dvc.lock
+    plots: Path | None = None  # per model: training history, test predictions, figures
+    cache: Path | None = None  # caches outside DVC: decoded photos, backbone features, photo hashes
 
     def __post_init__(self):
         object.__setattr__(self, "root", Path(self.root))
+        for name, relative in FOLDERS.items():
+            value = getattr(self, name)
+            object.__setattr__(self, name, self.root / relative if value is None else Path(value))
 
-    # Data: the generated default, the photo folder's inventory, the prepared images, their features.
+    # Data: the generated default and the photo folder's inventory.
     @property
     def synthetic(self):
         return self.root / "data/synthetic"
@@ -24,23 +40,6 @@ class Paths:
     @property
     def inventory(self):
         return self.root / "data/inventory.json"
-
-    @property
-    def prepared(self):
-        return self.root / "data/prepared"
-
-    @property
-    def features(self):
-        return self.root / "data/features"
-
-    @property
-    def resampled(self):
-        return self.root / "data/resampled"
-
-    # Models: one .keras file and its .json record per model; the fine-tuned model in its own folder.
-    @property
-    def models(self):
-        return self.root / "models"
 
     @property
     def head(self):
@@ -65,11 +64,7 @@ class Paths:
         folder = Path(models_dir) / "finetuned" if kind == "finetuned" else Path(models_dir)
         return folder / f"{kind}.keras"
 
-    # Metrics: small files, committed with dvc.lock.
-    @property
-    def metrics(self):
-        return self.root / "metrics"
-
+    # Metrics.
     @property
     def smote(self):
         return self.metrics / "smote.json"
@@ -110,11 +105,7 @@ class Paths:
         """metrics/<kind>.json: one model's headline numbers (kind: head, cnn, finetuned, baseline)."""
         return self.metrics / f"{kind}.json"
 
-    # Plots: per model, its training history, test predictions and figures.
-    @property
-    def plots(self):
-        return self.root / "plots"
-
+    # Plots.
     def history(self, kind):
         return self.plots / kind / "history.csv"
 
@@ -125,16 +116,16 @@ class Paths:
     def suspects_gallery(self):
         return self.plots / "suspects.png"
 
-    # Caches outside DVC: decoded photos (prepare) and backbone features (extract).
+    # Caches: decoded photos (prepare), backbone features (extract), photo hashes (scan).
     @property
     def decode_cache(self):
-        return self.root / ".cache/prepare"
+        return self.cache / "prepare"
 
     @property
     def feature_cache(self):
-        return self.root / ".cache/features"
+        return self.cache / "features"
 
     @property
     def scan_cache(self):
         """The photo hashes of the last scan, reused while a file's size, mtime and inode are unchanged."""
-        return self.root / ".cache/scan/hashes.json"
+        return self.cache / "scan/hashes.json"

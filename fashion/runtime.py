@@ -13,6 +13,7 @@ import os
 import sys
 import tempfile
 
+
 @contextlib.contextmanager
 def stderr_discarded():
     """Send what the process writes to its stderr (file descriptor 2, C++ libraries included) to a temporary

@@ -1,1 +1,2 @@
-"""Pipeline stages for the neckline classifier; each module with a main() is one DVC stage."""
+"""The pipeline's stage scripts: one per dvc.yaml stage, plus the predict and serve commands. Each reads
+params.yaml, calls the library (the fashion package) and writes its outputs where fashion.paths.Paths says."""

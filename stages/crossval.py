@@ -10,44 +10,14 @@ Writes metrics/cv.json (mean and standard deviation of each metric per model), m
 out-of-fold probabilities from the model CV ranks higher, which the suspects stage reads).
 """
 
-import logging
-
-from fashion.atomic import check_writable, write_json
 from fashion.errors import run_stage
-from fashion.evaluation.crossval import (MODELS, cross_validate, pooled_features, pooled_paths, summarize,
-                                         write_folds, write_predictions)
-from fashion.evaluation.intervals import METRICS
-from fashion.features.store import read_info
+from fashion.evaluation.crossval import crossval
 from fashion.params import load_params
 from fashion.paths import Paths
 
-log = logging.getLogger(__name__)
-
-
-def crossval(params, paths=Paths()):
-    check_writable(paths.cv, paths.cv_folds, paths.cv_predictions)
-    settings = params["crossval"]
-    classes = read_info(paths.features)["classes"]
-    x, y, groups = pooled_features(paths.features, paths.prepared)
-    scores, rows, out_of_fold, seconds = cross_validate(params, classes, x, y, groups)
-    summary = {**summarize(scores), "folds": settings["folds"], "repeats": settings["repeats"],
-               "images": int(len(y)), "grouped": bool(len(set(groups)) < len(groups))}
-    write_folds(paths.cv_folds, rows)
-    write_json(paths.cv, summary)
-    best = max(MODELS, key=lambda name: summary[name]["balanced_accuracy_mean"])  # ties: the head
-    write_predictions(paths.cv_predictions, pooled_paths(paths.features, paths.prepared), y, out_of_fold[best],
-                      classes, best)
-    log.info("out-of-fold probabilities of the %s (higher CV balanced accuracy) in %s", best, paths.cv_predictions)
-    for name in MODELS:
-        log.info("%s: %s", name, ", ".join(f"{m} {summary[name][f'{m}_mean']:.3f} +- {summary[name][f'{m}_sd']:.3f}"
-                                           for m in METRICS))
-    log.info("%d folds x %d repeats on %d images in %.1f s (no backbone pass: cached features)",
-             settings["folds"], settings["repeats"], len(y), seconds)
-    return summary
-
 
 def main():
-    crossval(load_params())
+    crossval(load_params(), Paths())
 
 
 if __name__ == "__main__":

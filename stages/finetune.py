@@ -13,89 +13,14 @@ Writes models/finetuned/ (finetuned.keras + finetuned.json, atomically, as one f
 plots/finetuned/history.csv.
 """
 
-import logging
-from pathlib import Path
-
-from fashion.data import dataset
-from fashion.atomic import atomic_dir, check_writable, remove_stale, write_json
-from fashion.errors import outdated, run_stage
+from fashion.errors import run_stage
+from fashion.models.finetuned import finetune
 from fashion.params import load_params
 from fashion.paths import Paths
-from fashion.data.recipes import BackboneRecipe, Preprocessing
-from fashion.runtime import make_reproducible
-from fashion.models.training import best_epoch, calibrated, load_model_info, write_history
-
-log = logging.getLogger(__name__)
-
-NAME = "finetuned"  # models/finetuned/finetuned.keras and .json
-
-
-def finetune(params, paths=Paths()):
-    """Fine-tune (or, when disabled, record that it is off); returns the model, or None when disabled."""
-    settings, seed = params["finetune"], params["seed"]
-    prepared_dir, head_path = paths.prepared, paths.head
-    out_dir, history_path = paths.finetuned, paths.history("finetuned")
-    check_writable(out_dir, history_path)
-    # An earlier run's outputs go first, so a failed run cannot leave them looking current.
-    remove_stale(out_dir, history_path)
-    if not settings["enabled"]:
-        with atomic_dir(out_dir) as tmp:
-            write_json(tmp / f"{NAME}.json", {
-                "kind": "finetuned", "enabled": False,
-                "note": "fine-tuning is off (finetune.enabled: false); turn it on with "
-                        "`dvc exp run -S finetune.enabled=true`"})
-        write_history(None, history_path)
-        log.info("fine-tuning is off (finetune.enabled: false): nothing trained")
-        return None
-
-    # TensorFlow loads only now: with fine-tuning off, the stage takes a fraction of a second.
-    from fashion.models.finetuning import fine_tune
-    from fashion.data.image_data import ImageBatches, pixel_splits
-
-    make_reproducible(seed)
-    head_info = load_model_info(head_path)
-    recipe = BackboneRecipe.from_artifact(head_info, Path(head_path).with_suffix(".json"))
-    preprocessing = Preprocessing.from_artifact(head_info, Path(head_path).with_suffix(".json"))
-    summary, (train_rows, train_labels), (val_rows, val_labels) = pixel_splits(prepared_dir)
-    classes = summary["classes"]
-    if head_info["classes"] != classes:
-        raise outdated(head_path, f"was trained on classes {head_info['classes']}, but the prepared data has "
-                                  f"{classes}")
-    if preprocessing != Preprocessing.from_artifact(summary, Path(prepared_dir) / dataset.SUMMARY_FILE):
-        raise outdated(head_path, "was trained on images prepared differently from data/prepared")
-    if recipe.weights == "none":
-        log.warning("the head's backbone has RANDOM weights (features.weights resolved to none): fine-tuning "
-                    "then means training the backbone from scratch on your photos. Give it ImageNet weights "
-                    "(see the README, Weights)")
-    with dataset.ImageStore(Path(prepared_dir) / dataset.IMAGES_FILE) as store:
-        model, history, seconds, devices = fine_tune(head_path, recipe, store, (train_rows, train_labels),
-                                                     (val_rows, val_labels), len(classes), settings, seed, log)
-        validation = ImageBatches(store, val_rows, val_labels, len(classes), settings["batch_size"])
-        model, temperature = calibrated(model, settings["calibrate"], validation, val_labels, None)
-
-    best = best_epoch(history)
-    logs = history.history
-    info = {
-        "kind": "finetuned", "enabled": True, "classes": classes,
-        Preprocessing.RECORD_KEY: preprocessing.to_record(), BackboneRecipe.RECORD_KEY: recipe.to_record(),
-        "seed": seed, "unfreeze": settings["unfreeze"], "best_epoch": best, "epochs_run": len(logs["loss"]),
-        "best_val_loss": round(float(logs["val_loss"][best - 1]), 6),
-        "best_val_accuracy": round(float(logs["val_accuracy"][best - 1]), 6),
-        "temperature": temperature, "devices": devices,
-        "train_seconds": round(seconds, 2),
-        "images_per_second": round(len(train_rows) * len(logs["loss"]) / seconds, 1),
-    }
-    write_history(history, history_path)
-    with atomic_dir(out_dir) as tmp:  # the model and its record appear together, or not at all
-        model.save(tmp / f"{NAME}.keras")
-        write_json(tmp / f"{NAME}.json", info)
-    log.info("best epoch %d of %d: val_loss %.4f, val_accuracy %.4f; %.0f s", best, info["epochs_run"],
-             info["best_val_loss"], info["best_val_accuracy"], seconds)
-    return model
 
 
 def main():
-    finetune(load_params())
+    finetune(load_params(), Paths())
 
 
 if __name__ == "__main__":

@@ -8,83 +8,14 @@ Unusable files are skipped with a reason; problems that make the data set unusab
 the stage with a message saying what to fix, and leave no output behind.
 """
 
-import logging
-from collections import Counter
-from pathlib import Path
-
-from fashion.atomic import atomic_dir, check_writable, write_json
-from fashion.data import dataset
-from fashion.data.decoding import close_cache, decode_into_store, open_cache
-from fashion.data.exclusions import exclude_listed, read_exclusions
-from fashion.data.images import ImageLimits, decode_side
-from fashion.data.recipes import Preprocessing
-from fashion.data.sources import discover_fashion_mnist, discover_folder
-from fashion.data.split import assign_grouped_splits, assign_groups, assign_splits
-from fashion.errors import PipelineError, run_stage
+from fashion.data.preparation import prepare
+from fashion.errors import run_stage
 from fashion.params import load_params
 from fashion.paths import Paths
 
-log = logging.getLogger(__name__)
-
-
-def prepare(params, paths=Paths()):
-    """Build the prepared data set in paths.prepared atomically; return its summary."""
-    data, split = params["data"], params["split"]
-    check_writable(paths.prepared)
-    preprocessing = Preprocessing.from_params(params)
-    if data["source"] == "fashion_mnist":  # arrays read from IDX files, not files to decode: nothing to cache
-        classes, candidates, skipped = discover_fashion_mnist(data["path"])
-    else:
-        classes, candidates, skipped = discover_folder(data["path"], decode_side(preprocessing),
-                                                       ImageLimits.from_params(params))
-    cache = open_cache(params, preprocessing, paths.decode_cache)
-    log.info("found %d candidate files in %d classes", len(candidates), len(classes))
-    # Read before decoding, so that a bad exclude file stops the stage at once.
-    exclusions = read_exclusions(data["exclude"], data["path"]) if data["exclude"] else None
-    with atomic_dir(paths.prepared) as tmp:
-        writer = dataset.ImageStoreWriter(tmp / dataset.IMAGES_FILE, preprocessing.image_size)
-        try:
-            records, reused = decode_into_store(candidates, writer, preprocessing, skipped, cache=cache)
-        finally:
-            writer.close()
-        if cache is not None:
-            close_cache(cache, candidates, reused, data["cache_max_gb"] * 1e9)
-        usable = Counter(r["label"] for r in records)
-        for name in classes:
-            if not usable[name] and data["source"] != "fashion_mnist":
-                raise PipelineError(
-                    f"class folder {Path(data['path']) / name} has no usable images (every file was "
-                    "skipped; see the warnings above); add readable images or remove the folder")
-        unmatched = assign_groups(records, split["group"])
-        if split["group"]:
-            assign_grouped_splits(records, classes, split["validation"], split["test"], params["seed"])
-        else:
-            assign_splits(records, classes, split["validation"], split["test"], params["seed"])
-        records, excluded = exclude_listed(records, exclusions, data, skipped)
-        for name in classes:
-            if not any(r["label"] == name and r["split"] == "train" for r in records):
-                raise PipelineError(f"class '{name}' has no training images left after data.exclude "
-                                    f"({data['exclude']}); keep some of its photos (remove their lines) or "
-                                    f"remove the class folder")
-        dataset.write_manifest(tmp / dataset.MANIFEST_FILE, records)
-        summary = dataset.summarize(params, preprocessing, classes, records, skipped)
-        summary["groups"] = {"pattern": split["group"], "count": len({r["group"] for r in records}),
-                             "unmatched": unmatched}
-        if preprocessing.locate != "none":
-            summary["located"] = dataset.located_counts(records, classes)
-            log.info("data.locate %s: a face located the neckline in %d of %d images; the rest keep data.region "
-                     "(located: false in the manifest)", preprocessing.locate, summary["located"]["total"]["located"],
-                     len(records))
-        if excluded is not None:
-            summary["exclude"] = excluded
-        write_json(tmp / dataset.SUMMARY_FILE, summary)
-    log.info("prepared %d images (%s); skipped %d files",
-             len(records), ", ".join(f"{k} {v}" for k, v in summary["totals"].items()), len(skipped))
-    return summary
-
 
 def main():
-    prepare(load_params())
+    prepare(load_params(), Paths())
 
 
 if __name__ == "__main__":

@@ -31,8 +31,16 @@ import uvicorn
 from fashion.errors import run_stage
 from fashion.paths import Paths
 from fashion.serving.classify import KINDS, best_model, settings_from_params
-from fashion.serving.server import (Limits, Service, create_app, last_evaluation, listening_socket, load_served_model,
-                                    positive, review_from_params)
+from fashion.serving.server import (
+    Limits,
+    Service,
+    create_app,
+    last_evaluation,
+    listening_socket,
+    load_served_model,
+    positive,
+    review_from_params,
+)
 
 log = logging.getLogger(__name__)
 

@@ -9,33 +9,12 @@ How suspects are found: fashion/evaluation/suspects.py (cleanlab over crossval's
 """
 
 import argparse
-import logging
 import sys
 
-from fashion.data import dataset
 from fashion.errors import PipelineError, run_stage
-from fashion.evaluation.suspects import GALLERY_SIZE, plot_gallery, suspect_table, top_paths, write_table
+from fashion.evaluation.suspects import suspects, top_paths
 from fashion.params import load_params
 from fashion.paths import Paths
-
-log = logging.getLogger(__name__)
-
-
-def suspects(paths=Paths()):
-    """Write the suspects table and gallery; return the table's rows."""
-    table, classes, manifest, looked_at = suspect_table(paths.prepared, paths.cv_predictions)
-    write_table(paths.suspects, table)
-    with dataset.ImageStore(paths.prepared / dataset.IMAGES_FILE) as store:
-        plot_gallery(paths.suspects_gallery, store, [manifest[row["path"]]["row"] for row in table[:GALLERY_SIZE]],
-                     table[:GALLERY_SIZE], len(table))
-    per_class = {name: sum(row["given"] == name for row in table) for name in classes}
-    log.info("%d suspect photo(s) of %d train + validation photos (%s); worst first in %s, the worst %d in %s",
-             len(table), looked_at, ", ".join(f"{name} {count}" for name, count in per_class.items()),
-             paths.suspects, min(GALLERY_SIZE, len(table)), paths.suspects_gallery)
-    if table:
-        log.info("look at them: `python -m stages.serve`, then /review; or `python -m stages.suspects --top 30 "
-                 ">> exclude.txt` (data.exclude) after a look")
-    return table
 
 
 def parse_args(argv):

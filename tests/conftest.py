@@ -14,6 +14,7 @@ SHARED = REPO.parent / "shared"
 sys.path.insert(0, str(REPO))
 
 from fashion.params import validate  # noqa: E402
+from fashion.paths import Paths  # noqa: E402
 
 
 def make_params(**overrides):
@@ -67,12 +68,12 @@ def copy_photos(target, per_class, classes=("round_neck", "v_neck", "henley")):
 
 def prepared_photos(tmp_path, per_class=8, size=64, **overrides):
     """A prepared data set of real photos in tmp_path/prepared; returns (params, prepared_dir)."""
-    from stages.prepare import prepare
+    from fashion.data.preparation import prepare
 
     photos = copy_photos(tmp_path / "photos", per_class)
     params = make_params(**{"data.source": "folder", "data.path": str(photos), "data.image_size": size,
                             **overrides})
-    prepare(params, tmp_path / "prepared")
+    prepare(params, Paths(tmp_path, prepared=tmp_path / "prepared"))
     return params, tmp_path / "prepared"
 
 
@@ -88,56 +89,34 @@ TINY_RUN = {"data.image_size": 64, "split.validation": 0.2, "split.test": 0.25,
 
 
 
-@pytest.fixture(scope="session", autouse=True)
-def caches_in_a_temporary_folder(tmp_path_factory):
-    """Stages called in-process keep their feature and decode caches under the session's tmp folder,
-    not in the checkout's .cache."""
-    from fashion.data import decode_cache
-    from fashion.features import feature_cache
-
-    defaults = {module: module.CACHE_DIR for module in (feature_cache, decode_cache)}
-    for module in defaults:
-        module.CACHE_DIR = tmp_path_factory.mktemp(module.__name__.rsplit(".", 1)[1])
-    yield
-    for module, default in defaults.items():
-        module.CACHE_DIR = default
-
-
 def run_pipeline(params, root):
     """(params, root): prepare, extract, resample, train_head, finetune, train_cnn and evaluate, called in
     order on params, with their outputs laid out under root like the repository's."""
-    from stages.evaluate import evaluate
-    from stages.extract import extract
-    from stages.finetune import finetune
-    from stages.prepare import prepare
-    from stages.resample import resample
-    from stages.train_cnn import train_cnn
-    from stages.train_head import train_head
+    from fashion.evaluation.evaluate import evaluate
+    from fashion.features.extraction import extract
+    from fashion.models.finetuned import finetune
+    from fashion.data.preparation import prepare
+    from fashion.features.smote import resample
+    from fashion.models.cnn import train_cnn
+    from fashion.models.head import train_head
 
-    prepare(params, root / "data/prepared")
-    extract(params, root / "data/prepared", root / "data/features")
-    resample(params, root / "data/features", root / "data/resampled", root / "metrics/smote.json")
-    train_head(params, root / "data/features", root / "data/resampled", root / "models/head.keras",
-               root / "plots/head/history.csv")
-    finetune(params, root / "data/prepared", root / "models/head.keras", root / "models/finetuned",
-             root / "plots/finetuned/history.csv")
-    train_cnn(params, root / "data/prepared", root / "models/cnn.keras", root / "plots/cnn/history.csv",
-              root / "metrics/cnn_train.json")
-    evaluate(params, **evaluate_paths(root))
+    paths = Paths(root)
+    for stage in (prepare, extract, resample, train_head, finetune, train_cnn, evaluate):
+        stage(params, paths)
     return params, root
 
 
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory):
     """(params, root): prepare, extract, resample, train_head, finetune, train_cnn, evaluate run under root."""
-    from stages.train_cnn import ORIGINAL_LAYOUT
+    from fashion.presets import preset
 
     root = tmp_path_factory.mktemp("trained")
     photos = copy_photos(root / "photos", per_class=12)
     # The original network, made tiny by TINY_RUN: in 3 epochs on 12 photos a class the necklines
     # recipe predicts one class, whose zero-width intervals would hide whether evaluate computes them.
     params = make_params(**{"data.source": "folder", "data.path": str(photos),
-                            "features.weights": str(MOBILENET_025()), **ORIGINAL_LAYOUT, **TINY_RUN,
+                            "features.weights": str(MOBILENET_025()), **preset("cnn_original"), **TINY_RUN,
                             **TRAINED_REGION})
     return run_pipeline(params, root)
 
@@ -159,12 +138,3 @@ def trained_random(tmp_path_factory):
 # for its probabilities to equal the evaluate stage's (tests/test_predict.py).
 TRAINED_REGION = {"data.region.top": 0.05, "data.region.bottom": 0.7, "data.region.left": 0.1,
                   "data.region.right": 0.95}
-
-
-def evaluate_paths(root):
-    """The keyword arguments that point the evaluate stage at a run laid out under root."""
-    return {"prepared_dir": root / "data/prepared", "features_dir": root / "data/features",
-            "models_dir": root / "models", "metrics_path": root / "metrics/test.json",
-            "report_path": root / "metrics/report.md", "plots_dir": root / "plots",
-            "smote_path": root / "metrics/smote.json", "cv_path": root / "metrics/cv.json",
-            "suspects_path": root / "metrics/suspects.csv"}

@@ -12,8 +12,9 @@ import pytest
 
 from fashion.serving.classify import load_classifier
 from fashion.errors import PipelineError
-from stages.extract import extract
+from fashion.features.extraction import extract
 from fashion.features.store import read_info
+from fashion.paths import Paths
 from tests.conftest import MOBILENET_025, REPO, prepared_photos
 
 # A real process that starts writing an output folder through atomic_dir and is then killed outright.
@@ -46,10 +47,10 @@ def test_the_next_extract_removes_what_a_killed_one_left(tmp_path):
     assert leftover.endswith(".features.tmp-" + leftover.rsplit("-", 1)[1])
     assert (tmp_path / leftover).is_dir() and not features.exists()  # nothing half-written in place
 
-    extract(params, prepared, features)
+    extract(params, Paths(tmp_path, prepared=prepared, features=features))
 
     assert not (tmp_path / leftover).exists()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["features", "photos", "prepared"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != ".cache") == ["features", "photos", "prepared"]
     assert read_info(features)["images"] == 12
 
 
@@ -157,7 +158,7 @@ def test_train_head_that_cannot_write_its_model_stops_at_once_with_one_line_and_
 
     assert result.returncode == 2, result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert errors == [f"error: cannot write models/head.keras (models is a file, not a folder); make models a "
+    assert errors == ["error: cannot write models/head.keras (models is a file, not a folder); make models a "
                       "writable folder (or free space on its disk) and run again"]
     assert "Traceback" not in result.stderr and "Epoch" not in result.stdout + result.stderr
     assert not (tmp_path / "plots/head/history.csv").exists()

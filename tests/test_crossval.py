@@ -8,8 +8,9 @@ import pytest
 
 from fashion.data import dataset
 from fashion.evaluation.crossval import early_stopping_split, folds
-from stages.crossval import crossval
+from fashion.evaluation.crossval import crossval
 from fashion.errors import PipelineError
+from fashion.paths import Paths
 from tests.conftest import make_params
 from tests.test_resample import write_features
 
@@ -44,8 +45,7 @@ def run(tmp_path, counts=None, name="cv", separation=5.0, **overrides):
     counts = counts or {"train": [30, 20, 12], "validation": [6, 4, 3], "test": [6, 4, 3]}
     features, prepared = features_with_manifest(tmp_path / name, counts, separation=separation)
     params = make_params(**{**FAST, **overrides})
-    summary = crossval(params, features, prepared, tmp_path / name / "cv.json", tmp_path / name / "folds.csv",
-                       tmp_path / name / "predictions.csv")
+    summary = crossval(params, Paths(tmp_path / name, features=features, prepared=prepared, metrics=tmp_path / name))
     return summary, tmp_path / name
 
 
@@ -61,7 +61,7 @@ def test_both_models_score_well_on_separable_features_with_mean_and_spread(tmp_p
         assert summary[model]["balanced_accuracy_mean"] > 0.9  # chance is 1/3
         assert 0 <= summary[model]["accuracy_sd"] < 0.1
     assert summary["folds"] == 3 and summary["repeats"] == 2 and summary["images"] == 75
-    lines = (folder / "folds.csv").read_text().splitlines()
+    lines = (folder / "cv_folds.csv").read_text().splitlines()
     assert lines[0] == "repeat,fold,model,images,accuracy,balanced_accuracy,macro_f1"
     assert len(lines) == 1 + 3 * 2 * 2
 
@@ -70,7 +70,7 @@ def test_every_train_and_validation_photo_gets_out_of_fold_probabilities_of_the_
     import pandas as pd
 
     summary, folder = run(tmp_path)
-    predictions = pd.read_csv(folder / "predictions.csv")
+    predictions = pd.read_csv(folder / "cv_predictions.csv")
     best = max(("head", "baseline"), key=lambda name: summary[name]["balanced_accuracy_mean"])
     assert set(predictions["model"]) == {best}
     assert len(predictions) == 75 and predictions["path"].is_unique  # train + validation, never the 13 test rows
@@ -91,9 +91,9 @@ def test_the_test_split_is_never_read_and_the_result_is_exact(tmp_path):
                                                                  "test": [6, 4, 3]})
     np.savez(second_features / "test.npz", features=np.zeros((13, 8), np.float32), labels=np.zeros(13, np.int64),
              rows=rows)
-    crossval(make_params(**FAST), second_features, tmp_path / "b/prepared", tmp_path / "b/cv.json",
-             tmp_path / "b/folds.csv", tmp_path / "b/predictions.csv")
-    for name in ("cv.json", "folds.csv", "predictions.csv"):
+    crossval(make_params(**FAST), Paths(tmp_path / "b", features=second_features, prepared=tmp_path / "b/prepared",
+                                        metrics=tmp_path / "b"))
+    for name in ("cv.json", "cv_folds.csv", "cv_predictions.csv"):
         assert (tmp_path / "b" / name).read_bytes() == (a / name).read_bytes()
 
 

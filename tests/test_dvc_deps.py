@@ -1,101 +1,138 @@
-"""dvc.yaml lists every project module a stage runs, and no other; no stage script imports another.
+"""dvc.yaml lists every project module a stage runs, and no other; the layout keeps stage scripts apart.
 
 DVC decides whether a stage is up to date from its deps alone: a module missing from them lets DVC
 serve results made by old code, and a module listed without being used re-runs the stage for nothing.
 The imports are read from the code itself (every `import`, at the top or inside a function), followed
-transitively through the project's modules.
+transitively through the project's modules (stages/ and the library package fashion/).
 """
 
 import ast
 import json
+from pathlib import Path
 
 import pytest
 import yaml
 
+from fashion.paths import Paths
 from tests.conftest import REPO
 
-PACKAGE = "stages"
+PACKAGES = ("fashion", "stages")
 
 
-def direct_imports(module):
-    """The project modules that stages/<module>.py imports, anywhere in the file."""
-    tree = ast.parse((REPO / PACKAGE / f"{module}.py").read_text())
+def module_file(repo, name):
+    """The file of a project module (dotted name), or None when it is not one."""
+    parts = name.split(".")
+    if parts[0] not in PACKAGES:
+        return None
+    path = repo.joinpath(*parts)
+    if path.with_suffix(".py").is_file():
+        return path.with_suffix(".py")
+    if (path / "__init__.py").is_file():
+        return path / "__init__.py"
+    return None
+
+
+def direct_imports(repo, path):
+    """The project module files that the file at path imports, anywhere in it, with the non-empty __init__.py of
+    every package on the way (Python runs them first)."""
     found = set()
-    for node in ast.walk(tree):
+    for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            # `from stages import dataset` imports fashion/data/dataset.py; `from stages.x import y` imports x.
-            names = ([f"{node.module}.{alias.name}" for alias in node.names] if node.module == PACKAGE
-                     else [node.module])
+            # `from fashion.data import dataset` imports fashion/data/dataset.py; `from fashion.x import y`, x.
+            names = [f"{node.module}.{alias.name}" for alias in node.names] + [node.module]
         else:
             continue
         for name in names:
-            head, _, rest = name.partition(".")
-            if head == PACKAGE and rest and (REPO / PACKAGE / f"{rest.split('.')[0]}.py").is_file():
-                found.add(rest.split(".")[0])
+            parts = name.split(".")
+            for end in range(1, len(parts) + 1):
+                file = module_file(repo, ".".join(parts[:end]))
+                if file is not None and (file.name != "__init__.py" or file.read_text().strip()):
+                    found.add(file.relative_to(repo).as_posix())
     return found
 
 
-def closure(module):
-    """module and every project module it imports, transitively."""
-    seen, todo = set(), [module]
+def closure(repo, path):
+    """path (relative) and every project module file it imports, transitively."""
+    seen, todo = set(), [path]
     while todo:
         current = todo.pop()
         if current not in seen:
             seen.add(current)
-            todo += direct_imports(current)
+            todo += direct_imports(repo, repo / current)
     return seen
 
 
-def is_script(module):
-    """A stage script (or command) is a module run with `python -m`: it has a __main__ block."""
-    return 'if __name__ == "__main__":' in (REPO / PACKAGE / f"{module}.py").read_text()
-
-
 def dvc_stages():
-    """{stage name: (module its cmd runs, the project modules its deps list)}."""
+    """{stage name: (the script its cmd runs, the project module files its deps list)}."""
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
     out = {}
     for name, stage in stages.items():
         command = stage["cmd"].split()
-        module = command[command.index("-m") + 1].removeprefix(f"{PACKAGE}.")
-        listed = {dep.removeprefix(f"{PACKAGE}/").removesuffix(".py") for dep in stage.get("deps", [])
-                  if isinstance(dep, str) and dep.startswith(f"{PACKAGE}/") and dep.endswith(".py")}
-        out[name] = module, listed
+        script = command[command.index("-m") + 1].replace(".", "/") + ".py"
+        listed = {dep for dep in stage.get("deps", []) if isinstance(dep, str) and dep.endswith(".py")}
+        out[name] = script, listed
     return out
 
 
-SCRIPTS = sorted(m.stem for m in (REPO / PACKAGE).glob("*.py") if is_script(m.stem))
+SCRIPTS = sorted(p.relative_to(REPO).as_posix() for p in (REPO / "stages").glob("*.py") if p.name != "__init__.py")
 
 
 @pytest.mark.parametrize("stage", sorted(dvc_stages()))
 def test_dvc_yaml_lists_exactly_the_modules_each_stage_runs(stage):
-    module, listed = dvc_stages()[stage]
-    needed = closure(module)
-    missing = sorted(f"{PACKAGE}/{m}.py" for m in needed - listed)
-    unused = sorted(f"{PACKAGE}/{m}.py" for m in listed - needed)
-    assert not missing, f"dvc.yaml: stage '{stage}' runs {', '.join(missing)}, missing from its deps"
-    assert not unused, f"dvc.yaml: stage '{stage}' lists {', '.join(unused)} in its deps without importing it"
+    script, listed = dvc_stages()[stage]
+    needed = closure(REPO, script)
+    assert not needed - listed, f"dvc.yaml: stage '{stage}' runs {', '.join(sorted(needed - listed))}, missing " \
+                                "from its deps"
+    assert not listed - needed, f"dvc.yaml: stage '{stage}' lists {', '.join(sorted(listed - needed))} in its " \
+                                "deps without importing it"
+
+
+@pytest.mark.parametrize("folder", ["stages", "fashion", "tests", "benchmarks"])
+def test_nothing_imports_a_stage_script(folder):
+    """Stage scripts, the library, benchmarks and tests import only the library; what a stage does lives there."""
+    importers = {}
+    for path in sorted((REPO / folder).rglob("*.py")):
+        stages = sorted(f for f in direct_imports(REPO, path) if f.startswith("stages/"))
+        if stages:
+            importers[path.relative_to(REPO).as_posix()] = stages
+    assert not importers, f"these import stage scripts; import the library (fashion/) instead: {importers}"
+
+
+def test_stages_holds_one_script_per_stage_and_the_two_commands():
+    run_by_dvc = {script for script, _ in dvc_stages().values()}
+    assert {"stages/prepare.py", "stages/extract.py", "stages/evaluate.py"} <= run_by_dvc
+    assert set(SCRIPTS) - run_by_dvc == {"stages/predict.py", "stages/serve.py"}, \
+        "a module in stages/ that no stage runs should be a library module (fashion/)"
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
-def test_a_stage_script_imports_no_other_stage_script(script):
-    others = sorted(m for m in closure(script) - {script} if is_script(m))
-    assert not others, f"stages/{script}.py imports the stage script(s) {', '.join(others)}; move what it " \
-                       "needs into a library module"
+def test_a_stage_script_is_thin(script):
+    lines = (REPO / script).read_text().splitlines()
+    assert len(lines) <= 100, f"{script} has {len(lines)} lines: move what it does into the library"
 
 
-def test_every_stage_script_is_a_stage_or_a_command():
-    run_by_dvc = {module for module, _ in dvc_stages().values()}
-    assert {"prepare", "extract", "evaluate"} <= run_by_dvc
-    assert set(SCRIPTS) - run_by_dvc == {"predict", "serve"}, "a script that no stage runs should be a library module"
+def test_every_output_dvc_yaml_declares_is_a_path_named_in_paths():
+    """Paths are named once: dvc.yaml's outs and metrics are the ones fashion.paths.Paths() gives the stages."""
+    paths = Paths()
+    named = {str(getattr(paths, name)) for name in dir(paths) if not name.startswith("_")
+             and isinstance(getattr(paths, name), Path)}
+    named |= {str(paths.history(kind)) for kind in ("cnn", "head", "finetuned")}
+    named |= {str(paths.model_metrics(kind)) for kind in ("cnn", "head", "finetuned", "baseline")}
+    named |= {str(paths.model(kind).with_suffix(suffix)) for kind in ("cnn", "head") for suffix in (".keras", ".json")}
+    named |= {str(paths.plot_folder(kind) / f"{name}") for kind in ("cnn", "head", "finetuned")
+              for name in ("predictions.csv", "confusion.png", "curves.png", "mistakes.png")}
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    declared = {next(iter(out)) if isinstance(out, dict) else out
+                for stage in stages.values() for out in stage.get("outs", []) + stage.get("metrics", [])}
+    assert declared - named == set(), f"dvc.yaml declares outputs no Paths property names: {declared - named}"
 
 
-def test_the_import_reader_sees_imports_inside_functions(tmp_path, monkeypatch):
+def test_the_import_reader_sees_imports_inside_functions():
     # classify imports the extractor only when it rebuilds a head's backbone: still a dependency.
-    assert "extractor" in direct_imports("classify")
-    assert "backbones" in closure("params")
+    assert "fashion/features/extractor.py" in direct_imports(REPO, REPO / "fashion/serving/classify.py")
+    assert "fashion/features/backbones.py" in closure(REPO, "fashion/params.py")
 
 
 def test_the_exclude_file_named_by_data_exclude_is_a_dep_of_prepare(tmp_path):

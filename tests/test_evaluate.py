@@ -13,8 +13,9 @@ from sklearn import metrics
 from fashion.errors import PipelineError
 from fashion.serving.classify import best_model
 from fashion.evaluation.scores import expected_calibration_error, read_test_split, score
-from stages.evaluate import evaluate
-from tests.conftest import evaluate_paths, make_params
+from fashion.evaluation.evaluate import evaluate
+from fashion.paths import Paths
+from tests.conftest import make_params
 
 CLASSES = ["a", "b", "c"]
 # Hand-made: 10 images, 3 classes, some right, some wrong, one class never predicted correctly.
@@ -159,27 +160,28 @@ def test_saved_predictions_reproduce_the_metrics(trained):
 
 
 def outputs_in(folder, root):
-    """evaluate() arguments reading the run under root but writing into folder."""
+    """Paths reading the run under root but writing metrics into folder and plots into folder/plots."""
     for kind in ("cnn", "head", "finetuned"):  # curves.png reads the training history beside the plots
         (folder / "plots" / kind).mkdir(parents=True)
         shutil.copy(root / "plots" / kind / "history.csv", folder / "plots" / kind / "history.csv")
-    return {**evaluate_paths(root), "metrics_path": folder / "test.json", "report_path": folder / "report.md",
-            "plots_dir": folder / "plots"}
+    for name in ("smote.json", "cv.json", "suspects.csv"):  # what evaluate reads from metrics/
+        if (root / "metrics" / name).is_file():
+            shutil.copy(root / "metrics" / name, folder / name)
+    return Paths(root, metrics=folder, plots=folder / "plots")
 
 
 def test_one_headline_file_per_model_and_a_summary_at_the_end(trained, tmp_path, caplog):
     """metrics/<model>.json: the numbers `dvc metrics show` lists; the log ends with a table and the files."""
-    from stages.crossval import crossval
-    from stages.suspects import suspects
+    from fashion.evaluation.crossval import crossval
+    from fashion.evaluation.suspects import suspects
 
     params, root = trained
-    crossval(make_params(**{"crossval.folds": 2, "crossval.repeats": 1, "crossval.validation": 0.5, "head.epochs": 2}), root / "data/features",
-             root / "data/prepared", tmp_path / "cv.json", tmp_path / "cv_folds.csv", tmp_path / "cv_predictions.csv")
-    table = suspects(root / "data/prepared", tmp_path / "cv_predictions.csv", tmp_path / "suspects.csv",
-                     tmp_path / "suspects.png")
-    with caplog.at_level("INFO", logger="evaluate"):
-        evaluate(params, **{**outputs_in(tmp_path, root), "cv_path": tmp_path / "cv.json",
-                            "suspects_path": tmp_path / "suspects.csv"})
+    paths = outputs_in(tmp_path, root)
+    crossval(make_params(**{"crossval.folds": 2, "crossval.repeats": 1, "crossval.validation": 0.5,
+                            "head.epochs": 2}), paths)
+    table = suspects(paths)
+    with caplog.at_level("INFO", logger="fashion"):
+        evaluate(params, paths)
 
     full, cv = (json.loads((tmp_path / name).read_text()) for name in ("test.json", "cv.json"))
     for kind in ("cnn", "head", "finetuned", "baseline"):
@@ -210,8 +212,8 @@ def test_one_headline_file_per_model_and_a_summary_at_the_end(trained, tmp_path,
 def test_random_backbone_weights_are_in_test_json_the_report_and_beside_the_heads_numbers(trained_random, tmp_path,
                                                                                          caplog):
     params, root = trained_random
-    with caplog.at_level("INFO", logger="evaluate"):
-        evaluate(params, **outputs_in(tmp_path, root))
+    with caplog.at_level("INFO", logger="fashion"):
+        evaluate(params, outputs_in(tmp_path, root))
     full = json.loads((tmp_path / "test.json").read_text())
     for kind in ("head", "baseline"):  # the baseline is fitted on the same features
         assert (full[kind]["backbone"], full[kind]["weights"], full[kind]["random_weights"]) == ("mobilenet", "none", True)
@@ -250,8 +252,8 @@ def test_evaluate_says_what_a_slow_step_is_doing_and_where_its_time_went(caplog)
 
     from fashion.evaluation.report import StepTimer
 
-    steps = StepTimer(logging.getLogger("evaluate"), announce_after=0.2)
-    with caplog.at_level("INFO", logger="evaluate"):
+    steps = StepTimer(logging.getLogger("fashion.evaluation"), announce_after=0.2)
+    with caplog.at_level("INFO", logger="fashion"):
         with steps.step("bootstrap", "head: 1000 bootstrap resamples"):
             time.sleep(0.5)
         with steps.step("figures", "head: drawing"):
@@ -271,7 +273,7 @@ def test_a_permuted_test_set_gives_the_same_metrics(trained, tmp_path):
     assert (order != np.arange(len(rows))).any()
     out = outputs_in(tmp_path, root)
 
-    permuted = evaluate(params, **out, test_rows=(rows[order], labels[order], [paths[i] for i in order]))
+    permuted = evaluate(params, out, test_rows=(rows[order], labels[order], [paths[i] for i in order]))
 
     original = read_metrics(root / "metrics")
     assert read_metrics(tmp_path) == permuted
@@ -308,7 +310,7 @@ def test_labels_out_of_step_with_the_images_change_the_metrics(trained, tmp_path
     rows, labels, paths = read_test_split(root / "data/prepared")
     out = outputs_in(tmp_path, root)
     shifted = np.roll(labels, 1)
-    misaligned = evaluate(params, **out, test_rows=(rows, shifted, paths))
+    misaligned = evaluate(params, out, test_rows=(rows, shifted, paths))
     original = read_metrics(root / "metrics")
     assert not _same(misaligned, original)
 
@@ -343,9 +345,8 @@ def test_best_model_is_the_one_with_higher_balanced_accuracy(tmp_path):
 def test_missing_model_is_a_clear_error(trained, tmp_path):
     params, root = trained
     with pytest.raises(PipelineError, match=r"cnn.keras not found \(no trained cnn model\); run `dvc repro` first"):
-        evaluate(params, **{**evaluate_paths(root), "models_dir": tmp_path, "metrics_path": tmp_path / "m.json",
-                            "report_path": tmp_path / "r.md", "plots_dir": tmp_path / "plots"})
-    assert not (tmp_path / "m.json").exists()
+        evaluate(params, Paths(root, models=tmp_path, metrics=tmp_path / "metrics", plots=tmp_path / "plots"))
+    assert not (tmp_path / "metrics/test.json").exists()
 
 
 def test_evaluate_params_are_validated():

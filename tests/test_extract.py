@@ -14,9 +14,10 @@ from fashion.features.feature_cache import file_digest
 from fashion.data.recipes import BackboneRecipe
 from fashion.serving.classify import load_classifier
 from fashion.errors import PipelineError
-from stages.extract import extract
+from fashion.features.extraction import extract
 from fashion.features.store import load_split, read_info
 from fashion.runtime import make_reproducible
+from fashion.paths import Paths
 from tests.conftest import MOBILENET_025, MOBILENET_V1, MOBILENET_V2, REPO, make_params, prepared_photos
 
 SIZE = 64
@@ -26,7 +27,7 @@ def test_mobilenet_features_equal_plain_keras_with_preprocessing_applied_once(tm
     weights = str(MOBILENET_025())
     params, prepared = prepared_photos(tmp_path, size=SIZE, **{
         "features.weights": weights, "features.alpha": 0.25, "features.batch_size": 5})
-    extract(params, prepared, tmp_path / "features")
+    extract(params, Paths(tmp_path, prepared=prepared, features=tmp_path / "features"))
 
     records = dataset.read_manifest(prepared)
     images = np.load(prepared / dataset.IMAGES_FILE)
@@ -117,7 +118,7 @@ def test_offline_auto_uses_the_repository_weights_file_before_any_download(offli
                                                                            monkeypatch):
     """The default (mobilenet, alpha 0.25, auto) on a machine with no Keras cache and no network: the
     repository's own file, found from any working directory, recorded relative to the repository."""
-    caplog.set_level(logging.INFO, logger="extractor")
+    caplog.set_level(logging.INFO, logger="fashion")
     monkeypatch.chdir(tmp_path)
     params = make_params()
     assert (params["model"], params["features"]["alpha"], params["features"]["weights"]) == ("mobilenet", 0.25, "auto")
@@ -211,20 +212,20 @@ def test_the_extract_stage_with_a_wrong_weights_file_prints_a_few_lines_and_no_a
 def test_missing_prepared_data_asks_to_run_prepare(tmp_path):
     params, _ = prepared_photos(tmp_path, size=SIZE, **{"features.weights": "none"})
     with pytest.raises(PipelineError, match="dvc repro"):
-        extract(params, tmp_path / "nothing", tmp_path / "features")
+        extract(params, Paths(tmp_path, prepared=tmp_path / "nothing", features=tmp_path / "features"))
     assert not (tmp_path / "features").exists()
 
 
 def test_two_backbones_side_by_side_give_each_ones_features_concatenated(tmp_path):
     """model: mobilenet+mobilenet_v2 with a weights file for one and random weights for the other."""
-    from stages.train_head import train_head
+    from fashion.models.head import train_head
 
     weights = str(MOBILENET_025())
     params, prepared = prepared_photos(tmp_path, size=SIZE, **{
         "model": "mobilenet+mobilenet_v2", "features.alpha": 0.25,
         "features.weights": {"mobilenet": weights, "mobilenet_v2": "none"},
         "head.epochs": 2, "head.units": 8})
-    extractor = extract(params, prepared, tmp_path / "features")
+    extractor = extract(params, Paths(tmp_path, prepared=prepared, features=tmp_path / "features"))
     assert isinstance(extractor, Ensemble) and extractor.dim == 256 + 1280
     info = read_info(tmp_path / "features")
     assert info["backbone"]["model"] == "mobilenet+mobilenet_v2" and info["feature_dim"] == 1536
@@ -240,20 +241,19 @@ def test_two_backbones_side_by_side_give_each_ones_features_concatenated(tmp_pat
     np.testing.assert_allclose(features, np.concatenate([e(images[rows]) for e in alone], axis=1), rtol=1e-5, atol=1e-5)
 
     # Prediction rebuilds both backbones from the head's record and gets the same features.
-    train_head(params, tmp_path / "features", tmp_path / "features", tmp_path / "models" / "head.keras",
-               tmp_path / "history.csv")
+    train_head(params, Paths(tmp_path, features=tmp_path / "features", resampled=tmp_path / "features"))
     classifier = load_classifier("head", tmp_path / "models", with_backbone=True)
     np.testing.assert_allclose(classifier.extractor(images[rows]), features, rtol=1e-5, atol=1e-5)
 
 
 def test_mirror_averages_each_images_features_with_its_mirror_images(tmp_path):
-    from stages.train_head import train_head
+    from fashion.models.head import train_head
 
     weights = str(MOBILENET_025())
     params, prepared = prepared_photos(tmp_path, size=SIZE, **{
         "features.weights": weights, "features.alpha": 0.25, "features.mirror": True, "features.batch_size": 4,
         "head.epochs": 2, "head.units": 8})
-    extractor = extract(params, prepared, tmp_path / "features")
+    extractor = extract(params, Paths(tmp_path, prepared=prepared, features=tmp_path / "features"))
     assert isinstance(extractor, MirrorAveraged) and extractor.dim == 256
     assert read_info(tmp_path / "features")["backbone"]["mirror"] is True
 
@@ -265,8 +265,7 @@ def test_mirror_averages_each_images_features_with_its_mirror_images(tmp_path):
     np.testing.assert_allclose(features, (as_is + mirrored) / 2, rtol=1e-5, atol=1e-5)
     assert np.abs(as_is - mirrored).mean() > 0.01  # photos are not symmetric: the mirror adds something
 
-    train_head(params, tmp_path / "features", tmp_path / "features", tmp_path / "models" / "head.keras",
-               tmp_path / "history.csv")
+    train_head(params, Paths(tmp_path, features=tmp_path / "features", resampled=tmp_path / "features"))
     classifier = load_classifier("head", tmp_path / "models", with_backbone=True)
     assert isinstance(classifier.extractor, MirrorAveraged)
     np.testing.assert_allclose(classifier.extractor(images[rows]), features, rtol=1e-5, atol=1e-5)

@@ -18,7 +18,7 @@ import pytest
 
 from fashion.data import dataset
 from fashion.errors import PipelineError
-from stages.extract import extract
+from fashion.features.extraction import extract
 from fashion.features.feature_cache import (
     ENTRY_SUFFIX,
     USED_FILE,
@@ -27,7 +27,8 @@ from fashion.features.feature_cache import (
     fingerprint,
 )
 from fashion.features.store import load_split_rows
-from stages.prepare import prepare
+from fashion.data.preparation import prepare
+from fashion.paths import Paths
 from tests.conftest import (
     MOBILENET_025,
     copy_photos,
@@ -49,15 +50,17 @@ def photos(tmp_path_factory):
         "features.weights": str(MOBILENET_025()), **CACHED})
     more_photos = copy_photos(root / "more_photos", per_class=7)
     prepare(make_params(**{"data.source": "folder", "data.path": str(more_photos), "data.image_size": SIZE}),
-            root / "more_prepared")
+            Paths(root, prepared=root / "more_prepared"))
     return params, prepared, root / "more_prepared"
 
 
 def run(params, prepared, out, cache, caplog, **overrides):
-    """extract into out with the cache in `cache`; returns (reused, computed) from its log."""
+    """extract into out with the feature cache in `cache` (a folder named features, as in Paths); returns
+    (reused, computed) from its log."""
+    assert cache.name == "features"
     caplog.clear()
-    with caplog.at_level(logging.INFO, logger="extract"):
-        extract(override(params, overrides), prepared, out, cache)
+    with caplog.at_level(logging.INFO, logger="fashion"):
+        extract(override(params, overrides), Paths(out.parent, prepared=prepared, features=out, cache=cache.parent))
     found = re.search(r"(\d+) images reused, (\d+) computed", caplog.text)
     return (int(found[1]), int(found[2])) if found else None
 
@@ -79,9 +82,9 @@ def entries(cache):
 
 def test_a_second_run_computes_nothing_and_writes_the_same_outputs(photos, tmp_path, caplog):
     params, prepared, _ = photos
-    assert run(params, prepared, tmp_path / "first", tmp_path / "cache", caplog) == (0, 12)
-    assert len(entries(tmp_path / "cache")) == 12
-    assert run(params, prepared, tmp_path / "second", tmp_path / "cache", caplog) == (12, 0)
+    assert run(params, prepared, tmp_path / "first", tmp_path / "caches" / "features", caplog) == (0, 12)
+    assert len(entries(tmp_path / "caches" / "features")) == 12
+    assert run(params, prepared, tmp_path / "second", tmp_path / "caches" / "features", caplog) == (12, 0)
     for split in dataset.SPLITS:
         assert npz_members(tmp_path / "first", split) == npz_members(tmp_path / "second", split)
     assert info_without_timing(tmp_path / "first") == info_without_timing(tmp_path / "second")
@@ -94,9 +97,9 @@ def test_a_second_run_computes_nothing_and_writes_the_same_outputs(photos, tmp_p
 
 def test_added_images_are_the_only_ones_computed_and_match_a_run_from_scratch(photos, tmp_path, caplog):
     params, prepared, more_prepared = photos
-    run(params, prepared, tmp_path / "small", tmp_path / "cache", caplog)
-    assert run(params, more_prepared, tmp_path / "more", tmp_path / "cache", caplog) == (12, 9)
-    run(params, more_prepared, tmp_path / "scratch", tmp_path / "cache", caplog, **{"features.cache": False})
+    run(params, prepared, tmp_path / "small", tmp_path / "caches" / "features", caplog)
+    assert run(params, more_prepared, tmp_path / "more", tmp_path / "caches" / "features", caplog) == (12, 9)
+    run(params, more_prepared, tmp_path / "scratch", tmp_path / "caches" / "features", caplog, **{"features.cache": False})
 
     worst = 0.0
     for split in dataset.SPLITS:
@@ -111,25 +114,25 @@ def test_added_images_are_the_only_ones_computed_and_match_a_run_from_scratch(ph
 
 def test_a_damaged_entry_is_recomputed_with_a_warning(photos, tmp_path, caplog):
     params, prepared, _ = photos
-    run(params, prepared, tmp_path / "first", tmp_path / "cache", caplog)
-    truncated, flipped, *_ = entries(tmp_path / "cache")
+    run(params, prepared, tmp_path / "first", tmp_path / "caches" / "features", caplog)
+    truncated, flipped, *_ = entries(tmp_path / "caches" / "features")
     truncated.write_bytes(truncated.read_bytes()[:100])
     data = bytearray(flipped.read_bytes())
     data[10] ^= 0xFF
     flipped.write_bytes(bytes(data))
 
-    assert run(params, prepared, tmp_path / "second", tmp_path / "cache", caplog) == (10, 2)
+    assert run(params, prepared, tmp_path / "second", tmp_path / "caches" / "features", caplog) == (10, 2)
     assert "2 damaged entries" in caplog.text
     for split in dataset.SPLITS:
         assert npz_members(tmp_path / "first", split) == npz_members(tmp_path / "second", split)
     # repaired: the next run reuses everything
-    assert run(params, prepared, tmp_path / "third", tmp_path / "cache", caplog) == (12, 0)
+    assert run(params, prepared, tmp_path / "third", tmp_path / "caches" / "features", caplog) == (12, 0)
 
 
 def test_cache_false_writes_no_cache(photos, tmp_path, caplog):
     params, prepared, _ = photos
-    assert run(params, prepared, tmp_path / "out", tmp_path / "cache", caplog, **{"features.cache": False}) is None
-    assert not (tmp_path / "cache").exists()
+    assert run(params, prepared, tmp_path / "out", tmp_path / "caches" / "features", caplog, **{"features.cache": False}) is None
+    assert not (tmp_path / "caches" / "features").exists()
     assert sum(len(load_split_rows(tmp_path / "out", split)[2]) for split in dataset.SPLITS) == 12
 
 
@@ -158,31 +161,31 @@ def test_new_weights_under_the_same_name_reuse_nothing(photos, tmp_path, caplog)
     params, prepared, _ = photos
     weights = tmp_path / "weights.h5"
     shutil.copy(MOBILENET_025(), weights)
-    run(params, prepared, tmp_path / "before", tmp_path / "cache", caplog, **{"features.weights": str(weights)})
+    run(params, prepared, tmp_path / "before", tmp_path / "caches" / "features", caplog, **{"features.weights": str(weights)})
     with h5py.File(weights, "r+") as h5:
         h5["conv1/conv1/kernel:0"][...] *= 1.5
-    assert run(params, prepared, tmp_path / "after", tmp_path / "cache", caplog,
+    assert run(params, prepared, tmp_path / "after", tmp_path / "caches" / "features", caplog,
                **{"features.weights": str(weights)}) == (0, 12)
     before, _, _ = load_split_rows(tmp_path / "before", "train")
     after, _, _ = load_split_rows(tmp_path / "after", "train")
     assert np.abs(before - after).max() > 1e-3  # the new weights' features, not the old ones
-    assert len([p for p in (tmp_path / "cache").iterdir()]) == 2
+    assert len([p for p in (tmp_path / "caches" / "features").iterdir()]) == 2
 
 
 def test_over_the_cap_the_least_recently_used_configuration_is_removed(photos, tmp_path, caplog):
     params, prepared, _ = photos
-    run(params, prepared, tmp_path / "whole", tmp_path / "cache", caplog)
-    (whole,) = (tmp_path / "cache").iterdir()
+    run(params, prepared, tmp_path / "whole", tmp_path / "caches" / "features", caplog)
+    (whole,) = (tmp_path / "caches" / "features").iterdir()
     top = {"data.region.bottom": 0.6}
     # another region is another preprocessing: re-prepare, then nothing is reused
     top_params = make_params(**{"data.source": "folder", "data.path": str(prepared.parent / "photos"),
                                 "data.image_size": SIZE, "features.weights": str(MOBILENET_025()), **CACHED, **top})
-    prepare(top_params, tmp_path / "top_prepared")
+    prepare(top_params, Paths(tmp_path, prepared=tmp_path / "top_prepared"))
     # room for one configuration's 12 entries, not two
     one = sum(entry.stat().st_blocks * 512 for entry in entries(whole))
-    assert run(top_params, tmp_path / "top_prepared", tmp_path / "top", tmp_path / "cache", caplog,
+    assert run(top_params, tmp_path / "top_prepared", tmp_path / "top", tmp_path / "caches" / "features", caplog,
                **{"features.cache_max_gb": 1.5 * one / 1e9}) == (0, 12)
-    (left,) = (tmp_path / "cache").iterdir()
+    (left,) = (tmp_path / "caches" / "features").iterdir()
     assert left != whole and len(entries(left)) == 12
 
 
@@ -249,7 +252,7 @@ def test_a_killed_extract_keeps_the_batches_it_computed_and_a_rerun_computes_onl
     overrides = {"data.source": "folder", "data.image_size": 128, "model": "vgg16", "features.weights": "none",
                  "features.batch_size": 2}
     params = make_params(**overrides, **{"data.path": str(copy_photos(tmp_path / "photos", per_class=20))})
-    prepare(params, tmp_path / "data/prepared")
+    prepare(params, Paths(tmp_path))
     total = len(dataset.read_manifest(tmp_path / "data/prepared"))
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     cache = tmp_path / ".cache/features"

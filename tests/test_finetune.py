@@ -13,7 +13,8 @@ from fashion.features.backbones import BLOCKS
 from fashion.serving.classify import load_classifier
 from fashion.errors import PipelineError
 from fashion.data.recipes import BackboneRecipe
-from tests.conftest import evaluate_paths, make_params
+from fashion.paths import Paths
+from tests.conftest import make_params
 
 
 def finetuned_parts(root):
@@ -88,24 +89,27 @@ def test_the_head_starts_from_its_trained_weights_and_then_trains(trained):
 def test_saved_model_loads_in_safe_mode_with_the_same_probabilities(trained, tmp_path):
     import keras
 
-    from stages.finetune import finetune
+    from fashion.models.finetuned import finetune
 
     params, root = trained
-    model = finetune(params, root / "data/prepared", root / "models/head.keras", tmp_path / "finetuned",
-                     tmp_path / "history.csv")
-    assert sorted(p.name for p in (tmp_path / "finetuned").iterdir()) == ["finetuned.json", "finetuned.keras"]
-    loaded = keras.saving.load_model(tmp_path / "finetuned/finetuned.keras", safe_mode=True, compile=False)
+    (tmp_path / "models").mkdir()
+    for name in ("head.keras", "head.json"):
+        shutil.copy(root / "models" / name, tmp_path / "models" / name)
+    paths = Paths(root, models=tmp_path / "models", plots=tmp_path / "plots")
+    model = finetune(params, paths)
+    assert sorted(p.name for p in paths.finetuned.iterdir()) == ["finetuned.json", "finetuned.keras"]
+    loaded = keras.saving.load_model(paths.model("finetuned"), safe_mode=True, compile=False)
     with dataset.ImageStore(root / "data/prepared/images.npy") as store:
         images = store.read(np.arange(8)).astype(np.float32)
     np.testing.assert_allclose(loaded.predict_on_batch(images), model.predict_on_batch(images), atol=1e-6)
     # Same params and data: the same model as the fixture's run (the seed fixes shuffling and augmentation).
-    with open(tmp_path / "history.csv") as a, open(root / "plots/finetuned/history.csv") as b:
+    with open(paths.history("finetuned")) as a, open(root / "plots/finetuned/history.csv") as b:
         assert list(csv.reader(a)) == list(csv.reader(b))
 
 
 def test_off_it_writes_only_a_record_and_the_other_stages_leave_it_out(trained, tmp_path):
-    from stages.evaluate import evaluate
-    from stages.finetune import finetune
+    from fashion.evaluation.evaluate import evaluate
+    from fashion.models.finetuned import finetune
 
     params, root = trained
     off = make_params(**{**{f"finetune.{k}": v for k, v in params["finetune"].items() if k != "augment"},
@@ -117,8 +121,8 @@ def test_off_it_writes_only_a_record_and_the_other_stages_leave_it_out(trained, 
     (models / "finetuned").mkdir()
     (models / "finetuned/finetuned.keras").write_text("an earlier run's model")  # must not survive
 
-    assert finetune(off, root / "data/prepared", models / "head.keras", models / "finetuned",
-                    tmp_path / "plots/finetuned/history.csv") is None
+    paths = Paths(root, models=models, plots=tmp_path / "plots", metrics=tmp_path / "metrics")
+    assert finetune(off, paths) is None
 
     assert [p.name for p in (models / "finetuned").iterdir()] == ["finetuned.json"]
     assert json.loads((models / "finetuned/finetuned.json").read_text())["enabled"] is False
@@ -127,9 +131,7 @@ def test_off_it_writes_only_a_record_and_the_other_stages_leave_it_out(trained, 
     for kind in ("cnn", "head"):
         (tmp_path / "plots" / kind).mkdir(parents=True)
         shutil.copy(root / "plots" / kind / "history.csv", tmp_path / "plots" / kind / "history.csv")
-    results = evaluate(params, **{**evaluate_paths(root), "models_dir": models, "plots_dir": tmp_path / "plots",
-                                  "metrics_path": tmp_path / "metrics/test.json",
-                                  "report_path": tmp_path / "metrics/report.md"})
+    results = evaluate(params, paths)
     assert list(results) == ["cnn", "head", "baseline"]
     assert json.loads((tmp_path / "metrics/finetuned.json").read_text()) == {}
     assert (tmp_path / "plots/finetuned/predictions.csv").read_text().count("\n") == 1
@@ -158,7 +160,7 @@ def test_the_prediction_command_says_when_fine_tuning_is_off(trained, tmp_path):
 
 
 def test_random_backbone_weights_warn_that_this_is_training_from_scratch(trained, tmp_path, caplog):
-    from stages.finetune import finetune
+    from fashion.models.finetuned import finetune
 
     params, root = trained
     for name in ("head.keras", "head.json"):
@@ -166,11 +168,11 @@ def test_random_backbone_weights_warn_that_this_is_training_from_scratch(trained
     info = json.loads((tmp_path / "head.json").read_text())
     info["backbone"]["weights"] = "none"
     (tmp_path / "head.json").write_text(json.dumps(info))
+    paths = Paths(root, models=tmp_path, plots=tmp_path / "plots")
     one_epoch = make_params(**{**{f"finetune.{k}": v for k, v in params["finetune"].items() if k != "augment"},
                                "finetune.epochs": 1, "finetune.warmup_epochs": 0})
-    with caplog.at_level("WARNING", logger="finetune"):
-        finetune(one_epoch, root / "data/prepared", tmp_path / "head.keras", tmp_path / "finetuned",
-                 tmp_path / "history.csv")
+    with caplog.at_level("WARNING", logger="fashion"):
+        finetune(one_epoch, paths)
     assert "RANDOM weights" in caplog.text and "training the backbone from scratch" in caplog.text
 
 

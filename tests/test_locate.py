@@ -11,8 +11,9 @@ from fashion.data import dataset, decode_cache, locate
 from fashion.serving.classify import Classifier
 from fashion.errors import PipelineError
 from fashion.data.images import decode_rgb, load_located
-from stages.prepare import prepare
+from fashion.data.preparation import prepare
 from fashion.data.recipes import Preprocessing
+from fashion.paths import Paths
 from tests.conftest import NECKLINES, make_params, override
 
 SIZE = 48
@@ -141,7 +142,7 @@ def located_photos(tmp_path_factory):
     params = make_params(**{"data.source": "folder", "data.path": str(root / "photos"), "data.image_size": SIZE,
                             "data.resize": "crop", "data.region": UPPER, "data.locate": "face", "data.locate_box": BOX,
                             "split.validation": 0.2, "split.test": 0.2})
-    summary = prepare(params, root / "prepared", cache_dir=root / "cache")
+    summary = prepare(params, Paths(root, prepared=root / "prepared", cache=root / "cache"))
     return params, root, summary
 
 
@@ -180,14 +181,14 @@ def test_added_photos_run_the_detector_on_the_new_ones_only(located_photos, tmp_
     shutil.copytree(root / "photos", photos)
     cache = tmp_path / "cache"
     params = override(params, {"data.path": str(photos)})
-    prepare(params, tmp_path / "first", cache_dir=cache)
+    prepare(params, Paths(tmp_path, prepared=tmp_path / "first", cache=cache))
     extra = photos / "faces" / "extra-copy-mirrored.jpg"
     Image.open(photo(FACES[0])).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(extra, quality=95)
 
     detected = []
     real_detect = locate._detect
     monkeypatch.setattr(locate, "_detect", lambda rgb: detected.append(rgb.shape) or real_detect(rgb))
-    prepare(params, tmp_path / "second", cache_dir=cache)
+    prepare(params, Paths(tmp_path, prepared=tmp_path / "second", cache=cache))
     assert len(detected) == 1  # the new photo only; the others came from the decode cache
     records = {r["path"]: r for r in dataset.read_manifest(tmp_path / "second")}
     assert records["faces/extra-copy-mirrored.jpg"]["located"] == "true"
@@ -205,9 +206,10 @@ def test_without_the_locator_prepare_never_loads_the_detector(tmp_path):
     from tests.conftest import REPO, copy_photos
 
     photos = copy_photos(tmp_path / "photos", per_class=3)
-    script = ("import sys; from stages.prepare import prepare; from tests.conftest import make_params; "
+    script = ("import sys; from fashion.data.preparation import prepare; from fashion.paths import Paths; "
+              "from tests.conftest import make_params; "
               f"prepare(make_params(**{{'data.source': 'folder', 'data.path': {str(photos)!r}, 'data.image_size': 32}}), "
-              f"{str(tmp_path / 'prepared')!r}, cache_dir={str(tmp_path / 'cache')!r}); "
+              f"Paths({str(tmp_path)!r})); "
               "print('mtcnn' in sys.modules, 'tensorflow' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, check=True)
     assert result.stdout.split()[-2:] == ["False", "False"]

@@ -22,7 +22,7 @@ from fashion.data.images import load_image
 from fashion.data.recipes import FULL_REGION
 from fashion.serving.classify import LOW_CONFIDENCE, classify
 from fashion.serving.table import find_images
-from stages.predict import run
+from fashion.serving.predict import run
 from tests.conftest import REPO
 from tests.corpus import write_bad_files
 
@@ -291,7 +291,7 @@ def test_the_command_exit_codes_and_messages(trained, tmp_path):
 def test_a_head_on_random_weights_is_flagged_in_the_json_and_warned_about_at_start(trained_random, trained, caplog):
     _, root = trained_random
     photo = next((root / "photos").rglob("*.jpg"))
-    with caplog.at_level("WARNING", logger="predict"):
+    with caplog.at_level("WARNING", logger="fashion"):
         status, results = predict_json(root, photo, "--model", "head")
     assert status == 0 and results[0]["random_weights"] is True and results[0]["label"]
     assert "RANDOM weights" in caplog.text and "near chance" in caplog.text

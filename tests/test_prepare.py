@@ -11,11 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fashion.paths import Paths
 from fashion.data import dataset
 from fashion.errors import PipelineError
 from fashion.data.images import load_image
 from fashion.data.recipes import Preprocessing
-from stages.prepare import prepare
+from fashion.data.preparation import prepare
 from tests.conftest import REPO, copy_photos, make_params, shared_path
 from tests.corpus import write_bad_files, write_hidden_and_links
 
@@ -26,7 +27,7 @@ def run_prepare(data_path, tmp_path, **overrides):
     params = make_params(**{"data.source": "folder", "data.path": str(data_path),
                             "data.image_size": SIZE, **overrides})
     out = tmp_path / "prepared"
-    return prepare(params, out), out
+    return prepare(params, Paths(tmp_path, prepared=out)), out
 
 
 def test_real_photos_are_decoded_resized_and_listed(tmp_path):
@@ -173,7 +174,8 @@ def test_unusable_data_sets_stop_with_a_clear_error_and_no_output(tmp_path, case
     out.mkdir()
     (out / "old.txt").write_text("an earlier run's output")
     with pytest.raises(PipelineError, match=expected) as err:
-        prepare(make_params(**{"data.source": "folder", "data.path": str(photos), "data.image_size": SIZE}), out)
+        prepare(make_params(**{"data.source": "folder", "data.path": str(photos), "data.image_size": SIZE}),
+                Paths(tmp_path, prepared=out))
     if case in ("empty_class", "only_corrupt_class"):
         assert "scoop_neck" in str(err.value)
     # the earlier output is untouched and no temporary directory is left behind
@@ -200,7 +202,7 @@ def test_fashion_mnist_idx_files_become_rgb_with_official_test_split(tmp_path):
             t10k_images = images
 
     params = make_params(**{"data.source": "fashion_mnist", "data.path": str(folder), "data.image_size": SIZE})
-    summary = prepare(params, tmp_path / "prepared")
+    summary = prepare(params, Paths(tmp_path, prepared=tmp_path / "prepared"))
 
     assert summary["classes"][0] == "T-shirt/top" and len(summary["classes"]) == 10
     assert summary["totals"] == {"train": 50, "validation": 10, "test": 20, "total": 80}
@@ -218,7 +220,7 @@ def test_fashion_mnist_idx_files_become_rgb_with_official_test_split(tmp_path):
 def test_real_fashion_mnist(tmp_path):
     params = make_params(**{"data.source": "fashion_mnist", "data.path": str(shared_path("data/fashion-mnist")()),
                             "data.image_size": SIZE})
-    summary = prepare(params, tmp_path / "prepared")
+    summary = prepare(params, Paths(tmp_path, prepared=tmp_path / "prepared"))
     assert summary["totals"]["test"] + sum(1 for s in summary["skipped"] if "t10k" in s["path"]) == 2443
     assert summary["totals"]["train"] + summary["totals"]["validation"] + summary["totals"]["test"] \
         + summary["skipped_count"] == 12443
@@ -234,7 +236,7 @@ def test_bad_idx_file_is_a_clear_error(tmp_path):
     (folder / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(b"\x00\x00\x08\x01\x00\x00\x00\x09abc"))
     params = make_params(**{"data.source": "fashion_mnist", "data.path": str(folder), "data.image_size": SIZE})
     with pytest.raises(PipelineError, match="truncated or corrupt"):
-        prepare(params, tmp_path / "prepared")
+        prepare(params, Paths(tmp_path, prepared=tmp_path / "prepared"))
     assert not (tmp_path / "prepared").exists()
 
 
@@ -290,7 +292,7 @@ def test_train_and_validation_folders_become_train_validation_and_a_held_out_tes
 def test_train_validation_and_test_folders_are_kept_as_given(tmp_path):
     data = split_folders(tmp_path, {"train": 6, "validation": 2, "test": 3})
     summary = prepare(make_params(**{"data.source": "folder", "data.path": str(data), "data.image_size": 32}),
-                      tmp_path / "prepared")
+                      Paths(tmp_path, prepared=tmp_path / "prepared"))
     assert counts_by_split(summary) == {"train": 18, "validation": 6, "test": 9}
     for record in dataset.read_manifest(tmp_path / "prepared"):
         assert record["path"].split("/")[0] == record["split"]
@@ -302,14 +304,14 @@ def test_a_class_only_in_the_held_out_folder_is_a_clear_error(tmp_path):
     shutil.copy(next((data / "test" / "henley").iterdir()), data / "test" / "polo_collar" / "p.jpg")
     with pytest.raises(PipelineError, match=r"class folder\(s\) polo_collar that .*train does not have"):
         prepare(make_params(**{"data.source": "folder", "data.path": str(data), "data.image_size": 32}),
-                tmp_path / "prepared")
+                Paths(tmp_path, prepared=tmp_path / "prepared"))
     assert not (tmp_path / "prepared").exists()
 
 
 def test_real_clothing_folders(tmp_path):
     clothing = shared_path("data/clothing")()
     summary = prepare(make_params(**{"data.source": "folder", "data.path": str(clothing), "data.image_size": 32}),
-                      tmp_path / "prepared")
+                      Paths(tmp_path, prepared=tmp_path / "prepared"))
     assert len(summary["classes"]) == 10 and "t-shirt" in summary["classes"]
     held_out = sum(1 for p in (clothing / "validation").rglob("*") if p.is_file())
     assert summary["totals"]["test"] + sum(
@@ -434,7 +436,7 @@ def test_a_bad_exclude_file_gets_a_clear_error_or_warning(tmp_path, caplog):
     outside = tmp_path / "outside.txt"
     first = sorted(photos.glob("henley/*.jpg"))[0]
     outside.write_text(f"../elsewhere/photo.jpg\n/etc/passwd\n{first}\nhenley/deleted-photo.jpg\n")
-    with caplog.at_level("WARNING", logger="prepare"):
+    with caplog.at_level("WARNING", logger="fashion"):
         summary, out = run_prepare(photos, tmp_path / "d", **{"data.exclude": str(outside)})
     report = summary["exclude"]
     assert report["ignored"] == [f"line 1: '../elsewhere/photo.jpg' is outside data.path ({photos})",

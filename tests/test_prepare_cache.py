@@ -9,9 +9,10 @@ import re
 import numpy as np
 from PIL import Image
 
+from fashion.paths import Paths
 from fashion.data import dataset
 from fashion.data.decode_cache import ENTRY_SUFFIX
-from stages.prepare import prepare
+from fashion.data.preparation import prepare
 from tests.conftest import make_params
 from tests.corpus import write_bad_files
 
@@ -36,8 +37,8 @@ def run(photos, out, cache_dir, caplog, **overrides):
     params = make_params(**{"data.source": "folder", "data.path": str(photos), "data.image_size": SIZE,
                             **overrides})
     caplog.clear()
-    with caplog.at_level(logging.INFO, logger="prepare"):
-        prepare(params, out, cache_dir=cache_dir)
+    with caplog.at_level(logging.INFO, logger="fashion"):
+        prepare(params, Paths(out.parent, prepared=out, cache=cache_dir))
     found = [re.search(r"(\d+) files reused, (\d+) decoded", r.getMessage()) for r in caplog.records]
     found = [m for m in found if m]
     return (int(found[0][1]), int(found[0][2])) if found else None

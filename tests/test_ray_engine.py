@@ -23,11 +23,13 @@ import yaml
 from fashion.data import dataset
 from fashion.features import ray_engine
 from fashion.errors import PipelineError
-from stages.extract import extract, extract_features
+from fashion.features.extraction import extract
+from fashion.features.extraction import extract_features
 from fashion.features.extractor import build_extractor
 from fashion.features.store import load_split_rows
-from stages.prepare import prepare
+from fashion.data.preparation import prepare
 from fashion.data.recipes import BackboneRecipe
+from fashion.paths import Paths
 from tests.conftest import MOBILENET_025, REPO, copy_photos, make_params, override, prepared_photos
 
 SIZE = 32
@@ -70,14 +72,14 @@ def test_the_ray_engine_writes_the_local_engines_features_in_the_same_order(clus
     cached = override(params, {**RAY, "features.cache": True})
     small = tmp_path / "small_prepared"
     prepare(make_params(**{"data.source": "folder", "data.path": str(copy_photos(tmp_path / "small", per_class=3)),
-                           "data.image_size": SIZE}), small)
-    with caplog.at_level(logging.INFO, logger="extract"):
-        extract(cached, small, tmp_path / "small_out", tmp_path / "cache")
+                           "data.image_size": SIZE}), Paths(tmp_path, prepared=small))
+    with caplog.at_level(logging.INFO, logger="fashion"):
+        extract(cached, Paths(tmp_path, prepared=small, features=tmp_path / "small_out", cache=tmp_path / "cache"))
         assert "0 images reused, 9 computed" in caplog.text
         caplog.clear()
-        extract(cached, prepared, tmp_path / "ray", tmp_path / "cache")
+        extract(cached, Paths(tmp_path, prepared=prepared, features=tmp_path / "ray", cache=tmp_path / "cache"))
         assert "9 images reused, 3 computed" in caplog.text
-    extract(params, prepared, tmp_path / "local")
+    extract(params, Paths(tmp_path, prepared=prepared, features=tmp_path / "local"))
     assert_same_features(tmp_path / "ray", tmp_path / "local")
     assert sum(len(rows) for _, _, rows in splits(tmp_path / "ray").values()) == 12
     local_info, ray_info = (json.loads((tmp_path / out / "info.json").read_text()) for out in ("local", "ray"))
@@ -159,7 +161,7 @@ def run_extract(repo):
 
 def test_the_stage_command_joins_a_running_cluster_by_its_address(cluster, photos, tmp_path):
     params, prepared = photos
-    extract(params, prepared, tmp_path / "local")
+    extract(params, Paths(tmp_path, prepared=prepared, features=tmp_path / "local"))
     repo = stage_repo(tmp_path / "repo", prepared, override(params, {**RAY, "features.ray.address": cluster}))
     result = run_extract(repo)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -181,8 +183,9 @@ def test_an_unreachable_address_is_a_clear_error_and_nothing_is_written(photos, 
 
 def test_ray_is_imported_only_by_the_ray_engine(photos, tmp_path):
     params, prepared = photos
-    code = ("import sys; from stages.extract import extract; from fashion.params import load_params; "
-            f"extract(load_params(), '{prepared}', 'out'); print('ray imported:', 'ray' in sys.modules)")
+    code = ("import sys; from fashion.features.extraction import extract; from fashion.params import load_params; "
+            "from fashion.paths import Paths; "
+            f"extract(load_params(), Paths(prepared='{prepared}', features='out')); print('ray imported:', 'ray' in sys.modules)")
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
                             env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=300)
@@ -193,9 +196,10 @@ def test_ray_is_imported_only_by_the_ray_engine(photos, tmp_path):
 def test_without_ray_installed_the_ray_engine_says_how_to_get_it(photos, tmp_path):
     params, prepared = photos
     code = ("import sys; sys.modules['ray'] = None\n"  # what an environment without Ray looks like to `import ray`
-            "from fashion.errors import PipelineError; from stages.extract import extract\n"
+            "from fashion.errors import PipelineError; from fashion.features.extraction import extract\n"
             "from fashion.params import load_params\n"
-            f"try:\n    extract(load_params(), '{prepared}', 'out')\n"
+            "from fashion.paths import Paths\n"
+            f"try:\n    extract(load_params(), Paths(prepared='{prepared}', features='out'))\n"
             "except PipelineError as err:\n    print(err)\n")
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(override(params, RAY), sort_keys=False))
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,

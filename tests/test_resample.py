@@ -6,10 +6,11 @@ import json
 import numpy as np
 import pytest
 
+from fashion.paths import Paths
 from fashion.atomic import write_json
 from fashion.errors import PipelineError
 from fashion.features.store import load_split
-from stages.resample import resample
+from fashion.features.smote import resample
 from fashion.features.smote import smote_resample
 from tests.conftest import make_params
 
@@ -37,7 +38,7 @@ def test_smote_balances_train_only_and_keeps_the_originals(tmp_path):
     features = write_features(tmp_path / "features", {
         "train": [40, 15, 8], "validation": [5, 3, 2], "test": [6, 3, 2]})
     before = {p.name: digest(p) for p in features.iterdir()}
-    resample(make_params(), features, tmp_path / "resampled", tmp_path / "smote.json")
+    resample(make_params(), Paths(tmp_path, features=features, resampled=tmp_path / "resampled", metrics=tmp_path))
 
     assert {p.name: digest(p) for p in features.iterdir()} == before  # nothing upstream rewritten
     assert [p.name for p in (tmp_path / "resampled").iterdir()] == ["train.npz"]
@@ -68,7 +69,7 @@ def test_same_seed_same_samples_other_seed_other_samples():
 def test_a_class_with_k_or_fewer_samples_lowers_k_with_a_warning(tmp_path):
     features = write_features(tmp_path / "features", {"train": [20, 10, 3], "validation": [1, 1, 1],
                                                       "test": [1, 1, 1]})
-    resample(make_params(**{"smote.k_neighbors": 5}), features, tmp_path / "resampled", tmp_path / "smote.json")
+    resample(make_params(**{"smote.k_neighbors": 5}), Paths(tmp_path, features=features, resampled=tmp_path / "resampled", metrics=tmp_path))
     report = json.loads((tmp_path / "smote.json").read_text())
     assert report["k_neighbors_requested"] == 5 and report["k_neighbors_used"] == 2
     assert "'small' has 3 training images" in report["warning"]
@@ -79,14 +80,14 @@ def test_a_class_with_one_sample_is_a_clear_error(tmp_path):
     features = write_features(tmp_path / "features", {"train": [20, 10, 1], "validation": [1, 1, 1],
                                                       "test": [1, 1, 1]})
     with pytest.raises(PipelineError, match="'small' has 1 training image.*smote.enabled=false"):
-        resample(make_params(), features, tmp_path / "resampled", tmp_path / "smote.json")
+        resample(make_params(), Paths(tmp_path, features=features, resampled=tmp_path / "resampled", metrics=tmp_path))
     assert not (tmp_path / "resampled").exists() and not (tmp_path / "smote.json").exists()
 
 
 def test_disabled_smote_passes_the_training_features_through(tmp_path):
     features = write_features(tmp_path / "features", {"train": [20, 10, 4], "validation": [1, 1, 1],
                                                       "test": [1, 1, 1]})
-    resample(make_params(**{"smote.enabled": False}), features, tmp_path / "resampled", tmp_path / "smote.json")
+    resample(make_params(**{"smote.enabled": False}), Paths(tmp_path, features=features, resampled=tmp_path / "resampled", metrics=tmp_path))
     original_x, original_y = load_split(features, "train")
     new_x, new_y = load_split(tmp_path / "resampled", "train")
     np.testing.assert_array_equal(new_x, original_x)

@@ -10,14 +10,16 @@ import sys
 import numpy as np
 import pytest
 
+from fashion.paths import Paths
 from fashion.data import dataset
-from stages.crossval import crossval
+from fashion.evaluation.crossval import crossval
 from fashion.errors import PipelineError
 from fashion.data.exclusions import read_suspects
-from stages.extract import extract
-from stages.prepare import prepare
+from fashion.features.extraction import extract
+from fashion.data.preparation import prepare
 from fashion.evaluation.suspects import COLUMNS, MISLABELLED, find_suspects, top_paths
-from stages.suspects import NOT_LOCATED, suspects
+from fashion.evaluation.suspects import suspects
+from fashion.evaluation.suspects import NOT_LOCATED
 from tests.conftest import MOBILENET_025, REPO, make_params, shared_path
 
 CLOTHING = shared_path("data/clothing/train")
@@ -48,12 +50,10 @@ def flipped(tmp_path_factory):
                             "features.weights": str(MOBILENET_025()), "features.alpha": 0.25,
                             "crossval.folds": 4, "crossval.repeats": 2, "head.epochs": 40, "head.patience": 10,
                             "head.units": 32, "head.learning_rate": 0.003})
-    prepare(params, root / "data/prepared")
-    extract(params, root / "data/prepared", root / "data/features")
-    crossval(params, root / "data/features", root / "data/prepared", root / "metrics/cv.json",
-             root / "metrics/cv_folds.csv", root / "metrics/cv_predictions.csv")
-    suspects(root / "data/prepared", root / "metrics/cv_predictions.csv", root / "metrics/suspects.csv",
-             root / "plots/suspects.png")
+    paths = Paths(root)
+    for stage in (prepare, extract, crossval):
+        stage(params, paths)
+    suspects(paths)
     return root, truth
 
 

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import yaml
 
-from stages import synthetic
 from fashion.errors import PipelineError
+from fashion.data import synthetic
 from fashion.params import load_params
-from fashion.data.synthetic import DEFAULT_COUNTS, NECKLINES, generate_dataset, render_garment
+from fashion.paths import Paths
+from fashion.data.synthetic import DEFAULT_COUNTS, NECKLINES, generate_dataset, render_garment, synthesize
 from tests.conftest import REPO
 
 SIZE = 64  # small enough to keep the whole file at a few seconds
@@ -223,7 +224,7 @@ def run_stage_with(tmp_path, monkeypatch, counts, size=SIZE):
     params["synthetic"] = {"image_size": size, "counts": counts}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     monkeypatch.chdir(tmp_path)
-    synthetic.main()
+    synthesize(load_params(), Paths())
     return params
 
 

@@ -1,18 +1,24 @@
 """The train_cnn stage with real TensorFlow on a tiny prepared data set: layout, learning, repeatability, errors."""
 
 import json
+from dataclasses import replace
 
 import keras
 import numpy as np
 import pytest
 from PIL import Image
 
+from fashion.paths import Paths
 from fashion.data import dataset
 from fashion.errors import PipelineError, run_stage
-from stages.prepare import prepare
+from fashion.data.preparation import prepare
 from fashion.data.image_data import ImageBatches, balanced_class_weights
 from fashion.models.cnn import build_cnn, front_inputs, split_front
-from stages.train_cnn import ORIGINAL_LAYOUT, main, train_cnn
+from fashion.models.cnn import train_cnn
+from fashion.params import load_params
+from fashion.presets import preset
+
+ORIGINAL_LAYOUT = preset("cnn_original")
 from fashion.models.training import load_model_info
 from tests.conftest import REPO, make_params
 
@@ -62,13 +68,12 @@ def prepared(tmp_path_factory):
     photos = write_colour_photos(root / "photos", per_class=20, rng=np.random.default_rng(0))
     params = make_params(**{"data.source": "folder", "data.path": str(photos),
                             "data.image_size": PREPARED_SIZE, "split.validation": 0.25})
-    prepare(params, root / "prepared")
+    prepare(params, Paths(root, prepared=root / "prepared"))
     return root / "prepared"
 
 
-def run_paths(folder):
-    return {"model_path": folder / "models" / "cnn.keras", "history_path": folder / "plots" / "history.csv",
-            "metrics_path": folder / "metrics" / "cnn_train.json"}
+def run_paths(folder, prepared=None):
+    return Paths(folder, prepared=prepared)
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +82,7 @@ def two_runs(prepared, tmp_path_factory):
     runs = []
     for name in ("first", "second"):
         paths = run_paths(tmp_path_factory.mktemp(name))
-        model, metrics = train_cnn(make_params(**TINY_CNN), prepared, **paths)
+        model, metrics = train_cnn(make_params(**TINY_CNN), replace(paths, prepared=prepared))
         runs.append((paths, model, metrics))
     return runs
 
@@ -248,7 +253,7 @@ def test_augmentation_acts_only_in_training():
 
 def test_saved_model_loads_in_safe_mode_with_the_same_predictions(two_runs, prepared):
     paths, model, _ = two_runs[0]
-    loaded = keras.models.load_model(paths["model_path"], safe_mode=True)
+    loaded = keras.models.load_model(paths.cnn, safe_mode=True)
     rows, _ = dataset.split_arrays(dataset.read_manifest(prepared), "test")
     with dataset.ImageStore(prepared / dataset.IMAGES_FILE) as store:
         images = store.read(rows).astype(np.float32)
@@ -260,8 +265,8 @@ def test_the_default_recipe_saves_its_region_and_layers_and_prediction_uses_them
     from fashion.serving.classify import load_classifier
 
     paths = run_paths(tmp_path)
-    model, _ = train_cnn(make_params(**TINY_DEFAULT_RECIPE), prepared, **paths)
-    classifier = load_classifier("cnn", paths["model_path"].parent)  # as predict, serve and evaluate load it
+    model, _ = train_cnn(make_params(**TINY_DEFAULT_RECIPE), replace(paths, prepared=prepared))
+    classifier = load_classifier("cnn", paths.cnn.parent)  # as predict, serve and evaluate load it
     names = [layer.name for layer in classifier.model.layers]
     assert names[:2] == ["image", "region"] and {"standardize", "random_channel_shuffle", "random_invert"} <= set(names)
     assert "resize" not in names  # the 16x16 cut-out of the 32 px images is already the network's size
@@ -341,25 +346,25 @@ def test_training_learns_far_better_than_chance(two_runs, prepared):
 
     assert metrics["train_images"] == 36 and metrics["validation_images"] == 15
     assert 1 <= metrics["best_epoch"] <= metrics["epochs_run"] <= 6
-    assert json.loads(paths["metrics_path"].read_text()) == metrics
-    info = load_model_info(paths["model_path"])
+    assert json.loads(paths.cnn_train.read_text()) == metrics
+    info = load_model_info(paths.cnn)
     assert info["kind"] == "cnn" and info["classes"] == ["blue", "green", "red"]
     assert info["preprocessing"]["image_size"] == PREPARED_SIZE and info["preprocessing"]["resize"] == "pad"
     assert (info["best_epoch"], info["epochs_run"]) == (metrics["best_epoch"], metrics["epochs_run"])
     assert info["temperature"] == metrics["temperature"]
-    history = paths["history_path"].read_text().splitlines()
+    history = paths.history("cnn").read_text().splitlines()
     assert history[0] == "epoch,loss,accuracy,val_loss,val_accuracy"
     assert len(history) == metrics["epochs_run"] + 1
-    assert not [p for p in paths["model_path"].parent.iterdir() if p.name.startswith(".")]  # no temporary files
+    assert not [p for p in paths.cnn.parent.iterdir() if p.name.startswith(".")]  # no temporary files
 
 
 def test_same_params_and_data_give_identical_weights_and_history(two_runs):
     (first, _, first_metrics), (second, _, second_metrics) = two_runs
-    weights = [keras.models.load_model(run["model_path"], safe_mode=True).get_weights() for run in (first, second)]
+    weights = [keras.models.load_model(run.cnn, safe_mode=True).get_weights() for run in (first, second)]
     assert len(weights[0]) == len(weights[1]) > 0
     for a, b in zip(*weights):
         assert np.array_equal(a, b)
-    assert first["history_path"].read_bytes() == second["history_path"].read_bytes()
+    assert first.history("cnn").read_bytes() == second.history("cnn").read_bytes()
     assert first_metrics["best_val_loss"] == second_metrics["best_val_loss"]
 
 
@@ -367,7 +372,7 @@ def test_same_params_and_data_give_identical_weights_and_history(two_runs):
 
 def test_missing_prepared_data_is_a_clear_error(tmp_path):
     with pytest.raises(PipelineError, match="not found; run `dvc repro` first"):
-        train_cnn(make_params(**TINY_CNN), tmp_path / "prepared", **run_paths(tmp_path))
+        train_cnn(make_params(**TINY_CNN), replace(run_paths(tmp_path), prepared=tmp_path / "prepared"))
 
 
 def rewrite_splits(prepared, target, change):
@@ -391,19 +396,19 @@ def rewrite_splits(prepared, target, change):
 def test_unusable_splits_are_clear_errors_and_keep_earlier_outputs(prepared, tmp_path, change, expected):
     broken = rewrite_splits(prepared, tmp_path / "broken", change)
     paths = run_paths(tmp_path)
-    paths["metrics_path"].parent.mkdir()
-    paths["metrics_path"].write_text("{}")
+    paths.cnn_train.parent.mkdir()
+    paths.cnn_train.write_text("{}")
     with pytest.raises(PipelineError, match=expected):
-        train_cnn(make_params(**TINY_CNN), broken, **paths)
-    assert paths["metrics_path"].read_text() == "{}"
+        train_cnn(make_params(**TINY_CNN), replace(paths, prepared=broken))
+    assert paths.cnn_train.read_text() == "{}"
 
 
 def test_command_line_error_has_no_traceback(tmp_path, monkeypatch, capsys):
-    # main() as `python -m stages.train_cnn` runs it, in-process: a new interpreter would reload TensorFlow.
+    # the stage as `python -m stages.train_cnn` runs it, in-process: a new interpreter would reload TensorFlow.
     (tmp_path / "params.yaml").write_text((REPO / "params.yaml").read_text())
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as exit_info:
-        run_stage(main)
+        run_stage(lambda: train_cnn(load_params(), Paths()))
     assert exit_info.value.code == 2
     stderr = capsys.readouterr().err
     assert stderr == "error: data/prepared/summary.json not found; run `dvc repro` first\n"

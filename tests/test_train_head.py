@@ -6,9 +6,10 @@ import json
 import keras
 import numpy as np
 
+from fashion.paths import Paths
 from fashion.models.head import build_head, ignore_constant_features
 from fashion.data.recipes import BackboneRecipe, Preprocessing
-from stages.train_head import train_head
+from fashion.models.head import train_head
 from fashion.models.training import fit_temperature, load_model_info
 from tests.conftest import make_params
 from tests.test_resample import write_features
@@ -24,7 +25,7 @@ def train(tmp_path, counts=None, separation=5.0, **overrides):
     params = make_params(**{"head.epochs": 40, "head.patience": 5, "head.units": 16, "head.learning_rate": 0.01,
                             "head.input_dropout": 0.0, "head.l2": 0.0,
                             **overrides})
-    model = train_head(params, features, features, tmp_path / "head.keras", tmp_path / "history.csv")
+    model = train_head(params, Paths(tmp_path, features=features, resampled=features, models=tmp_path))
     return model, features
 
 
@@ -37,7 +38,7 @@ def test_head_beats_chance_on_separable_features(tmp_path):
 
 def test_history_model_and_info_are_saved(tmp_path):
     model, features = train(tmp_path)
-    with open(tmp_path / "history.csv") as handle:
+    with open(tmp_path / "plots/head/history.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert list(rows[0]) == ["epoch", "loss", "accuracy", "val_loss", "val_accuracy"]
     assert [int(r["epoch"]) for r in rows] == list(range(1, len(rows) + 1))
@@ -63,7 +64,7 @@ def test_two_runs_give_identical_weights(tmp_path):
     second, _ = train(tmp_path / "b")
     for a, b in zip(first.get_weights(), second.get_weights()):
         np.testing.assert_array_equal(a, b)
-    assert (tmp_path / "a" / "history.csv").read_bytes() == (tmp_path / "b" / "history.csv").read_bytes()
+    assert (tmp_path / "a/plots/head/history.csv").read_bytes() == (tmp_path / "b/plots/head/history.csv").read_bytes()
 
 
 def softmax(z):
@@ -145,7 +146,7 @@ def test_training_logs_a_few_progress_lines_not_kerass_per_epoch_output(tmp_path
     from fashion.models import head
 
     monkeypatch.setattr(head, "PROGRESS_SECONDS", 3600.0)  # longer than the training: the last epoch's line alone
-    with caplog.at_level(logging.INFO, logger="train_head"):
+    with caplog.at_level(logging.INFO, logger="fashion"):
         train(tmp_path / "grouped", **{"head.epochs": 12, "head.patience": 20})
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("epoch ")]
     assert len(lines) == 1 and lines[0].startswith("epoch 12/12: ") and "12 epochs in" in lines[0]
@@ -154,7 +155,7 @@ def test_training_logs_a_few_progress_lines_not_kerass_per_epoch_output(tmp_path
 
     caplog.clear()
     monkeypatch.setattr(head, "PROGRESS_SECONDS", 0.0)
-    with caplog.at_level(logging.INFO, logger="train_head"):
+    with caplog.at_level(logging.INFO, logger="fashion"):
         train(tmp_path / "each", **{"head.epochs": 12, "head.patience": 20})
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("epoch ")]
     assert [line.split(":")[0] for line in lines] == [f"epoch {n}/12" for n in range(1, 13)]
@@ -164,7 +165,7 @@ def test_training_logs_a_few_progress_lines_not_kerass_per_epoch_output(tmp_path
 def test_early_stopping_gets_its_own_last_progress_line(tmp_path, caplog):
     import logging
 
-    with caplog.at_level(logging.INFO, logger="train_head"):
+    with caplog.at_level(logging.INFO, logger="fashion"):
         train(tmp_path, separation=0.0, **{"head.epochs": 200, "head.patience": 2, "head.learning_rate": 0.05})
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("epoch ")]
     assert lines[-1].endswith("early stopping ended it here") and not lines[-1].startswith("epoch 200/")

@@ -30,7 +30,7 @@ from fashion.data import entry_cache
 from fashion.data.entry_cache import EntryCache, hash_identity
 from fashion.data.locate import Location
 
-log = logging.getLogger("prepare")
+log = logging.getLogger(__name__)
 
 ENTRY_SUFFIX = ".img"
 DIGEST_BYTES = 64  # the sha256 as hex

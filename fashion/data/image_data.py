@@ -10,14 +10,13 @@ each image unchanged.
 import math
 from pathlib import Path
 
+import keras
 import numpy as np
+from keras import layers
 
 from fashion.data import dataset
-from fashion.models.cnn_layers import RandomChannelShuffle, RandomInvert
 from fashion.errors import PipelineError, missing
-
-import keras
-from keras import layers
+from fashion.models.cnn_layers import RandomChannelShuffle, RandomInvert
 
 # Every augmentation a params section may switch on, in the order they apply. A section names the ones
 # it offers; a value of 0 or false leaves the layer out.

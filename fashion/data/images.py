@@ -22,7 +22,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from fashion.data.recipes import FULL_REGION, RESIZE_MODES
 
-log = logging.getLogger("images")
+log = logging.getLogger(__name__)
 
 SUPPORTED_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 SYSTEM_FILES = {"thumbs.db", "desktop.ini", "icon\r"}

@@ -20,8 +20,8 @@ import os
 from pathlib import Path
 
 from fashion.atomic import write_json
-from fashion.errors import PipelineError
 from fashion.data.images import skip, walk_image_files
+from fashion.errors import PipelineError
 
 
 def scan(data_path, source, hash_cache=None):

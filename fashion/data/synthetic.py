@@ -20,6 +20,7 @@ Images are painted channel-first, (3, size, size) float32 in [0, 1], because num
 
 import colorsys
 import functools
+import logging
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -29,7 +30,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fashion.atomic import atomic_dir
+from fashion.atomic import atomic_dir, check_writable
+from fashion.errors import PipelineError
+from fashion.params import PARAMS_FILE
+
+log = logging.getLogger(__name__)
 
 
 NECKLINES = ("round_neck", "scoop_neck", "v_neck", "square_neck", "boat_neck")
@@ -137,6 +142,21 @@ def render_garment(neckline: str, rng: np.random.Generator, size: int = 256) -> 
     albedo, pattern = _fabric_albedo(rng, frame, colours)
     image = _compose(rng, background, masks, albedo, frame, pattern, wearer, colours, worn)
     return _apply_camera(rng, image)
+
+
+def synthesize(params, paths):
+    """The stage `synthesize`: the default data set from params' `seed` and `synthetic`, in paths.synthetic."""
+    settings = params["synthetic"]
+    try:  # params.py checks types and ranges; the class names are the generator's to check
+        validated_counts(settings["counts"])
+        check_size(settings["image_size"])
+    except ValueError as err:
+        raise PipelineError(f"{PARAMS_FILE}: 'synthetic': {err}") from None
+    check_writable(paths.synthetic)
+    written = generate_dataset(paths.synthetic, settings["counts"], settings["image_size"], params["seed"])
+    log.info("wrote %d images of %d px to %s: %s", sum(written.values()), settings["image_size"], paths.synthetic,
+             ", ".join(f"{name} {count}" for name, count in written.items()))
+    return written
 
 
 # =========================================================================================

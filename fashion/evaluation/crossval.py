@@ -19,15 +19,16 @@ from pathlib import Path
 
 import numpy as np
 
+from fashion.atomic import atomic_file, check_writable, write_json
 from fashion.data import dataset
-from fashion.atomic import atomic_file
-from fashion.models.baseline import baseline_probabilities, fit_baseline
 from fashion.errors import PipelineError, outdated
-from fashion.features.store import load_split_rows
-from fashion.models.head import fit_head
 from fashion.evaluation.intervals import METRICS, headline
-from fashion.runtime import make_reproducible
 from fashion.features.smote import smote_resample
+from fashion.features.store import load_split_rows, read_info
+from fashion.models.baseline import baseline_probabilities, fit_baseline
+from fashion.models.head import fit_head
+from fashion.paths import Paths
+from fashion.runtime import make_reproducible
 
 log = logging.getLogger(__name__)
 
@@ -148,3 +149,27 @@ def write_folds(path, rows):
         writer = csv.writer(handle)
         writer.writerow(["repeat", "fold", "model", "images", *METRICS])
         writer.writerows(rows)
+
+
+def crossval(params, paths=Paths()):
+    check_writable(paths.cv, paths.cv_folds, paths.cv_predictions)
+    settings = params["crossval"]
+    classes = read_info(paths.features)["classes"]
+    x, y, groups = pooled_features(paths.features, paths.prepared)
+    scores, rows, out_of_fold, seconds = cross_validate(params, classes, x, y, groups)
+    summary = {**summarize(scores), "folds": settings["folds"], "repeats": settings["repeats"],
+               "images": int(len(y)), "grouped": bool(len(set(groups)) < len(groups))}
+    write_folds(paths.cv_folds, rows)
+    write_json(paths.cv, summary)
+    best = max(MODELS, key=lambda name: summary[name]["balanced_accuracy_mean"])  # ties: the head
+    write_predictions(paths.cv_predictions, pooled_paths(paths.features, paths.prepared), y, out_of_fold[best],
+                      classes, best)
+    log.info("out-of-fold probabilities of the %s (higher CV balanced accuracy) in %s", best, paths.cv_predictions)
+    for name in MODELS:
+        log.info("%s: %s", name, ", ".join(f"{m} {summary[name][f'{m}_mean']:.3f} +- {summary[name][f'{m}_sd']:.3f}"
+                                           for m in METRICS))
+    log.info("%d folds x %d repeats on %d images in %.1f s (no backbone pass: cached features)",
+             settings["folds"], settings["repeats"], len(y), seconds)
+    return summary
+
+

@@ -10,14 +10,17 @@ too. Test photos are never looked at: their labels are what the scores are measu
 """
 
 import csv
+import logging
 from pathlib import Path
 
 import numpy as np
 
-from fashion.data import dataset
 from fashion.atomic import atomic_file
-from fashion.errors import missing, outdated
+from fashion.data import dataset
 from fashion.data.exclusions import decisions, read_suspects
+from fashion.errors import missing, outdated
+
+log = logging.getLogger(__name__)
 
 GALLERY_SIZE = 24
 MISLABELLED = "likely mislabelled"
@@ -128,3 +131,20 @@ def top_paths(count, csv_path, exclude_path=None, data_path=""):
     """The paths of the `count` worst suspects the exclude file does not decide on yet."""
     decided = decisions(exclude_path, data_path) if exclude_path else {}
     return [row["path"] for row in read_suspects(csv_path) if row["path"] not in decided][:count]
+
+
+def suspects(paths):
+    """Write the suspects table and gallery; return the table's rows."""
+    table, classes, manifest, looked_at = suspect_table(paths.prepared, paths.cv_predictions)
+    write_table(paths.suspects, table)
+    with dataset.ImageStore(paths.prepared / dataset.IMAGES_FILE) as store:
+        plot_gallery(paths.suspects_gallery, store, [manifest[row["path"]]["row"] for row in table[:GALLERY_SIZE]],
+                     table[:GALLERY_SIZE], len(table))
+    per_class = {name: sum(row["given"] == name for row in table) for name in classes}
+    log.info("%d suspect photo(s) of %d train + validation photos (%s); worst first in %s, the worst %d in %s",
+             len(table), looked_at, ", ".join(f"{name} {count}" for name, count in per_class.items()),
+             paths.suspects, min(GALLERY_SIZE, len(table)), paths.suspects_gallery)
+    if table:
+        log.info("look at them: `python -m stages.serve`, then /review; or `python -m stages.suspects --top 30 "
+                 ">> exclude.txt` (data.exclude) after a look")
+    return table

@@ -17,11 +17,14 @@ from typing import NamedTuple
 
 import numpy as np
 
+from fashion.atomic import atomic_dir, check_writable, write_json
 from fashion.data import dataset
+from fashion.data.recipes import BackboneRecipe, Preprocessing
 from fashion.features.extractor import build_extractor
 from fashion.features.feature_cache import FeatureCache, evict, fingerprint
+from fashion.features.store import INFO_FILE
+from fashion.paths import Paths
 from fashion.progress import Progress
-from fashion.data.recipes import BackboneRecipe, Preprocessing
 
 log = logging.getLogger(__name__)
 
@@ -148,3 +151,25 @@ def _compute(params, prepared_dir, cache_dir, records, preprocessing):
         by_split[split] = split_rows, labels, features[first:first + len(split_rows)]
         first += len(split_rows)
     return extractor, by_split, seconds
+
+
+def extract(params, paths=Paths()):
+    check_writable(paths.features)
+    extractor, summary, preprocessing, splits, images, seconds = backbone_features(params, paths.prepared,
+                                                                                    paths.feature_cache)
+    with atomic_dir(paths.features) as tmp:
+        for split, (rows, labels, features) in splits.items():
+            log.info("%s: %d images", split, len(rows))
+            np.savez(tmp / f"{split}.npz", features=features, labels=labels, rows=rows)
+        write_json(tmp / INFO_FILE, {
+            "classes": summary["classes"],
+            Preprocessing.RECORD_KEY: preprocessing.to_record(),
+            BackboneRecipe.RECORD_KEY: extractor.recipe.to_record(),
+            "weights_requested": params["features"]["weights"],
+            "feature_dim": extractor.dim,
+            "images": images, "seconds": round(seconds, 2),
+            "images_per_second": round(images / seconds, 1) if seconds else None,
+        })
+    return extractor
+
+

@@ -12,11 +12,11 @@ import re
 
 import numpy as np
 
-from fashion.features.backbones import application, bundled_weights, can_download, keras_cache_file, weights_file
 from fashion.errors import PipelineError
+from fashion.features.backbones import application, bundled_weights, can_download, keras_cache_file, weights_file
 from fashion.runtime import make_reproducible
 
-log = logging.getLogger("extractor")
+log = logging.getLogger(__name__)
 
 # keras.applications' backbones take no input smaller than 32x32; smaller images (Fashion-MNIST's
 # 28x28) are enlarged to this size, bilinearly, on their way into the backbone.

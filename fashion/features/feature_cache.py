@@ -19,10 +19,10 @@ import logging
 import numpy as np
 
 from fashion.data import entry_cache
-from fashion.features.backbones import weights_file
 from fashion.data.entry_cache import USED_FILE, EntryCache, hash_identity  # noqa: F401  (USED_FILE: the layout, for tests)
+from fashion.features.backbones import weights_file
 
-log = logging.getLogger("extract")
+log = logging.getLogger(__name__)
 
 ENTRY_SUFFIX = ".f32"
 # Bump when the entry layout or the meaning of the features changes: old folders then age out.

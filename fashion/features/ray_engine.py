@@ -25,7 +25,7 @@ from fashion.data.dataset import ImageStore
 from fashion.errors import PipelineError
 from fashion.features.extractor import build_extractor
 
-log = logging.getLogger("extract")
+log = logging.getLogger(__name__)
 
 # How often one actor may be restarted, and one batch retried, after its process died.
 MAX_RESTARTS = 3

@@ -5,9 +5,12 @@ import logging
 
 import numpy as np
 
+from fashion.atomic import atomic_dir, check_writable, write_json
 from fashion.errors import PipelineError
+from fashion.features.store import load_split, read_info
+from fashion.paths import Paths
 
-log = logging.getLogger("smote")
+log = logging.getLogger(__name__)
 
 
 def smote_resample(features, labels, k_neighbors, seed, classes):
@@ -38,3 +41,30 @@ def smote_resample(features, labels, k_neighbors, seed, classes):
     smote = SMOTE(k_neighbors=report["k_neighbors_used"], random_state=seed)
     resampled_x, resampled_y = smote.fit_resample(features, labels)
     return resampled_x.astype(np.float32), resampled_y.astype(labels.dtype), report
+
+
+def resample(params, paths=Paths()):
+    features_dir, out_dir, counts_path = paths.features, paths.resampled, paths.smote
+    check_writable(out_dir, counts_path)
+    features, labels = load_split(features_dir, "train")
+    classes = read_info(features_dir)["classes"]
+    smote = params["smote"]
+    if smote["enabled"]:
+        new_features, new_labels, report = smote_resample(
+            features, labels, smote["k_neighbors"], params["seed"], classes)
+    else:
+        new_features, new_labels, report = features, labels, {"warning": None}
+    with atomic_dir(out_dir) as tmp:
+        np.savez(tmp / "train.npz", features=new_features, labels=new_labels)
+    before = np.bincount(labels, minlength=len(classes))
+    after = np.bincount(new_labels, minlength=len(classes))
+    write_json(counts_path, {
+        "enabled": smote["enabled"], **report,
+        "train_before": {name: int(n) for name, n in zip(classes, before)},
+        "train_after": {name: int(n) for name, n in zip(classes, after)},
+        "synthetic_samples": int(len(new_labels) - len(labels)),
+    })
+    log.info("train features %d -> %d (%s)", len(labels), len(new_labels),
+             "SMOTE" if smote["enabled"] else "SMOTE disabled")
+
+

@@ -7,10 +7,8 @@ once this module is imported (fashion.serving.classify imports it before loading
 
 import itertools
 
-import numpy as np
-
-
 import keras
+import numpy as np
 from keras import layers, ops
 
 PACKAGE = "necklines"

@@ -18,16 +18,15 @@ import re
 import time
 from contextlib import nullcontext
 
-
 import keras
 from keras import layers
 
-from fashion.features.backbones import application
-from fashion.errors import PipelineError
-from fashion.features.extractor import MIN_INPUT, _weights_argument
 from fashion.data.image_data import ImageBatches, augmentation_layers, balanced_class_weights
+from fashion.errors import PipelineError
+from fashion.features.backbones import application
+from fashion.features.extractor import MIN_INPUT, _weights_argument
 
-log = logging.getLogger("finetuning")
+log = logging.getLogger(__name__)
 
 # The head's layers, in the order they run on the pooled backbone features (fashion/models/head.py).
 HEAD_LAYERS = ("standardize", "input_dropout", "dense", "dropout", "logits")

@@ -9,7 +9,7 @@ from pathlib import Path
 from fashion.atomic import atomic_file, remove_stale_temporaries, temporary_sibling, write_json
 from fashion.errors import missing
 
-log = logging.getLogger("training")
+log = logging.getLogger(__name__)
 
 HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy")
 

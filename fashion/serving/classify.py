@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 
 from fashion.data.dataset import prefetched
-from fashion.errors import PipelineError, missing, outdated
 from fashion.data.images import ImageError, ImageLimits, load_located
-from fashion.params import PARAMS_FILE, load_params
 from fashion.data.recipes import BackboneRecipe, Preprocessing
+from fashion.errors import PipelineError, missing, outdated
 from fashion.models.training import load_model_info
+from fashion.params import PARAMS_FILE, load_params
 from fashion.paths import Paths
 
 KINDS = ("cnn", "head", "finetuned")

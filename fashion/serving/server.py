@@ -27,15 +27,11 @@ from starlette.datastructures import FormData, Headers
 from starlette.datastructures import UploadFile as StarletteUploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from fashion.serving.classify import (
-    LOW_CONFIDENCE,
-    classify,
-    load_classifier,
-)
-from fashion.errors import PipelineError
 from fashion.data.exclusions import DECISIONS, decisions, read_suspects, record_decision
+from fashion.errors import PipelineError
 from fashion.params import PARAMS_FILE, load_params
 from fashion.paths import Paths
+from fashion.serving.classify import LOW_CONFIDENCE, classify, load_classifier
 
 log = logging.getLogger(__name__)
 

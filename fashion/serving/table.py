@@ -11,9 +11,9 @@ from pathlib import Path
 
 import wcwidth
 
-from fashion.serving.classify import LOW_CONFIDENCE, NOT_LOCATED
-from fashion.errors import PipelineError
 from fashion.data.images import SUPPORTED_EXTENSIONS, walk_image_files
+from fashion.errors import PipelineError
+from fashion.serving.classify import LOW_CONFIDENCE, NOT_LOCATED
 
 log = logging.getLogger(__name__)
 
