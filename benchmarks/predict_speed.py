@@ -28,7 +28,7 @@ from fashion.serving.table import find_images
 from fashion.data.preparation import prepare  # noqa: E402
 from fashion.features.smote import resample  # noqa: E402
 from fashion.models.head import train_head  # noqa: E402
-from tests.conftest import make_params  # noqa: E402
+from tests.helpers import make_params  # noqa: E402
 
 NECKLINES = REPO.parent / "shared/data/necklines"
 WEIGHTS = {"mobilenet": REPO.parent / "shared/weights/mobilenet_1.0_224_no_top.weights.h5",

@@ -7,11 +7,11 @@ import sys
 
 import yaml
 
-from tests.conftest import REPO, override
+from tests.helpers import REPO, override
 
 # What a clone needs to run the pipeline: the code, the pipeline, the params, the exclude file, the weights
 # file the default backbone loads, DVC's config and page template.
-PIPELINE_FILES = ("stages", "dvc.yaml", "params.yaml", "exclude.txt", "weights", ".dvc/config",
+PIPELINE_FILES = ("stages", "fashion", "presets", "dvc.yaml", "params.yaml", "exclude.txt", "weights", ".dvc/config",
                   ".dvc/offline_plots.html",
                   ".dvcignore", ".gitignore")
 

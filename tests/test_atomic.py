@@ -15,7 +15,7 @@ from fashion.errors import PipelineError
 from fashion.features.extraction import extract
 from fashion.features.store import read_info
 from fashion.paths import Paths
-from tests.conftest import MOBILENET_025, REPO, prepared_photos
+from tests.helpers import MOBILENET_025, REPO, prepared_photos
 
 # A real process that starts writing an output folder through atomic_dir and is then killed outright.
 WRITER = """
@@ -70,6 +70,7 @@ def test_a_running_writers_temporary_folder_is_left_alone(tmp_path):
         writer.wait()
 
 
+@pytest.mark.slow
 def test_a_model_saved_by_an_older_version_asks_for_a_new_run(trained, tmp_path):
     _, root = trained
     models = tmp_path / "models"
@@ -138,7 +139,7 @@ def test_train_head_that_cannot_write_its_model_stops_at_once_with_one_line_and_
     import yaml
 
     from fashion.data.recipes import BackboneRecipe, Preprocessing
-    from tests.conftest import make_params
+    from tests.helpers import make_params
     from tests.test_resample import write_features
 
     counts = {"train": [30, 30, 30], "validation": [8, 8, 8], "test": [8, 8, 8]}

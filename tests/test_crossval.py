@@ -11,7 +11,7 @@ from fashion.evaluation.crossval import early_stopping_split, folds
 from fashion.evaluation.crossval import crossval
 from fashion.errors import PipelineError
 from fashion.paths import Paths
-from tests.conftest import make_params
+from tests.helpers import make_params
 from tests.test_resample import write_features
 
 FAST = {"head.epochs": 30, "head.patience": 5, "head.units": 16, "head.learning_rate": 0.01,
@@ -49,6 +49,7 @@ def run(tmp_path, counts=None, name="cv", separation=5.0, **overrides):
     return summary, tmp_path / name
 
 
+@pytest.mark.slow
 def test_both_models_score_well_on_separable_features_with_mean_and_spread(tmp_path, caplog):
     with caplog.at_level("WARNING"):
         summary, folder = run(tmp_path)
@@ -66,6 +67,7 @@ def test_both_models_score_well_on_separable_features_with_mean_and_spread(tmp_p
     assert len(lines) == 1 + 3 * 2 * 2
 
 
+@pytest.mark.slow
 def test_every_train_and_validation_photo_gets_out_of_fold_probabilities_of_the_better_model(tmp_path):
     import pandas as pd
 
@@ -82,6 +84,7 @@ def test_every_train_and_validation_photo_gets_out_of_fold_probabilities_of_the_
     assert (probabilities.argmax(axis=1) == given).mean() > 0.9  # separable features: mostly right
 
 
+@pytest.mark.slow
 def test_the_test_split_is_never_read_and_the_result_is_exact(tmp_path):
     first, a = run(tmp_path, name="a")
     with np.load(a / "features/test.npz") as arrays:
@@ -119,6 +122,7 @@ def test_ungrouped_photos_fold_by_photo():
     assert held_sizes == [6, 6, 6, 6, 6]
 
 
+@pytest.mark.slow
 def test_smote_changes_only_the_training_part(tmp_path):
     # Overlapping classes, so that what the head trains on shows in its scores.
     with_smote, _ = run(tmp_path, name="smote", separation=0.7, **{"smote.enabled": True})

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from fashion.paths import Paths
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 PACKAGES = ("fashion", "stages")
 

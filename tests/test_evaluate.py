@@ -15,7 +15,9 @@ from fashion.serving.classify import best_model
 from fashion.evaluation.scores import expected_calibration_error, read_test_split, score
 from fashion.evaluation.evaluate import evaluate
 from fashion.paths import Paths
-from tests.conftest import make_params
+from tests.helpers import make_params
+
+pytestmark = pytest.mark.slow  # see pytest.ini: the quick loop leaves this module out
 
 CLASSES = ["a", "b", "c"]
 # Hand-made: 10 images, 3 classes, some right, some wrong, one class never predicted correctly.

@@ -7,7 +7,7 @@ import pytest
 
 from fashion.errors import PipelineError
 from fashion.data.exclusions import decisions, parse, read_exclusions, record_decision
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 
 def test_lines_are_paths_digests_kept_photos_or_comments(tmp_path):

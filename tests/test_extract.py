@@ -18,7 +18,9 @@ from fashion.features.extraction import extract
 from fashion.features.store import load_split, read_info
 from fashion.runtime import make_reproducible
 from fashion.paths import Paths
-from tests.conftest import MOBILENET_025, MOBILENET_V1, MOBILENET_V2, REPO, make_params, prepared_photos
+from tests.helpers import MOBILENET_025, MOBILENET_V1, MOBILENET_V2, REPO, make_params, prepared_photos
+
+pytestmark = pytest.mark.slow  # see pytest.ini: the quick loop leaves this module out
 
 SIZE = 64
 
@@ -188,7 +190,7 @@ def test_the_extract_stage_with_a_wrong_weights_file_prints_a_few_lines_and_no_a
 
     import yaml
 
-    from tests.conftest import REPO
+    from tests.helpers import REPO
 
     params, prepared = prepared_photos(tmp_path, per_class=3, size=32, **{
         "model": "mobilenet_v2", "features.weights": str(MOBILENET_V1()), "features.alpha": 1.0})

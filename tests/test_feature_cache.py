@@ -29,13 +29,15 @@ from fashion.features.feature_cache import (
 from fashion.features.store import load_split_rows
 from fashion.data.preparation import prepare
 from fashion.paths import Paths
-from tests.conftest import (
+from tests.helpers import (
     MOBILENET_025,
     copy_photos,
     make_params,
     override,
     prepared_photos,
 )
+
+pytestmark = pytest.mark.slow  # see pytest.ini: the quick loop leaves this module out
 
 SIZE = 32
 CACHED = {"features.alpha": 0.25, "features.batch_size": 4}
@@ -246,7 +248,7 @@ def test_a_killed_extract_keeps_the_batches_it_computed_and_a_rerun_computes_onl
 
     import yaml
 
-    from tests.conftest import REPO
+    from tests.helpers import REPO
 
     # VGG16 with random weights at 128 px: slow enough on a CPU (batches of 2) to be killed halfway.
     overrides = {"data.source": "folder", "data.image_size": 128, "model": "vgg16", "features.weights": "none",

@@ -14,7 +14,9 @@ from fashion.serving.classify import load_classifier
 from fashion.errors import PipelineError
 from fashion.data.recipes import BackboneRecipe
 from fashion.paths import Paths
-from tests.conftest import make_params
+from tests.helpers import make_params
+
+pytestmark = pytest.mark.slow  # see pytest.ini: the quick loop leaves this module out
 
 
 def finetuned_parts(root):
@@ -145,7 +147,7 @@ def test_the_prediction_command_says_when_fine_tuning_is_off(trained, tmp_path):
     import subprocess
     import sys
 
-    from tests.conftest import REPO
+    from tests.helpers import REPO
 
     _, root = trained
     models = tmp_path / "models" / "finetuned"

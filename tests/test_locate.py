@@ -14,7 +14,9 @@ from fashion.data.images import decode_rgb, load_located
 from fashion.data.preparation import prepare
 from fashion.data.recipes import Preprocessing
 from fashion.paths import Paths
-from tests.conftest import NECKLINES, make_params, override
+from tests.helpers import NECKLINES, make_params, override
+
+pytestmark = pytest.mark.slow  # see pytest.ini: the quick loop leaves this module out
 
 SIZE = 48
 BOX = {"top": 0.8, "bottom": 2.6, "half_width": 1.4}
@@ -203,11 +205,11 @@ def test_without_the_locator_prepare_never_loads_the_detector(tmp_path):
     import subprocess
     import sys
 
-    from tests.conftest import REPO, copy_photos
+    from tests.helpers import REPO, copy_photos
 
     photos = copy_photos(tmp_path / "photos", per_class=3)
     script = ("import sys; from fashion.data.preparation import prepare; from fashion.paths import Paths; "
-              "from tests.conftest import make_params; "
+              "from tests.helpers import make_params; "
               f"prepare(make_params(**{{'data.source': 'folder', 'data.path': {str(photos)!r}, 'data.image_size': 32}}), "
               f"Paths({str(tmp_path)!r})); "
               "print('mtcnn' in sys.modules, 'tensorflow' in sys.modules)")

@@ -12,10 +12,13 @@ import json
 import shutil
 import subprocess
 
+import pytest
 import yaml
 
-from tests.conftest import REPO
+from tests.helpers import REPO
 from tests.repo_copy import dvc, git
+
+pytestmark = pytest.mark.slow  # see pytest.ini: the quick loop leaves this module out
 
 REFRESH = "benchmarks/refresh_lock.sh (the default `dvc repro`, then `git add dvc.lock metrics plots`), and commit"
 

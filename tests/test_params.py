@@ -9,7 +9,7 @@ import yaml
 
 from fashion.errors import PipelineError
 from fashion.params import load_params
-from tests.conftest import REPO, SHARED, make_params, shared_path
+from tests.helpers import REPO, SHARED, make_params, shared_path
 
 
 def test_the_repository_params_are_valid():

@@ -7,6 +7,8 @@ import pytest
 
 from tests.repo_copy import copy_repo, dvc, git
 
+pytestmark = pytest.mark.slow  # see pytest.ini: the quick loop leaves this module out
+
 TINY = {
     "synthetic.image_size": 64,
     "synthetic.counts": {"round_neck": 8, "v_neck": 6, "scoop_neck": 5},

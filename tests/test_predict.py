@@ -23,8 +23,10 @@ from fashion.data.recipes import FULL_REGION
 from fashion.serving.classify import LOW_CONFIDENCE, classify
 from fashion.serving.table import find_images
 from fashion.serving.predict import run
-from tests.conftest import REPO
+from tests.helpers import REPO
 from tests.corpus import write_bad_files
+
+pytestmark = pytest.mark.slow  # see pytest.ini: the quick loop leaves this module out
 
 
 def predict(root, *args):

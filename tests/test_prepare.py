@@ -17,7 +17,7 @@ from fashion.errors import PipelineError
 from fashion.data.images import load_image
 from fashion.data.recipes import Preprocessing
 from fashion.data.preparation import prepare
-from tests.conftest import REPO, copy_photos, make_params, shared_path
+from tests.helpers import REPO, copy_photos, make_params, shared_path
 from tests.corpus import write_bad_files, write_hidden_and_links
 
 SIZE = 32
@@ -175,7 +175,7 @@ def test_unusable_data_sets_stop_with_a_clear_error_and_no_output(tmp_path, case
     (out / "old.txt").write_text("an earlier run's output")
     with pytest.raises(PipelineError, match=expected) as err:
         prepare(make_params(**{"data.source": "folder", "data.path": str(photos), "data.image_size": SIZE}),
-                Paths(tmp_path, prepared=out))
+                Paths(tmp_path, prepared=out, cache=tmp_path / "cache"))
     if case in ("empty_class", "only_corrupt_class"):
         assert "scoop_neck" in str(err.value)
     # the earlier output is untouched and no temporary directory is left behind
@@ -281,7 +281,7 @@ def test_train_and_validation_folders_become_train_validation_and_a_held_out_tes
     """clothing-style: validation/ is the held-out test split; validation for early stopping comes from train/."""
     data = split_folders(tmp_path, {"train": 10, "validation": 3})
     summary = prepare(make_params(**{"data.source": "folder", "data.path": str(data), "data.image_size": 32,
-                                     "split.validation": 0.2}), tmp_path / "prepared")
+                                     "split.validation": 0.2}), Paths(tmp_path, prepared=tmp_path / "prepared"))
     assert summary["classes"] == ["henley", "round_neck", "v_neck"]
     assert counts_by_split(summary) == {"train": 24, "validation": 6, "test": 9}
     records = dataset.read_manifest(tmp_path / "prepared")

@@ -13,7 +13,7 @@ from fashion.paths import Paths
 from fashion.data import dataset
 from fashion.data.decode_cache import ENTRY_SUFFIX
 from fashion.data.preparation import prepare
-from tests.conftest import make_params
+from tests.helpers import make_params
 from tests.corpus import write_bad_files
 
 SIZE = 32

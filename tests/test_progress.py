@@ -21,7 +21,7 @@ def test_durations_read_like_a_person_would_say_them():
 
 def test_progress_logs_rate_and_time_left_then_the_total(caplog):
     clock = Clock()
-    progress = Progress(logging.getLogger("extract"), "extract", total=1000, every=10, clock=clock)
+    progress = Progress(logging.getLogger("fashion.features.extraction"), "extract", total=1000, every=10, clock=clock)
     with caplog.at_level("INFO", logger="fashion"):
         clock.now = 5
         progress.update(100)  # 5 s in: under `every`, nothing yet

@@ -9,8 +9,10 @@ import subprocess
 import numpy as np
 import pytest
 
-from tests.conftest import MOBILENET_025, shared_path
+from tests.helpers import MOBILENET_025, shared_path
 from tests.repo_copy import copy_repo, dvc, git
+
+pytestmark = pytest.mark.slow  # see pytest.ini: the quick loop leaves this module out
 
 MOBILENET_V2 = shared_path("weights/mobilenet_v2_1.0_224_no_top.weights.h5")
 SMALL = {

@@ -12,7 +12,7 @@ from fashion.errors import PipelineError
 from fashion.features.store import load_split
 from fashion.features.smote import resample
 from fashion.features.smote import smote_resample
-from tests.conftest import make_params
+from tests.helpers import make_params
 
 CLASSES = ["big", "middle", "small"]
 

@@ -4,7 +4,7 @@ import os
 import subprocess
 import sys
 
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 START = "import os, fashion.runtime, keras; keras.ops.add(1, 1); print(os.environ['TF_CPP_MIN_LOG_LEVEL'])"
 

@@ -9,7 +9,7 @@ import pytest
 
 from fashion.errors import PipelineError
 from fashion.data.inventory import scan
-from tests.conftest import NECKLINES, copy_photos
+from tests.helpers import NECKLINES, copy_photos
 from tests.repo_copy import copy_repo, dvc, set_params
 
 

@@ -27,8 +27,10 @@ import yaml
 from PIL import Image
 
 from fashion.serving.classify import best_model, model_path
-from tests.conftest import REPO, TRAINED_REGION
+from tests.helpers import REPO, TRAINED_REGION
 from tests.corpus import bomb_png, write_bad_files
+
+pytestmark = pytest.mark.slow  # see pytest.ini: the quick loop leaves this module out
 
 THRESHOLD = 0.5  # params.yaml of the served copy: not predict's default 0.8
 MAX_PIXELS = 1_000_000  # ... and not the default 50 million

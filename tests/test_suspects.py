@@ -20,7 +20,9 @@ from fashion.data.preparation import prepare
 from fashion.evaluation.suspects import COLUMNS, MISLABELLED, find_suspects, top_paths
 from fashion.evaluation.suspects import suspects
 from fashion.evaluation.suspects import NOT_LOCATED
-from tests.conftest import MOBILENET_025, REPO, make_params, shared_path
+from tests.helpers import MOBILENET_025, REPO, make_params, shared_path
+
+pytestmark = pytest.mark.slow  # see pytest.ini: the quick loop leaves this module out
 
 CLOTHING = shared_path("data/clothing/train")
 CLASSES = ("hat", "pants", "shoes", "skirt")

@@ -13,7 +13,7 @@ from fashion.data import synthetic
 from fashion.params import load_params
 from fashion.paths import Paths
 from fashion.data.synthetic import DEFAULT_COUNTS, NECKLINES, generate_dataset, render_garment, synthesize
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 SIZE = 64  # small enough to keep the whole file at a few seconds
 SEED = 7

@@ -11,7 +11,7 @@ from fashion.models.head import build_head, ignore_constant_features
 from fashion.data.recipes import BackboneRecipe, Preprocessing
 from fashion.models.head import train_head
 from fashion.models.training import fit_temperature, load_model_info
-from tests.conftest import make_params
+from tests.helpers import make_params
 from tests.test_resample import write_features
 
 
