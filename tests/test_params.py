@@ -1,5 +1,7 @@
 """params.yaml validation: every mistake names the key and what is allowed."""
 
+import copy
+import json
 import os
 import subprocess
 import sys
@@ -8,7 +10,7 @@ import pytest
 import yaml
 
 from fashion.errors import PipelineError
-from fashion.params import load_params
+from fashion.params import load_params, validate
 from tests.helpers import REPO, SHARED, make_params, shared_path
 
 
@@ -74,6 +76,19 @@ def test_no_exclude_file_is_null_or_empty(value):
     ({"features.ray.num_gpus": -1}, "'features.ray.num_gpus' is -1; it must be between 0 and 64"),
     ({"features.ray.num_gpus": "one"}, "'features.ray.num_gpus' must be a number, got 'one'"),
     ({"data.source": "synthetic", "data.path": "/photos"}, "data.source=folder"),
+    ({"model": []}, "'model' is []; allowed values: mobilenet, mobilenet_v2, vgg16, resnet50"),
+    ({"features.alpha": 0.3}, "'features.alpha' is 0.3; allowed values: 0.25, 0.35, 0.5, 0.75, 1.0, 1.3, 1.4"),
+    ({"cnn.filters": [16, True]}, "'cnn.filters[1]' must be a whole number, got True"),
+    ({"data.cache_max_gb": 0}, "'data.cache_max_gb' is 0; it must be between 0 and 100000 (exclusive)"),
+    ({"head.dropout": float("inf")}, "'head.dropout' must be a number, got inf"),
+    ({"synthetic.counts": {"round_neck": 0}}, "'synthetic.counts.round_neck' is 0; it must be between 1 and 100000"),
+    ({"synthetic.counts": {}}, "'synthetic.counts' must be a mapping of class name to image count, got {}"),
+    ({"data.locate_box.top": 0.2, "data.locate_box.bottom": 0.9}, "'data.locate_box.bottom' is 0.9, so the box ends"),
+    ({"cnn.reduce_lr_patience": 3}, "'cnn.reduce_lr_patience' is 3 but 'cnn.schedule' is cosine"),
+    ({"cnn.image_size": 16, "cnn.filters": [8] * 5}, "'cnn.image_size' 16 is too small for 5 convolution blocks"),
+    ({"finetune.enabled": True, "model": "mobilenet+vgg16"}, "fine-tuning trains one"),
+    ({"finetune.enabled": True, "model": "vgg16", "finetune.unfreeze": 6}, "'finetune.unfreeze' is 6, but vgg16 has 5"),
+    ({"finetune.enabled": True, "finetune.warmup_epochs": 8}, "'finetune.warmup_epochs' (8) must be less than"),
 ])
 def test_wrong_values_name_the_key_and_the_allowed_values(overrides, message):
     with pytest.raises(PipelineError) as err:
@@ -89,6 +104,52 @@ def test_the_ray_engine_takes_no_address_auto_or_host_and_port():
 def test_a_typo_names_the_key_and_suggests_the_right_one():
     with pytest.raises(PipelineError, match=r"unknown key 'data.sorce' \(did you mean 'data.source'\?\)"):
         make_params(**{"data.sorce": "folder"})
+
+
+def test_a_misspelt_nested_key_is_one_line_that_suggests_the_right_one():
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["data"]["region"]["lef"] = params["data"]["region"].pop("left")
+    with pytest.raises(PipelineError) as err:
+        validate(params)
+    assert str(err.value) == ("params.yaml: unknown key 'data.region.lef' (did you mean 'data.region.left'?); allowed "
+                              "keys here: data.region.top, data.region.bottom, data.region.left, data.region.right")
+
+
+def test_every_problem_gets_a_line_of_its_own():
+    with pytest.raises(PipelineError) as err:
+        make_params(**{"head.epochs": 0, "cnn.augment.flipp": True, "split.group": 5})
+    assert str(err.value).splitlines() == [
+        "params.yaml: unknown key 'cnn.augment.flipp' (did you mean 'cnn.augment.flip'?); allowed keys here: "
+        "cnn.augment.flip, cnn.augment.rotation, cnn.augment.zoom, cnn.augment.shift, cnn.augment.brightness, "
+        "cnn.augment.contrast, cnn.augment.hue, cnn.augment.grayscale, cnn.augment.channel_shuffle, cnn.augment.invert",
+        "params.yaml: 'split.group' must be a non-empty string, got 5",
+        "params.yaml: 'head.epochs' is 0; it must be between 1 and 10000"]
+
+
+def test_the_file_must_be_a_mapping():
+    with pytest.raises(PipelineError, match="^params.yaml: the file must be a mapping of keys to values, got None$"):
+        validate(None)
+
+
+def test_params_read_as_attributes_and_as_the_plain_dicts_of_before():
+    params = make_params()
+    assert params.cnn.batch_size == params["cnn"]["batch_size"] == 32 and params.data.region.bottom == 1.0
+    plain = params.model_dump()
+    assert type(plain["data"]["region"]) is dict and params == plain and plain == params
+    assert copy.deepcopy(params) == plain and type(copy.deepcopy(params)["cnn"]) is dict
+    assert json.dumps(plain) == json.dumps(copy.deepcopy(params)) and yaml.safe_load(yaml.safe_dump(params)) == plain
+    assert type(plain["cnn"]["dropout"]) is float and type(plain["cnn"]["epochs"]) is int  # dropout: 0.0 stays 0.0
+    assert dict(params["head"]) == {**params["head"]} == plain["head"] and list(params["cnn"]) == list(plain["cnn"])
+    assert params["finetune"]["augment"].get("hue") is None and "hue" in params["cnn"]["augment"]
+    params["cnn"]["epochs"] = 1  # tests write into validated params
+    assert params.cnn.epochs == 1
+
+
+def test_a_section_given_as_a_model_is_checked_again():
+    params = make_params()
+    params["finetune"]["augment"]["flip"] = "yes"
+    with pytest.raises(PipelineError, match="'finetune.augment.flip' must be true or false"):
+        validate({**params, "finetune": {**params["finetune"], "enabled": True}})
 
 
 def test_a_missing_key_is_named(tmp_path):
@@ -148,7 +209,7 @@ def test_every_real_data_configuration_is_valid_and_its_files_exist():
 
 
 def test_the_fashion_mnist_cnn_is_still_f2_and_other_real_data_see_the_whole_image():
-    # README, "Fashion-MNIST": the recipe F2, every key pinned, so new defaults cannot change it
+    # docs/cnn.md, "Fashion-MNIST": the recipe F2, every key pinned, so new defaults cannot change it
     f2 = {"image_size": 28, "filters": [32, 64, 128], "convolutions": 2, "dense_units": [256], "dropout": 0.4,
           "batch_norm": True, "pooling": "flatten", "region": {"top": 0.0, "bottom": 1.0, "left": 0.0, "right": 1.0},
           "standardize": False, "epochs": 40, "patience": 40, "reduce_lr_patience": 0, "learning_rate": 0.002,
