@@ -75,7 +75,8 @@ def memory(args):
     """A store of args.images images (tiled from the prepared photos), then the real stage command."""
     with tempfile.TemporaryDirectory() as scratch, dataset.ImageStore(args.prepared / dataset.IMAGES_FILE) as source:
         repo = Path(scratch)
-        shutil.copytree(REPO / "stages", repo / "stages", ignore=shutil.ignore_patterns("__pycache__"))
+        for code in ("stages", "fashion"):
+            shutil.copytree(REPO / code, repo / code, ignore=shutil.ignore_patterns("__pycache__"))
         out = repo / dataset.PREPARED_DIR
         out.mkdir(parents=True)
         writer = dataset.ImageStoreWriter(out / dataset.IMAGES_FILE, source.size)

@@ -40,7 +40,8 @@ WEIGHTS = REPO.parent / "shared/weights/mobilenet_1.0_224_no_top.weights.h5"
 
 def scratch_repo(root, photos, engine):
     """A copy of the repository's code with params.yaml pointing at `photos`; caches in root/.cache."""
-    shutil.copytree(REPO / "stages", root / "stages", ignore=shutil.ignore_patterns("__pycache__"))
+    for code in ("stages", "fashion"):
+        shutil.copytree(REPO / code, root / code, ignore=shutil.ignore_patterns("__pycache__"))
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["data"].update(source="folder", path=str(photos), image_size=224, cache=True)
     params["features"].update(weights=str(WEIGHTS), cache=True, engine=engine)

@@ -53,7 +53,8 @@ def main():
         make_photos(scratch / "photos", args.images)
         print(f"wrote {args.images} photos in {time.perf_counter() - start:.0f} s", flush=True)
         repo = scratch / "repo"
-        shutil.copytree(REPO / "stages", repo / "stages", ignore=shutil.ignore_patterns("__pycache__"))
+        for code in ("stages", "fashion"):
+            shutil.copytree(REPO / code, repo / code, ignore=shutil.ignore_patterns("__pycache__"))
         params = yaml.safe_load((REPO / "params.yaml").read_text())
         params["data"].update(source="folder", path=str(scratch / "photos"), image_size=args.size)
         (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

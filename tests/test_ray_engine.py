@@ -149,7 +149,8 @@ def free_port():
 def stage_repo(tmp_path, prepared, params):
     """A copy of the repository for `python -m stages.extract`: its code, params.yaml and data/prepared
     (Ray's workers import the stage's code from the folder the stage runs in)."""
-    shutil.copytree(REPO / "stages", tmp_path / "stages", ignore=shutil.ignore_patterns("__pycache__"))
+    for code in ("stages", "fashion"):
+        shutil.copytree(REPO / code, tmp_path / code, ignore=shutil.ignore_patterns("__pycache__"))
     (tmp_path / "data").mkdir(parents=True)
     os.symlink(prepared, tmp_path / "data" / "prepared")
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
