@@ -204,7 +204,8 @@ def test_every_real_data_configuration_is_valid_and_its_files_exist():
     assert make_params(**real_data_overrides("necklines_top_nomirror-mobilenet-smote")).features.mirror is False
     face = make_params(**real_data_overrides("necklines_face-ensemble-smote"))
     assert face.data.locate == "face" and face.data.region.bottom == 0.6
-    assert face.cnn.region.model_dump() == {"top": 0.0, "bottom": 1.0, "left": 0.0, "right": 1.0}  # all of the located box
+    whole = {"top": 0.0, "bottom": 1.0, "left": 0.0, "right": 1.0}
+    assert face.cnn.region.model_dump() == whole  # all of the located box
     assert make_params(**real_data_overrides("necklines_top-mobilenet-smote")).data.locate == "none"
 
 

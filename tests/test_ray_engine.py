@@ -130,9 +130,9 @@ def test_a_worker_killed_mid_run_loses_and_duplicates_no_row(cluster, tmp_path):
         expected = extract_features(extractor, store, rows, 1)
 
     progress = KillOneWorkerMidRun(len(rows))
+    settings = make_params(**{"features.ray.workers": 2, "features.ray.num_gpus": 0}).features.ray
     features = ray_engine.extract_features(extractor.recipe, 64, prepared / dataset.IMAGES_FILE, rows, extractor.dim,
-                                           make_params(**{"features.ray.workers": 2, "features.ray.num_gpus": 0}).features.ray,
-                                           1, progress)
+                                           settings, 1, progress)
     assert progress.killed is not None, "no worker was busy computing a batch when the first one came back"
     assert progress.done_at_kill < len(rows), "the run had finished before the kill: the test proves nothing"
     assert not psutil.pid_exists(progress.killed) or psutil.Process(progress.killed).status() == "zombie"
