@@ -42,7 +42,7 @@ def pooled_rows(prepared_dir):
 def run(repo, n_folds, only, assignments, log):
     repo = Path(repo)
     params = override(load_params(repo / "params.yaml"), assignments)
-    cnn, seed = params["cnn"], params["seed"]
+    cnn, seed = params.cnn, params.seed
     prepared_dir = repo / dataset.PREPARED_DIR
     classes = dataset.read_summary(prepared_dir)["classes"]
     rows, labels, groups = pooled_rows(prepared_dir)
@@ -52,7 +52,7 @@ def run(repo, n_folds, only, assignments, log):
             if only and fold >= only:
                 break
             fold_seed = (seed + fold) % 2**32
-            fit, stop = early_stopping_split(labels[train], groups[train], params["crossval"]["validation"], fold_seed)
+            fit, stop = early_stopping_split(labels[train], groups[train], params.crossval.validation, fold_seed)
             fit, stop = train[fit], train[stop]
             make_reproducible(fold_seed)
             started = time.perf_counter()

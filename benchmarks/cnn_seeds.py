@@ -38,7 +38,7 @@ METRICS = ("accuracy", "balanced_accuracy", "macro_f1")
 
 def override(params, assignments):
     """params with KEY=VALUE assignments (dotted keys, YAML values) applied, validated again."""
-    params = json.loads(json.dumps(params))
+    params = params.model_dump()
     for assignment in assignments:
         key, _, value = assignment.partition("=")
         *path, last = key.split(".")
@@ -72,7 +72,7 @@ def one_seed(params, seed, folder, score_on=None):
         probabilities = np.concatenate([model.predict(batch.astype(np.float32), verbose=0)
                                         for batch in store.batches(rows, 256)])
     result = with_intervals(score(labels, probabilities, classes), labels, probabilities, len(classes),
-                            params["evaluate"]["bootstrap"], seed)
+                            params.evaluate.bootstrap, seed)
     return {"seed": seed, "seconds": round(seconds, 1), "best_epoch": trained["best_epoch"],
             "epochs_run": trained["epochs_run"], "best_val_accuracy": trained["best_val_accuracy"],
             "test_images": result["test_images"],

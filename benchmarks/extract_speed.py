@@ -108,10 +108,11 @@ def ray_overhead(args):
     from fashion.features import ray_engine
     from fashion.features.extractor import build_extractor
     from fashion.data.recipes import BackboneRecipe
+    from fashion.params import Ray
 
     recipe = BackboneRecipe(model="mobilenet", weights=str(WEIGHTS["mobilenet"]), alpha=1.0, seed=42)
     store_path = args.prepared / dataset.IMAGES_FILE
-    settings = {"address": "", "workers": args.workers, "num_gpus": 0}
+    settings = Ray(address="", workers=args.workers, num_gpus=0)  # features.ray: a local cluster
     with dataset.ImageStore(store_path) as store:
         n = args.images // 2
         rows = np.arange(2 * n) % len(store)  # a small store is read round and round

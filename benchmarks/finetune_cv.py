@@ -46,15 +46,15 @@ def pooled_rows(features_dir):
 
 def run(repo, n_folds, only, overrides):
     repo = Path(repo)
-    params = load_params(repo / "params.yaml")
+    plain = load_params(repo / "params.yaml").model_dump()
     for key, value in overrides.items():
-        section = params["finetune"]
+        section = plain["finetune"]
         *parents, leaf = key.split(".")
         for name in parents:
             section = section[name]
         section[leaf] = value
-    params = validate({**params, "finetune": {**params["finetune"], "enabled": True}})
-    settings, seed = params["finetune"], params["seed"]
+    params = validate({**plain, "finetune": {**plain["finetune"], "enabled": True}})
+    settings, seed = params.finetune, params.seed
     features_dir, prepared_dir = repo / "data/features", repo / "data/prepared"
     info = read_info(features_dir)
     classes = info["classes"]
@@ -82,7 +82,7 @@ def run(repo, n_folds, only, overrides):
                                                          (rows[stop], y[stop]), len(classes), settings, fold_seed, log)
             epochs = len(history.history["loss"])
             probabilities = np.concatenate([model.predict_on_batch(batch.astype(np.float32))
-                                            for batch in store.batches(rows[held], settings["batch_size"])])
+                                            for batch in store.batches(rows[held], settings.batch_size)])
             predicted["finetuned"] = probabilities.argmax(axis=1)
             result = {name: headline(y[held], predicted[name], len(classes)) for name in MODELS}
             scores.append(result)
@@ -95,8 +95,8 @@ def run(repo, n_folds, only, overrides):
                       for metric in ("balanced_accuracy", "macro_f1")
                       for stat, fn in (("mean", np.mean), ("sd", lambda v: np.std(v, ddof=1) if len(v) > 1 else 0.0))}
                for name in MODELS}
-    print(json.dumps({"summary": summary, "folds": len(scores), "finetune": settings, "backbone": recipe.model}),
-          flush=True)
+    print(json.dumps({"summary": summary, "folds": len(scores), "finetune": settings.model_dump(),
+                      "backbone": recipe.model}), flush=True)
     return summary
 
 

@@ -111,7 +111,7 @@ def build(work, name, log):
         prepared = time.perf_counter()
         extract(params, Paths(folder, cache=work / "cache"))
         log.info("%s: prepare %.0f s, extract %.0f s", name, prepared - started, time.perf_counter() - prepared)
-    (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (folder / "params.yaml").write_text(yaml.safe_dump(params.model_dump(), sort_keys=False))
     return params, folder
 
 
@@ -130,7 +130,7 @@ def score(params, folder, models, n_folds, repeats, log):
     located = located_mask(folder, features_dir)
     paths = pooled_paths(features_dir, folder / "data/prepared")
     classes = json.loads((features_dir / "info.json").read_text())["classes"]
-    seed, records = params["seed"], []
+    seed, records = params.seed, []
     oof = {model: open(folder / f"oof-{model}.csv", "w") for model in models}
     for handle in oof.values():
         handle.write("repeat,fold,path,label,predicted\n")

@@ -60,17 +60,17 @@ def neckline_params(repeats):
 
 def excluded_from_fitting(params, classes, x, y, groups, paths, ranked, ks, log):
     """{k: [per fold {model: headline}]}: each first-repeat fold's models trained without the top k suspects."""
-    settings, seed = params["crossval"], params["seed"]
+    settings, seed = params.crossval, params.seed
     position = {path: i for i, path in enumerate(paths)}
     results = {k: [] for k in ks}
-    for _, fold, train, held in folds(y, groups, settings["folds"], 1, seed):
+    for _, fold, train, held in folds(y, groups, settings.folds, 1, seed):
         fold_seed = (seed + fold) % 2**32  # the crossval stage's seed of repeat 1, this fold
         for k in ks:
             dropped = {position[p] for p in ranked[:k]}
             fit = np.array([i for i in train if i not in dropped])
             model, _, _ = fold_head(params, classes, x, y, groups, fit, fold_seed)
             probabilities = {
-                "head": model.predict(x[held], batch_size=params["head"]["batch_size"], verbose=0),
+                "head": model.predict(x[held], batch_size=params.head.batch_size, verbose=0),
                 "baseline": baseline_probabilities(fit_baseline(x[fit], y[fit], fold_seed), x[held], len(classes)),
             }
             scores = {name: headline(y[held], p.argmax(axis=1), len(classes)) for name, p in probabilities.items()}
@@ -121,7 +121,7 @@ def main():
     extract(params, layout)
     cv = crossval(params, layout)
     table = suspects(layout)
-    contact_sheet(out / "top30.png", params["data"]["path"], table)
+    contact_sheet(out / "top30.png", params.data.path, table)
 
     classes = read_info(layout.features)["classes"]
     x, y, groups = pooled_features(layout.features, layout.prepared)

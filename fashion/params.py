@@ -9,10 +9,8 @@ turns pydantic's errors into one line per problem (`_report`), each naming the d
 `params.model_dump()` (or `params.cnn.model_dump()`) gives the plain dicts of JSON and YAML.
 """
 
-import copy
 import difflib
 import re
-from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Annotated, ClassVar, Literal, get_args, get_origin
 
@@ -136,70 +134,7 @@ Widths = list[Annotated[int, Field(ge=1, le=65536)]]  # layer widths; cnn.filter
 
 # --- the models -----------------------------------------------------------------------------------
 
-class _DictStyle(BaseModel, MutableMapping):
-    """Transitional: a model that also reads and writes like a plain dict of its values.
-
-    Code not yet moved to attributes reads `params["cnn"]["batch_size"]`, `section.get(key)`,
-    `key in section`, `dict(section)`, `{**section}` and iterates over keys; tests write
-    `params["cnn"]["epochs"] = 1` and pop keys. All of it acts on the instance's field values, as
-    on a dict. `==` against a dict compares the plain values; `copy.deepcopy` and YAML dumps give
-    plain dicts (`dataclasses.asdict` of a recipe deep-copies data.region into JSON records and
-    cache fingerprints). `json.dumps` cannot take a model: use `model_dump()` there.
-    Once nothing indexes params any more, delete this class, `_plain` and the YAML representers,
-    and derive `Section` from BaseModel.
-    """
-
-    def __getitem__(self, key):
-        return self.__dict__[key]
-
-    def __setitem__(self, key, value):
-        self.__dict__[key] = value
-
-    def __delitem__(self, key):
-        del self.__dict__[key]
-
-    def __iter__(self):
-        return iter(self.__dict__)
-
-    def __len__(self):
-        return len(self.__dict__)
-
-    def __eq__(self, other):
-        if isinstance(other, (dict, _DictStyle)):
-            return _plain(self) == _plain(other)
-        return NotImplemented
-
-    def __deepcopy__(self, memo=None):
-        return copy.deepcopy(_plain(self), memo)
-
-    def model_copy(self, *, update=None, deep=False):
-        """pydantic's copy (deep: rebuilt from model_dump(), as __deepcopy__ above gives dicts)."""
-        if deep:
-            return type(self).model_validate(self.model_dump()).model_copy(update=update)
-        return super().model_copy(update=update)
-
-
-def _plain(value):
-    """value with every model in it as a dict of its values, as far as dict-style writes have left them."""
-    if isinstance(value, _DictStyle):
-        value = value.__dict__
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_plain(item) for item in value]
-    return value
-
-
-def _represent(dumper, section):
-    """Transitional, with _DictStyle: yaml.safe_dump(params) writes the same mapping as from dicts."""
-    return dumper.represent_dict(_plain(section))
-
-
-yaml.add_multi_representer(_DictStyle, _represent, Dumper=yaml.SafeDumper)
-yaml.add_multi_representer(_DictStyle, _represent, Dumper=yaml.Dumper)
-
-
-class Section(_DictStyle):
+class Section(BaseModel):
     """A mapping of params.yaml: every key required, no other key, no conversions (a boolean is not a
     number, '5' is not 5, a tuple not a list), no infinite numbers; a float key takes 1 and gives 1.0.
     A section given as a model instead of a dict is checked again all the same."""

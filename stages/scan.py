@@ -16,11 +16,11 @@ log = logging.getLogger(__name__)
 
 
 def main(paths=Paths()):
-    data = load_params()["data"]
+    data = load_params().data
     check_writable(paths.inventory)
-    inventory = scan(data["path"], data["source"], paths.scan_cache if data["cache"] else None)
+    inventory = scan(data.path, data.source, paths.scan_cache if data.cache else None)
     write_json(paths.inventory, inventory)
-    log.info("%s: %d files, %d skipped (listed with their reasons in %s)", data["path"], len(inventory["files"]),
+    log.info("%s: %d files, %d skipped (listed with their reasons in %s)", data.path, len(inventory["files"]),
              len(inventory["skipped"]), paths.inventory)
 
 

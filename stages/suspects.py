@@ -32,10 +32,10 @@ def main(argv=None, paths=Paths()):
     if args.top is None:
         suspects(paths)
         return
-    data = load_params()["data"]
+    data = load_params().data
     if not paths.suspects.is_file():
         raise PipelineError(f"{paths.suspects} not found; run `dvc repro` (its suspects stage) first")
-    for path in top_paths(args.top, paths.suspects, data["exclude"], data["path"]):
+    for path in top_paths(args.top, paths.suspects, data.exclude, data.path):
         print(path)
 
 

@@ -10,7 +10,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
-from fashion.params import validate
+from fashion.params import Params, validate
 from fashion.paths import Paths
 
 
@@ -23,7 +23,10 @@ def make_params(**overrides):
 
 
 def override(params, overrides):
-    """A copy of params with {"section.key": value} overrides applied."""
+    """A copy of params with {"section.key": value} overrides applied: of a plain dict, a dict; of validated
+    Params, new Params (its values dumped, overridden and validated again)."""
+    if isinstance(params, Params):
+        return validate(override(params.model_dump(), overrides))
     params = copy.deepcopy(params)
     for dotted, value in overrides.items():
         section = params

@@ -149,7 +149,8 @@ def test_train_head_that_cannot_write_its_model_stops_at_once_with_one_line_and_
                 backbone=BackboneRecipe("mobilenet", "none", alpha=0.25).to_record())
     (tmp_path / "data/features/info.json").write_text(json.dumps(info))
     write_features(tmp_path / "data/resampled", {"train": counts["train"]})
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(make_params(**{"head.epochs": 300, "head.patience": 300})))
+    params = make_params(**{"head.epochs": 300, "head.patience": 300})
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params.model_dump()))
     (tmp_path / "models").write_text("not a folder")
 
     started = time.monotonic()

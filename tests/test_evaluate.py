@@ -110,7 +110,7 @@ def test_metrics_hold_every_model_with_readable_names(trained):
         assert section["test_images"] == len(labels)
         assert sorted(section["per_class"]) == sorted(classes)
         assert sum(c["support"] for c in section["per_class"].values()) == len(labels)
-        assert section["low_confidence"]["threshold"] == params["evaluate"]["confidence_threshold"]
+        assert section["low_confidence"]["threshold"] == params.evaluate.confidence_threshold
 
 
 def test_every_model_and_the_baseline_carry_95_percent_intervals(trained):
@@ -137,7 +137,7 @@ def test_the_baseline_is_a_balanced_logistic_regression_on_the_cached_training_f
     params, root = trained
     with np.load(root / "data/features/train.npz") as train, np.load(root / "data/features/test.npz") as test:
         scaler = StandardScaler().fit(train["features"])
-        model = LogisticRegression(class_weight="balanced", max_iter=1000, random_state=params["seed"])
+        model = LogisticRegression(class_weight="balanced", max_iter=1000, random_state=params.seed)
         model.fit(scaler.transform(train["features"]), train["labels"])
         expected = balanced_accuracy_score(test["labels"], model.predict(scaler.transform(test["features"])))
     assert json.loads((root / "metrics/test.json").read_text())["baseline"]["balanced_accuracy"] == \
@@ -156,7 +156,7 @@ def test_saved_predictions_reproduce_the_metrics(trained):
         assert [r["actual"] for r in saved] == [classes[i] for i in labels]
         probabilities = np.array([[float(r[f"p_{name}"]) for name in classes] for r in saved])
         assert [r["predicted"] for r in saved] == [classes[i] for i in probabilities.argmax(1)]
-        again = score(labels, probabilities, classes, params["evaluate"]["confidence_threshold"])
+        again = score(labels, probabilities, classes, params.evaluate.confidence_threshold)
         assert again["accuracy"] == results[kind]["accuracy"]
         assert again["macro_f1"] == pytest.approx(results[kind]["macro_f1"], abs=1e-6)
 

@@ -123,7 +123,7 @@ def test_offline_auto_uses_the_repository_weights_file_before_any_download(offli
     caplog.set_level(logging.INFO, logger="fashion")
     monkeypatch.chdir(tmp_path)
     params = make_params()
-    assert (params["model"], params["features"]["alpha"], params["features"]["weights"]) == ("mobilenet", 0.25, "auto")
+    assert (params.model, params.features.alpha, params.features.weights) == ("mobilenet", 0.25, "auto")
     extractor = build_extractor(BackboneRecipe.from_params(params), SIZE)
     assert extractor.recipe.weights == "weights/mobilenet_0.25_224_no_top.h5"
     captured = capsys.readouterr()
@@ -196,7 +196,7 @@ def test_the_extract_stage_with_a_wrong_weights_file_prints_a_few_lines_and_no_a
         "model": "mobilenet_v2", "features.weights": str(MOBILENET_V1()), "features.alpha": 1.0})
     (tmp_path / "data").mkdir()
     prepared.rename(tmp_path / "data/prepared")
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params.model_dump()))
 
     result = subprocess.run([sys.executable, "-m", "stages.extract"], cwd=tmp_path, capture_output=True, text=True,
                             env={**os.environ, "PYTHONPATH": str(REPO)})
@@ -234,7 +234,7 @@ def test_two_backbones_side_by_side_give_each_ones_features_concatenated(tmp_pat
     assert info["backbone"]["weights"] == {"mobilenet": weights, "mobilenet_v2": "none"}
 
     # The same as each backbone built on its own, in the order named, from the same seed.
-    make_reproducible(params["seed"])
+    make_reproducible(params.seed)
     alone = [FeatureExtractor("mobilenet", SIZE, weights, alpha=0.25),
              FeatureExtractor("mobilenet_v2", SIZE, "none", alpha=0.25)]
     images = np.load(prepared / dataset.IMAGES_FILE)

@@ -256,7 +256,7 @@ def test_a_killed_extract_keeps_the_batches_it_computed_and_a_rerun_computes_onl
     params = make_params(**overrides, **{"data.path": str(copy_photos(tmp_path / "photos", per_class=20))})
     prepare(params, Paths(tmp_path))
     total = len(dataset.read_manifest(tmp_path / "data/prepared"))
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params.model_dump()))
     cache = tmp_path / ".cache/features"
 
     stage = subprocess.Popen([sys.executable, "-m", "stages.extract"], cwd=tmp_path,

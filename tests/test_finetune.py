@@ -14,7 +14,7 @@ from fashion.serving.classify import load_classifier
 from fashion.errors import PipelineError
 from fashion.data.recipes import BackboneRecipe
 from fashion.paths import Paths
-from tests.helpers import make_params
+from tests.helpers import make_params, override
 
 pytestmark = pytest.mark.slow  # see pytest.ini: the quick loop leaves this module out
 
@@ -40,7 +40,7 @@ def test_only_the_top_blocks_learn_and_batch_norm_statistics_never_move(trained)
 
     params, root = trained
     model, backbone, fresh, info = finetuned_parts(root)
-    assert info["unfreeze"] == params["finetune"]["unfreeze"] == 2
+    assert info["unfreeze"] == params.finetune.unfreeze == 2
     opened = {layer.name for block in backbone_blocks(fresh, "mobilenet")[-2:] for layer in block}
     changed, frozen_checked, batch_norm_checked = set(), 0, 0
     for original in fresh.layers:
@@ -80,7 +80,7 @@ def test_the_head_starts_from_its_trained_weights_and_then_trains(trained):
         size = store.size
     expected = head_logits.predict_on_batch(build_extractor(recipe, size)(images))
 
-    model = build_model(head, recipe, size, params["finetune"], params["seed"], steps_per_epoch=1)
+    model = build_model(head, recipe, size, params.finetune, params.seed, steps_per_epoch=1)
     logits = keras.Model(model.inputs, model.get_layer("probabilities").input)
     np.testing.assert_allclose(logits.predict_on_batch(images.astype(np.float32)), expected, atol=1e-4)
 
@@ -114,8 +114,7 @@ def test_off_it_writes_only_a_record_and_the_other_stages_leave_it_out(trained, 
     from fashion.models.finetuned import finetune
 
     params, root = trained
-    off = make_params(**{**{f"finetune.{k}": v for k, v in params["finetune"].items() if k != "augment"},
-                         "finetune.enabled": False})
+    off = override(params, {"finetune.enabled": False})
     models = tmp_path / "models"
     models.mkdir()
     for name in ("cnn.keras", "cnn.json", "head.keras", "head.json"):
@@ -171,8 +170,7 @@ def test_random_backbone_weights_warn_that_this_is_training_from_scratch(trained
     info["backbone"]["weights"] = "none"
     (tmp_path / "head.json").write_text(json.dumps(info))
     paths = Paths(root, models=tmp_path, plots=tmp_path / "plots")
-    one_epoch = make_params(**{**{f"finetune.{k}": v for k, v in params["finetune"].items() if k != "augment"},
-                               "finetune.epochs": 1, "finetune.warmup_epochs": 0})
+    one_epoch = override(params, {"finetune.epochs": 1, "finetune.warmup_epochs": 0})
     with caplog.at_level("WARNING", logger="fashion"):
         finetune(one_epoch, paths)
     assert "RANDOM weights" in caplog.text and "training the backbone from scratch" in caplog.text
@@ -191,7 +189,7 @@ def test_bad_values_are_clear_errors_with_the_valid_range():
     with pytest.raises(PipelineError, match=r"'finetune.warmup_epochs' \(3\) must be less than 'finetune.epochs'"):
         make_params(**{"finetune.enabled": True, "finetune.warmup_epochs": 3, "finetune.epochs": 3})
     # Off, the fine-tuning settings need not fit the backbone: vgg16 has 5 blocks.
-    assert make_params(**{"model": "vgg16", "finetune.unfreeze": 8})["finetune"]["unfreeze"] == 8
+    assert make_params(**{"model": "vgg16", "finetune.unfreeze": 8}).finetune.unfreeze == 8
 
 
 @pytest.mark.parametrize("name", sorted(BLOCKS))

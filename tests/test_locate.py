@@ -105,9 +105,9 @@ def test_the_largest_confident_face_is_taken():
 def test_locate_params_change_the_prepare_fingerprint():
     def fingerprint(**overrides):
         params = make_params(**{"data.source": "folder", "data.path": "photos", **overrides})
-        data = params["data"]
-        return decode_cache.fingerprint(Preprocessing.from_params(params).to_record(), data["max_pixels"],
-                                        data["min_side"], data["max_aspect"])
+        data = params.data
+        return decode_cache.fingerprint(Preprocessing.from_params(params).to_record(), data.max_pixels,
+                                        data.min_side, data.max_aspect)
 
     plain = fingerprint()
     assert fingerprint(**{"data.locate": "face"}) != plain

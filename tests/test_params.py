@@ -1,6 +1,5 @@
 """params.yaml validation: every mistake names the key and what is allowed."""
 
-import copy
 import json
 import os
 import subprocess
@@ -11,18 +10,18 @@ import yaml
 
 from fashion.errors import PipelineError
 from fashion.params import load_params, validate
-from tests.helpers import REPO, SHARED, make_params, shared_path
+from tests.helpers import REPO, SHARED, make_params, override, shared_path
 
 
 def test_the_repository_params_are_valid():
     params = load_params(REPO / "params.yaml")
-    assert params["data"]["source"] == "synthetic" and params["model"] == "mobilenet"
-    assert (REPO / params["data"]["exclude"]).is_file()  # a dep of prepare in dvc.yaml: it must exist
+    assert params.data.source == "synthetic" and params.model == "mobilenet"
+    assert (REPO / params.data.exclude).is_file()  # a dep of prepare in dvc.yaml: it must exist
 
 
 @pytest.mark.parametrize("value", [None, ""])
 def test_no_exclude_file_is_null_or_empty(value):
-    assert make_params(**{"data.exclude": value})["data"]["exclude"] is None
+    assert make_params(**{"data.exclude": value}).data.exclude is None
 
 
 @pytest.mark.parametrize("overrides, message", [
@@ -98,7 +97,7 @@ def test_wrong_values_name_the_key_and_the_allowed_values(overrides, message):
 
 def test_the_ray_engine_takes_no_address_auto_or_host_and_port():
     for address in ("", None, "auto", "10.0.0.5:6379", "head-node.cluster.local:6379", "[::1]:6379"):
-        assert make_params(**{"features.ray.address": address})["features"]["ray"]["address"] == (address or "")
+        assert make_params(**{"features.ray.address": address}).features.ray.address == (address or "")
 
 
 def test_a_typo_names_the_key_and_suggests_the_right_one():
@@ -131,25 +130,26 @@ def test_the_file_must_be_a_mapping():
         validate(None)
 
 
-def test_params_read_as_attributes_and_as_the_plain_dicts_of_before():
+def test_params_read_as_attributes_and_dump_to_the_plain_dicts_of_the_file():
     params = make_params()
-    assert params.cnn.batch_size == params["cnn"]["batch_size"] == 32 and params.data.region.bottom == 1.0
+    assert params.cnn.batch_size == 32 and params.data.region.bottom == 1.0
     plain = params.model_dump()
-    assert type(plain["data"]["region"]) is dict and params == plain and plain == params
-    assert copy.deepcopy(params) == plain and type(copy.deepcopy(params)["cnn"]) is dict
-    assert json.dumps(plain) == json.dumps(copy.deepcopy(params)) and yaml.safe_load(yaml.safe_dump(params)) == plain
+    assert type(plain["data"]["region"]) is dict and validate(plain) == params
     assert type(plain["cnn"]["dropout"]) is float and type(plain["cnn"]["epochs"]) is int  # dropout: 0.0 stays 0.0
-    assert dict(params["head"]) == {**params["head"]} == plain["head"] and list(params["cnn"]) == list(plain["cnn"])
-    assert params["finetune"]["augment"].get("hue") is None and "hue" in params["cnn"]["augment"]
-    params["cnn"]["epochs"] = 1  # tests write into validated params
-    assert params.cnn.epochs == 1
+    assert set(plain["cnn"]) == set(yaml.safe_load((REPO / "params.yaml").read_text())["cnn"])  # every key
+    assert json.loads(json.dumps(plain)) == plain and yaml.safe_load(yaml.safe_dump(plain)) == plain
+    assert not hasattr(params.finetune.augment, "hue") and params.cnn.augment.hue == 0.0
+    with pytest.raises(TypeError):
+        params["cnn"]  # sections are models, not dicts: no reads by key
+    changed = override(params, {"cnn.epochs": 1})  # tests build new params instead of writing into them
+    assert changed.cnn.epochs == 1 and params.cnn.epochs == 60 and type(changed) is type(params)
 
 
 def test_a_section_given_as_a_model_is_checked_again():
     params = make_params()
-    params["finetune"]["augment"]["flip"] = "yes"
+    augment = params.finetune.augment.model_copy(update={"flip": "yes"})  # model_copy does not validate
     with pytest.raises(PipelineError, match="'finetune.augment.flip' must be true or false"):
-        validate({**params, "finetune": {**params["finetune"], "enabled": True}})
+        validate({**dict(params), "finetune": {**dict(params.finetune), "enabled": True, "augment": augment}})
 
 
 def test_a_missing_key_is_named(tmp_path):
@@ -194,18 +194,19 @@ def test_every_real_data_configuration_is_valid_and_its_files_exist():
         assert {"data.source", "data.path", "data.region.bottom", "data.resize", "data.locate", "model",
                 "features.weights", "features.mirror", "smote.enabled"} <= set(overrides), name
         params = make_params(**overrides)
-        weights = params["features"]["weights"]
-        for path in [params["data"]["path"], *(weights.values() if isinstance(weights, dict) else [weights])]:
+        weights = params.features.weights
+        for path in [params.data.path, *(weights.values() if isinstance(weights, dict) else [weights])]:
             assert shared_path(os.path.relpath(REPO / path, SHARED))().exists(), (name, path)
-    top = make_params(**real_data_overrides("necklines_top-mobilenet-smote"))["data"]
-    assert top["region"]["bottom"] == 0.6 and top["resize"] == "crop"
-    assert make_params(**real_data_overrides("necklines_top-mobilenet-smote"))["features"]["mirror"] is True
-    assert make_params(**real_data_overrides("necklines-mobilenet-smote"))["features"]["mirror"] is False
-    assert make_params(**real_data_overrides("necklines_top_nomirror-mobilenet-smote"))["features"]["mirror"] is False
+    top = make_params(**real_data_overrides("necklines_top-mobilenet-smote")).data
+    assert top.region.bottom == 0.6 and top.resize == "crop"
+    assert make_params(**real_data_overrides("necklines_top-mobilenet-smote")).features.mirror is True
+    assert make_params(**real_data_overrides("necklines-mobilenet-smote")).features.mirror is False
+    assert make_params(**real_data_overrides("necklines_top_nomirror-mobilenet-smote")).features.mirror is False
     face = make_params(**real_data_overrides("necklines_face-ensemble-smote"))
-    assert face["data"]["locate"] == "face" and face["data"]["region"]["bottom"] == 0.6
-    assert face["cnn"]["region"] == {"top": 0.0, "bottom": 1.0, "left": 0.0, "right": 1.0}  # all of the located box
-    assert make_params(**real_data_overrides("necklines_top-mobilenet-smote"))["data"]["locate"] == "none"
+    assert face.data.locate == "face" and face.data.region.bottom == 0.6
+    whole = {"top": 0.0, "bottom": 1.0, "left": 0.0, "right": 1.0}
+    assert face.cnn.region.model_dump() == whole  # all of the located box
+    assert make_params(**real_data_overrides("necklines_top-mobilenet-smote")).data.locate == "none"
 
 
 def test_the_fashion_mnist_cnn_is_still_f2_and_other_real_data_see_the_whole_image():
@@ -217,8 +218,8 @@ def test_the_fashion_mnist_cnn_is_still_f2_and_other_real_data_see_the_whole_ima
           "calibrate": True,
           "augment": {"flip": True, "rotation": 0.0, "zoom": 0.0, "shift": 0.05, "brightness": 0.0, "contrast": 0.0,
                       "hue": 0.0, "grayscale": 0.0, "channel_shuffle": False, "invert": 0.0}}
-    assert make_params(**real_data_overrides("fashion-mobilenet-smote"))["cnn"] == f2
+    assert make_params(**real_data_overrides("fashion-mobilenet-smote")).cnn.model_dump() == f2
     for name in ("clothing-mobilenet-smote", "fashion224-mobilenet-smote"):
-        cnn = make_params(**real_data_overrides(name))["cnn"]
-        assert cnn["region"] == f2["region"] and cnn["standardize"] is False, name
-        assert cnn["augment"]["channel_shuffle"] is False and cnn["augment"]["invert"] == 0, name
+        cnn = make_params(**real_data_overrides(name)).cnn
+        assert cnn.region.model_dump() == f2["region"] and cnn.standardize is False, name
+        assert cnn.augment.channel_shuffle is False and cnn.augment.invert == 0, name

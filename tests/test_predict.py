@@ -76,7 +76,7 @@ def test_the_model_remembers_its_region_and_prediction_applies_it(trained):
     """The fixture's models saw only part of each photo (conftest.TRAINED_REGION); the whole photo
     would give other pixels, so the probabilities above match only because the region is applied."""
     params, root = trained
-    region = params["data"]["region"]
+    region = params.data.region.model_dump()
     assert region != {"top": 0.0, "bottom": 1.0, "left": 0.0, "right": 1.0}
     photo = next(iter(sorted((root / "photos").rglob("*.jpg"))))
     for kind in ("cnn", "head"):

@@ -130,8 +130,9 @@ def test_a_worker_killed_mid_run_loses_and_duplicates_no_row(cluster, tmp_path):
         expected = extract_features(extractor, store, rows, 1)
 
     progress = KillOneWorkerMidRun(len(rows))
+    settings = make_params(**{"features.ray.workers": 2, "features.ray.num_gpus": 0}).features.ray
     features = ray_engine.extract_features(extractor.recipe, 64, prepared / dataset.IMAGES_FILE, rows, extractor.dim,
-                                           {"workers": 2, "num_gpus": 0}, 1, progress)
+                                           settings, 1, progress)
     assert progress.killed is not None, "no worker was busy computing a batch when the first one came back"
     assert progress.done_at_kill < len(rows), "the run had finished before the kill: the test proves nothing"
     assert not psutil.pid_exists(progress.killed) or psutil.Process(progress.killed).status() == "zombie"
@@ -153,7 +154,7 @@ def stage_repo(tmp_path, prepared, params):
         shutil.copytree(REPO / code, tmp_path / code, ignore=shutil.ignore_patterns("__pycache__"))
     (tmp_path / "data").mkdir(parents=True)
     os.symlink(prepared, tmp_path / "data" / "prepared")
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params.model_dump(), sort_keys=False))
     return tmp_path
 
 
@@ -189,7 +190,7 @@ def test_ray_is_imported_only_by_the_ray_engine(photos, tmp_path):
     code = ("import sys; from fashion.features.extraction import extract; from fashion.params import load_params; "
             "from fashion.paths import Paths; "
             f"extract(load_params(), Paths(prepared='{prepared}', features='out')); print('ray imported:', 'ray' in sys.modules)")
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params.model_dump(), sort_keys=False))
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
                             env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -204,7 +205,7 @@ def test_without_ray_installed_the_ray_engine_says_how_to_get_it(photos, tmp_pat
             "from fashion.paths import Paths\n"
             f"try:\n    extract(load_params(), Paths(prepared='{prepared}', features='out'))\n"
             "except PipelineError as err:\n    print(err)\n")
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(override(params, RAY), sort_keys=False))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(override(params, RAY).model_dump(), sort_keys=False))
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
                             env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=300)
     assert "features.engine is ray, but Ray is not installed" in result.stdout, result.stderr[-3000:]

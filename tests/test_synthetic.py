@@ -38,7 +38,7 @@ def test_default_counts_cover_every_class_and_are_imbalanced():
     assert NECKLINES == ("round_neck", "scoop_neck", "v_neck", "square_neck", "boat_neck")
     assert set(DEFAULT_COUNTS) == set(NECKLINES)
     assert 1000 <= sum(DEFAULT_COUNTS.values()) <= 1200
-    assert load_params(REPO / "params.yaml")["synthetic"]["counts"] == DEFAULT_COUNTS  # one default
+    assert load_params(REPO / "params.yaml").synthetic.counts == DEFAULT_COUNTS  # one default
     assert len(set(DEFAULT_COUNTS.values())) > 1  # the training stage's balancing needs something to do
 
 

@@ -96,7 +96,7 @@ def layers_of(model, kind):
 # --- the network -------------------------------------------------------------------------
 
 def test_the_original_layout_gives_back_the_earlier_default_exactly():
-    cnn = make_params(**ORIGINAL_LAYOUT)["cnn"]
+    cnn = make_params(**ORIGINAL_LAYOUT).cnn.model_dump()
     # the keys that came later are off: the whole image, as it is, no colour augmentation
     assert cnn.pop("region") == WHOLE_IMAGE["cnn.region"] and cnn.pop("standardize") is False
     assert cnn["augment"].pop("channel_shuffle") is False and cnn["augment"].pop("invert") == 0
@@ -105,7 +105,7 @@ def test_the_original_layout_gives_back_the_earlier_default_exactly():
 
 def test_the_original_layout_is_the_original_network():
     params = make_params(**{**ORIGINAL_LAYOUT, "cnn.image_size": 32})
-    model = build_cnn(5, 32, params["cnn"], seed=1)
+    model = build_cnn(5, 32, params.cnn, seed=1)
 
     core = [layer for layer in model.layers if not layer.name.startswith(("image", "random_", "rescale"))]
     assert [type(layer).__name__ for layer in core] == [
@@ -128,14 +128,14 @@ def test_the_original_layout_is_the_original_network():
 
 def test_preprocessing_order_and_resizing_inside_the_model():
     params = make_params(**{"cnn.image_size": 32, **ALL_AUGMENT, **WHOLE_IMAGE, "cnn.standardize": False})
-    names = [layer.name for layer in build_cnn(3, 64, params["cnn"], seed=1).layers]
+    names = [layer.name for layer in build_cnn(3, 64, params.cnn, seed=1).layers]
     assert names[:12] == ["image", "resize", "random_flip", "random_rotation", "random_zoom", "random_shift",
                           "random_brightness", "random_contrast", "random_channel_shuffle", "random_invert",
                           "rescale", "conv1"]
-    model = build_cnn(3, 32, make_params(**{"cnn.image_size": 32, **NO_AUGMENT, **COLOUR_MATTERS})["cnn"], seed=1)
+    model = build_cnn(3, 32, make_params(**{"cnn.image_size": 32, **NO_AUGMENT, **COLOUR_MATTERS}).cnn, seed=1)
     assert [layer.name for layer in model.layers[:3]] == ["image", "rescale", "conv1"]  # same size: no resizing
     # the default recipe: cut out the region, resize it, augment, rescale, standardise
-    model = build_cnn(3, 64, make_params(**{"cnn.image_size": 16, **NO_AUGMENT})["cnn"], seed=1)
+    model = build_cnn(3, 64, make_params(**{"cnn.image_size": 16, **NO_AUGMENT}).cnn, seed=1)
     assert [layer.name for layer in model.layers[:6]] == ["image", "region", "resize", "rescale", "standardize",
                                                           "conv1"]
 
@@ -144,7 +144,7 @@ def test_the_region_is_cut_out_inside_the_model_as_at_training():
     # 40 px prepared images, the upper half and middle half: a 20x20 cut-out, the network's own size
     cnn = make_params(**{**NO_AUGMENT, "cnn.image_size": 20, "cnn.filters": [4], "cnn.dense_units": [],
                          "cnn.standardize": False,
-                         "cnn.region": {"top": 0.0, "bottom": 0.5, "left": 0.25, "right": 0.75}})["cnn"]
+                         "cnn.region": {"top": 0.0, "bottom": 0.5, "left": 0.25, "right": 0.75}}).cnn
     model = build_cnn(3, 40, cnn, seed=1)
     x = np.random.default_rng(0).uniform(0, 255, (2, 40, 40, 3)).astype(np.float32)
     seen = keras.Model(model.input, model.get_layer("rescale").output)
@@ -158,7 +158,7 @@ def test_the_region_is_cut_out_inside_the_model_as_at_training():
 def test_training_runs_the_region_and_resize_once_and_trains_the_models_own_layers(tmp_path):
     # train_cnn fits a body of the model's layers after the cut-out and the resize on their precomputed output
     cnn = make_params(**{**ALL_AUGMENT, "cnn.image_size": 16, "cnn.filters": [4, 8], "cnn.dense_units": [],
-                         "cnn.region": {"top": 0.0, "bottom": 0.5, "left": 0.25, "right": 0.75}})["cnn"]
+                         "cnn.region": {"top": 0.0, "bottom": 0.5, "left": 0.25, "right": 0.75}}).cnn
     model = build_cnn(3, 40, cnn, seed=1)
     front, body = split_front(model)
     assert [layer.name for layer in front.layers] == ["image", "region", "resize"]
@@ -179,13 +179,13 @@ def test_training_runs_the_region_and_resize_once_and_trains_the_models_own_laye
     assert not np.array_equal(model.get_layer("conv1").get_weights()[0], before)  # the model's own weights trained
     # nothing to run once: the whole image at the network's size
     whole = build_cnn(3, 16, make_params(**{**NO_AUGMENT, **WHOLE_IMAGE, "cnn.image_size": 16,
-                                            "cnn.filters": [4]})["cnn"], seed=1)
+                                            "cnn.filters": [4]}).cnn, seed=1)
     assert split_front(whole) == (None, whole)
 
 
 def test_standardizing_removes_the_colour_cast_and_brightness():
     cnn = make_params(**{**NO_AUGMENT, **WHOLE_IMAGE, "cnn.image_size": 16, "cnn.filters": [4],
-                         "cnn.dense_units": [], "cnn.standardize": True})["cnn"]
+                         "cnn.dense_units": [], "cnn.standardize": True}).cnn
     model = build_cnn(3, 16, cnn, seed=1)
     x = np.random.default_rng(0).uniform(60, 160, (2, 16, 16, 3)).astype(np.float32)
     standardized = keras.Model(model.input, model.get_layer("standardize").output).predict(x, verbose=0)
@@ -216,7 +216,7 @@ def test_channel_shuffle_and_invert_change_colours_only():
 def test_batch_norm_and_global_average_options():
     params = make_params(**{**ORIGINAL_LAYOUT, "cnn.image_size": 32, "cnn.batch_norm": True,
                             "cnn.pooling": "global_average"})
-    model = build_cnn(4, 32, params["cnn"], seed=1)
+    model = build_cnn(4, 32, params.cnn, seed=1)
 
     core = [type(layer).__name__ for layer in model.layers if layer.name.startswith(("conv", "batch_norm", "relu",
                                                                                      "pool", "global"))]
@@ -224,7 +224,7 @@ def test_batch_norm_and_global_average_options():
     assert not any(isinstance(layer, keras.layers.Flatten) for layer in model.layers)
     # global average pooling hands dense1 one value per filter of the last block: 256, not 2*2*256
     assert model.get_layer("dense1").kernel.shape == (256, 512)
-    original = make_params(**{**ORIGINAL_LAYOUT, "cnn.image_size": 32})["cnn"]
+    original = make_params(**{**ORIGINAL_LAYOUT, "cnn.image_size": 32}).cnn
     assert model.count_params() < build_cnn(4, 32, original, 1).count_params()
 
 
@@ -238,7 +238,7 @@ def test_augmentation_acts_only_in_training():
     # no dropout: only the augmentation is random
     params = make_params(**{"cnn.image_size": 32, "cnn.dropout": 0.0, **ALL_AUGMENT, **WHOLE_IMAGE,
                             "cnn.standardize": False})
-    model = build_cnn(3, 32, params["cnn"], seed=1)
+    model = build_cnn(3, 32, params.cnn, seed=1)
     x = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype(np.float32)
 
     inference = model(x, training=False).numpy()

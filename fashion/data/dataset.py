@@ -183,8 +183,8 @@ def summarize(params, preprocessing, classes, records, skipped):
         per_split["total"] = sum(per_split.values())
     totals = {split: sum(c[split] for c in counts.values()) for split in (*SPLITS, "total")}
     return {
-        "source": params["data"]["source"],
-        "path": params["data"]["path"],
+        "source": params.data.source,
+        "path": params.data.path,
         Preprocessing.RECORD_KEY: preprocessing.to_record(),
         "classes": classes,
         "counts": counts,

@@ -23,7 +23,7 @@ DECODE_BATCH = 256  # images decoded, resized and written per step: bounds memor
 
 def open_cache(params, preprocessing, cache_dir):
     """The decode cache for these params (None with data.cache false or for Fashion-MNIST's arrays)."""
-    if not params["data"]["cache"] or params["data"]["source"] == "fashion_mnist":
+    if not params.data.cache or params.data.source == "fashion_mnist":
         return None
     limits = ImageLimits.from_params(params)
     fingerprint = decode_cache.fingerprint(preprocessing.to_record(), limits.max_pixels, limits.min_side,

@@ -171,10 +171,10 @@ def exclude_listed(records, found, data, skipped):
     if found is None:
         return records, None
     file_hashes = {}
-    if found.hashes and data["source"] != "fashion_mnist":
+    if found.hashes and data.source != "fashion_mnist":
         # The digest `sha256sum` prints: of the file's bytes (the manifest's sha256 is of the decoded pixels).
         for record in records:
-            with open(Path(data["path"]) / record["path"], "rb") as handle:
+            with open(Path(data.path) / record["path"], "rb") as handle:
                 file_hashes[record["path"]] = hashlib.file_digest(handle, "sha256").hexdigest()
     matched_paths, matched_hashes, kept, test_listed = set(), set(), [], []
     for record in records:
@@ -187,28 +187,28 @@ def exclude_listed(records, found, data, skipped):
             matched_paths.add(record["path"])
         if record["split"] == "test":
             test_listed.append(record["path"])
-            if not data["exclude_test"]:
+            if not data.exclude_test:
                 kept.append(record)
                 continue
         # Recorded without a warning per photo: the user listed them; the count is logged below.
         skipped.append({"path": record["path"], "kind": "excluded",
-                        "reason": f"listed in data.exclude ({data['exclude']})"})
+                        "reason": f"listed in data.exclude ({data.exclude})"})
     not_found = sorted(found.paths - matched_paths) + sorted(found.hashes - matched_hashes)
     for problem in found.ignored:
         log.warning("data.exclude: %s; it names no photo and is ignored", problem)
     if not_found:
         log.warning("data.exclude: %d line(s) of %s name no photo of data.path (e.g. %r); moved or deleted "
-                    "photos can be removed from it", len(not_found), data["exclude"], not_found[0])
+                    "photos can be removed from it", len(not_found), data.exclude, not_found[0])
     if test_listed:
-        if data["exclude_test"]:
+        if data.exclude_test:
             log.warning("data.exclude: %d photo(s) of the test split dropped (data.exclude_test: true); the test "
                         "scores are not comparable with runs that kept them", len(test_listed))
         else:
             log.warning("data.exclude: %d photo(s) of the test split are listed and KEPT, so that the test split stays "
                         "the same photos (e.g. %s); data.exclude_test: true drops them too", len(test_listed),
                         test_listed[0])
-    report = {"file": str(data["exclude"]), "listed": len(found), "excluded": len(records) - len(kept),
-              "test_listed": sorted(test_listed), "test_kept": not data["exclude_test"],
+    report = {"file": str(data.exclude), "listed": len(found), "excluded": len(records) - len(kept),
+              "test_listed": sorted(test_listed), "test_kept": not data.exclude_test,
               "not_found": not_found, "ignored": found.ignored}
-    log.info("data.exclude: %d photo(s) excluded, listed in %s", report["excluded"], data["exclude"])
+    log.info("data.exclude: %d photo(s) excluded, listed in %s", report["excluded"], data.exclude)
     return kept, report

@@ -61,27 +61,26 @@ def balanced_class_weights(labels, num_classes):
 def augmentation_layers(augment, seed):
     """The random augmentation layers in the order they apply, for a params section such as cnn.augment.
 
-    A key the section does not have, or whose value is 0 or false, is left out. Brightness and contrast
-    work on 0..255 values, so they come before any rescaling. Each layer's seed depends on its place in
-    AUGMENTATIONS, not on which others are enabled.
+    A key the section does not have (finetune.augment has no shift, hue...), or whose value is 0 or false,
+    is left out. Brightness and contrast work on 0..255 values, so they come before any rescaling. Each
+    layer's seed depends on its place in AUGMENTATIONS, not on which others are enabled.
     """
     makers = {
-        "flip": lambda s: layers.RandomFlip("horizontal", seed=s, name="random_flip"),
-        "rotation": lambda s: layers.RandomRotation(augment["rotation"], seed=s, name="random_rotation"),
-        "zoom": lambda s: layers.RandomZoom(augment["zoom"], seed=s, name="random_zoom"),
-        "shift": lambda s: layers.RandomTranslation(augment["shift"], augment["shift"], seed=s,
-                                                    name="random_shift"),
-        "brightness": lambda s: layers.RandomBrightness(augment["brightness"], value_range=(0, 255), seed=s,
-                                                        name="random_brightness"),
-        "contrast": lambda s: layers.RandomContrast(augment["contrast"], value_range=(0, 255), seed=s,
-                                                    name="random_contrast"),
+        "flip": lambda s, v: layers.RandomFlip("horizontal", seed=s, name="random_flip"),
+        "rotation": lambda s, v: layers.RandomRotation(v, seed=s, name="random_rotation"),
+        "zoom": lambda s, v: layers.RandomZoom(v, seed=s, name="random_zoom"),
+        "shift": lambda s, v: layers.RandomTranslation(v, v, seed=s, name="random_shift"),
+        "brightness": lambda s, v: layers.RandomBrightness(v, value_range=(0, 255), seed=s, name="random_brightness"),
+        "contrast": lambda s, v: layers.RandomContrast(v, value_range=(0, 255), seed=s, name="random_contrast"),
         # Colour says nothing about a neckline: turning hues and dropping colour teach the network shapes.
-        "hue": lambda s: layers.RandomHue(augment["hue"], value_range=(0, 255), seed=s, name="random_hue"),
-        "grayscale": lambda s: layers.RandomGrayscale(augment["grayscale"], seed=s, name="random_grayscale"),
-        "channel_shuffle": lambda s: RandomChannelShuffle(seed=s, name="random_channel_shuffle"),
-        "invert": lambda s: RandomInvert(augment["invert"], seed=s, name="random_invert"),
+        "hue": lambda s, v: layers.RandomHue(v, value_range=(0, 255), seed=s, name="random_hue"),
+        "grayscale": lambda s, v: layers.RandomGrayscale(v, seed=s, name="random_grayscale"),
+        "channel_shuffle": lambda s, v: RandomChannelShuffle(seed=s, name="random_channel_shuffle"),
+        "invert": lambda s, v: RandomInvert(v, seed=s, name="random_invert"),
     }
-    return [makers[key](layer_seed(seed, offset)) for offset, key in enumerate(AUGMENTATIONS) if augment.get(key)]
+    settings = {key: getattr(augment, key, None) for key in AUGMENTATIONS}
+    return [makers[key](layer_seed(seed, offset), settings[key]) for offset, key in enumerate(AUGMENTATIONS)
+            if settings[key]]
 
 
 def layer_seed(seed, offset):

@@ -59,8 +59,8 @@ class ImageLimits:
 
     @classmethod
     def from_params(cls, params):
-        data = params["data"]
-        return cls(data["max_pixels"], data["min_side"], data["max_aspect"])
+        data = params.data
+        return cls(data.max_pixels, data.min_side, data.max_aspect)
 
 
 def decode_rgb(path, max_pixels=DEFAULT_MAX_PIXELS, min_size=None, min_side=DEFAULT_MIN_SIDE,

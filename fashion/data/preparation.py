@@ -20,18 +20,18 @@ log = logging.getLogger(__name__)
 
 def prepare(params, paths=Paths()):
     """Build the prepared data set in paths.prepared atomically; return its summary."""
-    data, split = params["data"], params["split"]
+    data, split = params.data, params.split
     check_writable(paths.prepared)
     preprocessing = Preprocessing.from_params(params)
-    if data["source"] == "fashion_mnist":  # arrays read from IDX files, not files to decode: nothing to cache
-        classes, candidates, skipped = discover_fashion_mnist(data["path"])
+    if data.source == "fashion_mnist":  # arrays read from IDX files, not files to decode: nothing to cache
+        classes, candidates, skipped = discover_fashion_mnist(data.path)
     else:
-        classes, candidates, skipped = discover_folder(data["path"], decode_side(preprocessing),
+        classes, candidates, skipped = discover_folder(data.path, decode_side(preprocessing),
                                                        ImageLimits.from_params(params))
     cache = open_cache(params, preprocessing, paths.decode_cache)
     log.info("found %d candidate files in %d classes", len(candidates), len(classes))
     # Read before decoding, so that a bad exclude file stops the stage at once.
-    exclusions = read_exclusions(data["exclude"], data["path"]) if data["exclude"] else None
+    exclusions = read_exclusions(data.exclude, data.path) if data.exclude else None
     with atomic_dir(paths.prepared) as tmp:
         writer = dataset.ImageStoreWriter(tmp / dataset.IMAGES_FILE, preprocessing.image_size)
         try:
@@ -39,27 +39,27 @@ def prepare(params, paths=Paths()):
         finally:
             writer.close()
         if cache is not None:
-            close_cache(cache, candidates, reused, data["cache_max_gb"] * 1e9)
+            close_cache(cache, candidates, reused, data.cache_max_gb * 1e9)
         usable = Counter(r["label"] for r in records)
         for name in classes:
-            if not usable[name] and data["source"] != "fashion_mnist":
+            if not usable[name] and data.source != "fashion_mnist":
                 raise PipelineError(
-                    f"class folder {Path(data['path']) / name} has no usable images (every file was "
+                    f"class folder {Path(data.path) / name} has no usable images (every file was "
                     "skipped; see the warnings above); add readable images or remove the folder")
-        unmatched = assign_groups(records, split["group"])
-        if split["group"]:
-            assign_grouped_splits(records, classes, split["validation"], split["test"], params["seed"])
+        unmatched = assign_groups(records, split.group)
+        if split.group:
+            assign_grouped_splits(records, classes, split.validation, split.test, params.seed)
         else:
-            assign_splits(records, classes, split["validation"], split["test"], params["seed"])
+            assign_splits(records, classes, split.validation, split.test, params.seed)
         records, excluded = exclude_listed(records, exclusions, data, skipped)
         for name in classes:
             if not any(r["label"] == name and r["split"] == "train" for r in records):
                 raise PipelineError(f"class '{name}' has no training images left after data.exclude "
-                                    f"({data['exclude']}); keep some of its photos (remove their lines) or "
+                                    f"({data.exclude}); keep some of its photos (remove their lines) or "
                                     f"remove the class folder")
         dataset.write_manifest(tmp / dataset.MANIFEST_FILE, records)
         summary = dataset.summarize(params, preprocessing, classes, records, skipped)
-        summary["groups"] = {"pattern": split["group"], "count": len({r["group"] for r in records}),
+        summary["groups"] = {"pattern": split.group, "count": len({r["group"] for r in records}),
                              "unmatched": unmatched}
         if preprocessing.locate != "none":
             summary["located"] = dataset.located_counts(records, classes)

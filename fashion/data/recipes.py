@@ -58,11 +58,10 @@ class Preprocessing(Recipe):
 
     @classmethod
     def from_params(cls, params):
-        data = params["data"]
-        settings = {f.name: data[f.name] for f in fields(cls)}
-        if settings["locate"] == "none":
-            settings["locate_box"] = None
-        return cls(**settings)
+        """The recipe params' data section asks for; region and locate_box as plain dicts, as records hold them."""
+        data = params.data
+        return cls(image_size=data.image_size, resize=data.resize, region=data.region.model_dump(),
+                   locate=data.locate, locate_box=None if data.locate == "none" else data.locate_box.model_dump())
 
 
 @dataclass(frozen=True)
@@ -82,6 +81,6 @@ class BackboneRecipe(Recipe):
     @classmethod
     def from_params(cls, params):
         """The recipe params ask for; its weights may still be 'auto' until the extractor resolves them."""
-        f = params["features"]
-        return cls(model=params["model"], weights=f["weights"], alpha=f["alpha"], precision=f["precision"],
-                   mirror=f["mirror"], seed=params["seed"])
+        f = params.features
+        return cls(model=params.model, weights=f.weights, alpha=f.alpha, precision=f.precision, mirror=f.mirror,
+                   seed=params.seed)

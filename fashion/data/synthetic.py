@@ -146,15 +146,15 @@ def render_garment(neckline: str, rng: np.random.Generator, size: int = 256) -> 
 
 def synthesize(params, paths):
     """The stage `synthesize`: the default data set from params' `seed` and `synthetic`, in paths.synthetic."""
-    settings = params["synthetic"]
+    settings = params.synthetic
     try:  # params.py checks types and ranges; the class names are the generator's to check
-        validated_counts(settings["counts"])
-        check_size(settings["image_size"])
+        validated_counts(settings.counts)
+        check_size(settings.image_size)
     except ValueError as err:
         raise PipelineError(f"{PARAMS_FILE}: 'synthetic': {err}") from None
     check_writable(paths.synthetic)
-    written = generate_dataset(paths.synthetic, settings["counts"], settings["image_size"], params["seed"])
-    log.info("wrote %d images of %d px to %s: %s", sum(written.values()), settings["image_size"], paths.synthetic,
+    written = generate_dataset(paths.synthetic, settings.counts, settings.image_size, params.seed)
+    log.info("wrote %d images of %d px to %s: %s", sum(written.values()), settings.image_size, paths.synthetic,
              ", ".join(f"{name} {count}" for name, count in written.items()))
     return written
 

@@ -73,13 +73,13 @@ def early_stopping_split(labels, groups, share, seed):
 def fold_head(params, classes, x, y, groups, train, seed):
     """(head, fit, stop): the head trained as train_head does it on a fold's training part `train`: SMOTE on
     its `fit` positions, early stopping on its `stop` positions (crossval.validation of it, grouped by item)."""
-    fit, stop = early_stopping_split(y[train], groups[train], params["crossval"]["validation"], seed)
+    fit, stop = early_stopping_split(y[train], groups[train], params.crossval.validation, seed)
     fit, stop = train[fit], train[stop]
     fit_x, fit_y = x[fit], y[fit]
-    if params["smote"]["enabled"]:
-        fit_x, fit_y, _ = smote_resample(fit_x, fit_y, params["smote"]["k_neighbors"], seed, classes)
+    if params.smote.enabled:
+        fit_x, fit_y, _ = smote_resample(fit_x, fit_y, params.smote.k_neighbors, seed, classes)
     make_reproducible(seed)
-    model, _ = fit_head(fit_x, fit_y, x[stop], y[stop], len(classes), params["head"], seed)
+    model, _ = fit_head(fit_x, fit_y, x[stop], y[stop], len(classes), params.head, seed)
     return model, fit, stop
 
 
@@ -120,21 +120,21 @@ def summarize(scores):
 def cross_validate(params, classes, x, y, groups):
     """Every fold of every repeat: (scores per fold {model: headline}, one CSV row per fold and model,
     out-of-fold probabilities per model averaged over the repeats, seconds)."""
-    settings, seed = params["crossval"], params["seed"]
+    settings, seed = params.crossval, params.seed
     counts = np.bincount(y, minlength=len(classes))
-    if counts.min() < settings["folds"]:
+    if counts.min() < settings.folds:
         raise PipelineError(f"class '{classes[int(np.argmin(counts))]}' has {int(counts.min())} train + validation "
-                            f"image(s), fewer than crossval.folds={settings['folds']}; every fold needs one. Lower "
+                            f"image(s), fewer than crossval.folds={settings.folds}; every fold needs one. Lower "
                             "crossval.folds or add images")
     started = time.perf_counter()
     scores, rows = [], []
     # Each repeat predicts every photo once, from the folds that did not train on it.
     out_of_fold = {name: np.zeros((len(y), len(classes))) for name in MODELS}
-    for repeat, fold, train, held in folds(y, groups, settings["folds"], settings["repeats"], seed):
+    for repeat, fold, train, held in folds(y, groups, settings.folds, settings.repeats, seed):
         fold_seed = (seed + 1000 * repeat + fold) % 2**32
         probabilities = fold_probabilities(params, classes, x, y, groups, train, held, fold_seed)
         for name in MODELS:
-            out_of_fold[name][held] += probabilities[name] / settings["repeats"]
+            out_of_fold[name][held] += probabilities[name] / settings.repeats
         result = {name: headline(y[held], probabilities[name].argmax(axis=1), len(classes)) for name in MODELS}
         scores.append(result)
         rows += [[repeat + 1, fold + 1, name, len(held)] + [f"{result[name][m]:.6f}" for m in METRICS]
@@ -153,11 +153,11 @@ def write_folds(path, rows):
 
 def crossval(params, paths=Paths()):
     check_writable(paths.cv, paths.cv_folds, paths.cv_predictions)
-    settings = params["crossval"]
+    settings = params.crossval
     classes = read_info(paths.features)["classes"]
     x, y, groups = pooled_features(paths.features, paths.prepared)
     scores, rows, out_of_fold, seconds = cross_validate(params, classes, x, y, groups)
-    summary = {**summarize(scores), "folds": settings["folds"], "repeats": settings["repeats"],
+    summary = {**summarize(scores), "folds": settings.folds, "repeats": settings.repeats,
                "images": int(len(y)), "grouped": bool(len(set(groups)) < len(groups))}
     write_folds(paths.cv_folds, rows)
     write_json(paths.cv, summary)
@@ -169,7 +169,7 @@ def crossval(params, paths=Paths()):
         log.info("%s: %s", name, ", ".join(f"{m} {summary[name][f'{m}_mean']:.3f} +- {summary[name][f'{m}_sd']:.3f}"
                                            for m in METRICS))
     log.info("%d folds x %d repeats on %d images in %.1f s (no backbone pass: cached features)",
-             settings["folds"], settings["repeats"], len(y), seconds)
+             settings.folds, settings.repeats, len(y), seconds)
     return summary
 
 

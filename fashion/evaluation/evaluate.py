@@ -60,8 +60,8 @@ def evaluate(params, paths=Paths(), test_rows=None):
     check_writable(metrics_path, report_path, *(plots_dir / kind / "predictions.csv" for kind in KINDS))
     started = time.perf_counter()
     steps = StepTimer(log)
-    settings = params["evaluate"]
-    threshold, bins = settings["confidence_threshold"], settings["calibration_bins"]
+    settings = params.evaluate
+    threshold, bins = settings.confidence_threshold, settings.calibration_bins
     summary = dataset.read_summary(prepared_dir)
     classes = summary["classes"]
     rows, labels, photos = read_test_split(prepared_dir) if test_rows is None else test_rows
@@ -69,9 +69,9 @@ def evaluate(params, paths=Paths(), test_rows=None):
 
     def scored(probabilities, backbone, title):
         """Every score of one model, its 95 % intervals, the backbone weights behind it, and its notes."""
-        with steps.step("bootstrap", f"{title}: {settings['bootstrap']} bootstrap resamples for the 95 % intervals"):
+        with steps.step("bootstrap", f"{title}: {settings.bootstrap} bootstrap resamples for the 95 % intervals"):
             result = with_intervals(score(labels, probabilities, classes, threshold, bins), labels,
-                                    probabilities, len(classes), settings["bootstrap"], params["seed"])
+                                    probabilities, len(classes), settings.bootstrap, params.seed)
         return {**result, **backbone_weights(backbone)}
 
     results, sections, notes = {}, {}, []
@@ -91,11 +91,11 @@ def evaluate(params, paths=Paths(), test_rows=None):
             with steps.step("predictions", f"{title}: predicting the {len(rows)} test images"):
                 if kind != "head":  # the CNN and the fine-tuned model take the images themselves
                     probabilities = batched_probabilities(
-                        classifier.probabilities, store.batches(rows, params[_SECTION[kind]]["batch_size"]),
+                        classifier.probabilities, store.batches(rows, getattr(params, _SECTION[kind]).batch_size),
                         len(rows), len(classes))
                 else:
                     features = features_of_rows(features_dir, "test", rows)
-                    size = params["head"]["batch_size"]
+                    size = params.head.batch_size
                     probabilities = batched_probabilities(
                         classifier.from_features, (features[i:i + size] for i in range(0, len(features), size)),
                         len(rows), len(classes))
@@ -117,7 +117,7 @@ def evaluate(params, paths=Paths(), test_rows=None):
                                f"balanced {results[kind]['balanced_accuracy']:.3f}")
                 plot_curves(out / "curves.png", out / "history.csv", f"{title}: training curves")
                 plot_mistakes(out / "mistakes.png", store, rows, labels, probabilities, classes,
-                              settings["mistakes"], title)
+                              settings.mistakes, title)
             log.info("%s: accuracy %.4f, balanced accuracy %.4f, macro-F1 %.4f, %.1f%% under %.2f", title,
                      results[kind]["accuracy"], results[kind]["balanced_accuracy"], results[kind]["macro_f1"],
                      100 * results[kind]["low_confidence"]["share"], threshold)
@@ -126,7 +126,7 @@ def evaluate(params, paths=Paths(), test_rows=None):
     title = "Baseline: logistic regression on the same features"
     with steps.step("baseline", "fitting the baseline (logistic regression) on the training features"):
         train_x, train_y = load_split(features_dir, "train")
-        probabilities = baseline_probabilities(fit_baseline(train_x, train_y, params["seed"]),
+        probabilities = baseline_probabilities(fit_baseline(train_x, train_y, params.seed),
                                                features_of_rows(features_dir, "test", rows), len(classes))
     results["baseline"] = scored(probabilities, features_backbone, title)
     if results["baseline"]["random_weights"]:

@@ -95,10 +95,10 @@ def backbone_features(params, prepared_dir, cache_dir):
     records = dataset.read_manifest(prepared_dir)
     preprocessing = Preprocessing.from_artifact(summary, Path(prepared_dir) / dataset.SUMMARY_FILE)
     disconnect = None
-    if params["features"]["engine"] == "ray":
+    if params.features.engine == "ray":
         from fashion.features import ray_engine  # Ray is imported only for this engine
 
-        disconnect = ray_engine.connect(params["features"]["ray"])
+        disconnect = ray_engine.connect(params.features.ray)
     try:
         extractor, splits, seconds = _compute(params, prepared_dir, cache_dir, records, preprocessing)
     finally:
@@ -109,9 +109,9 @@ def backbone_features(params, prepared_dir, cache_dir):
 
 def _compute(params, prepared_dir, cache_dir, records, preprocessing):
     extractor = build_extractor(BackboneRecipe.from_params(params), preprocessing.image_size)
-    batch_size, engine = params["features"]["batch_size"], params["features"]["engine"]
+    batch_size, engine = params.features.batch_size, params.features.engine
     cache = None
-    if params["features"]["cache"]:
+    if params.features.cache:
         cache = FeatureCache(cache_dir, fingerprint(extractor.recipe.to_record(), preprocessing.to_record()),
                              extractor.dim)
     keys_by_row = {record["row"]: record["sha256"] for record in records}
@@ -126,7 +126,7 @@ def _compute(params, prepared_dir, cache_dir, records, preprocessing):
 
             def compute(rows, progress, on_batch=None):
                 return ray_engine.extract_features(extractor.recipe, preprocessing.image_size, store_path, rows,
-                                                   extractor.dim, params["features"]["ray"], batch_size, progress,
+                                                   extractor.dim, params.features.ray, batch_size, progress,
                                                    on_batch)
         else:
             def compute(rows, progress, on_batch=None):
@@ -145,7 +145,7 @@ def _compute(params, prepared_dir, cache_dir, records, preprocessing):
         if cache.damaged:
             log.warning("feature cache: %d damaged entries (wrong size or checksum, e.g. %s) were recomputed",
                         len(cache.damaged), cache.path(cache.damaged[0]))
-        evict(cache_dir, params["features"]["cache_max_gb"] * 1e9, cache.folder, set(keys_by_row.values()))
+        evict(cache_dir, params.features.cache_max_gb * 1e9, cache.folder, set(keys_by_row.values()))
     by_split, first = {}, 0
     for split, (split_rows, labels) in splits.items():
         by_split[split] = split_rows, labels, features[first:first + len(split_rows)]
@@ -165,7 +165,7 @@ def extract(params, paths=Paths()):
             "classes": summary["classes"],
             Preprocessing.RECORD_KEY: preprocessing.to_record(),
             BackboneRecipe.RECORD_KEY: extractor.recipe.to_record(),
-            "weights_requested": params["features"]["weights"],
+            "weights_requested": params.features.weights,
             "feature_dim": extractor.dim,
             "images": images, "seconds": round(seconds, 2),
             "images_per_second": round(images / seconds, 1) if seconds else None,

@@ -37,7 +37,7 @@ CONNECT_TIMEOUT_S = 5
 
 
 def connect(settings):
-    """Join the cluster at settings['address'] ('host:port' or 'auto'), or start one on this machine
+    """Join the cluster at settings.address ('host:port' or 'auto'), or start one on this machine
     when it is empty; check it has room for the workers. Returns a function that disconnects again
     (a no-op when this process was already connected, e.g. by a caller that owns the cluster)."""
     try:
@@ -48,7 +48,7 @@ def connect(settings):
     if ray.is_initialized():
         _check_room(ray, settings, "this process's Ray cluster")
         return lambda: None
-    address = settings["address"]
+    address = settings.address
     where = f"features.ray.address={address!r}" if address else "a local Ray cluster"
     if address and address != "auto":
         _check_reachable(address)
@@ -86,7 +86,7 @@ def _resources(ray):
 def _check_room(ray, settings, where):
     """Actors that do not fit would wait forever: say so instead."""
     cpus, gpus = _resources(ray)
-    workers, num_gpus = settings["workers"], settings["num_gpus"]
+    workers, num_gpus = settings.workers, settings.num_gpus
     if cpus < workers * CPUS_PER_WORKER or gpus < workers * num_gpus:
         raise PipelineError(
             f"features.ray.workers={workers} with features.ray.num_gpus={num_gpus:g} needs "
@@ -108,7 +108,7 @@ class BackboneWorker:
 
 def extract_features(recipe, image_size, store_path, rows, dim, settings, batch_size, progress=None, on_batch=None):
     """(len(rows), dim) float32 features of the images at `rows` of the store, in that order, computed
-    by settings['workers'] actors of the connected Ray cluster; progress.update and on_batch(positions in
+    by settings.workers actors of the connected Ray cluster; progress.update and on_batch(positions in
     rows, their features) per batch back."""
     import ray
 
@@ -120,8 +120,8 @@ def extract_features(recipe, image_size, store_path, rows, dim, settings, batch_
     # One block per batch: the unit Ray hands to an actor, and retries when the actor dies.
     blocks = [pairs[start:start + batch_size] for start in range(0, len(pairs), batch_size)]
     remote = dict(num_cpus=CPUS_PER_WORKER, max_restarts=MAX_RESTARTS, max_task_retries=MAX_TASK_RETRIES)
-    if settings["num_gpus"]:
-        remote["num_gpus"] = settings["num_gpus"]
+    if settings.num_gpus:
+        remote["num_gpus"] = settings.num_gpus
     with warnings.catch_warnings():
         # Ray 2.60 warns that max_restarts / max_task_retries as keywords are deprecated, yet offers no other
         # way to bound them (its default is to retry forever, which hides a worker that always crashes).
@@ -129,7 +129,7 @@ def extract_features(recipe, image_size, store_path, rows, dim, settings, batch_
         computed = ray.data.from_numpy(blocks).map_batches(
             BackboneWorker,
             fn_constructor_args=(_with_absolute_paths(recipe), image_size, str(Path(store_path).resolve())),
-            batch_size=batch_size, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=settings["workers"]),
+            batch_size=batch_size, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=settings.workers),
             **remote)
 
     features = np.empty((len(rows), dim), dtype=np.float32)

@@ -48,10 +48,10 @@ def resample(params, paths=Paths()):
     check_writable(out_dir, counts_path)
     features, labels = load_split(features_dir, "train")
     classes = read_info(features_dir)["classes"]
-    smote = params["smote"]
-    if smote["enabled"]:
+    smote = params.smote
+    if smote.enabled:
         new_features, new_labels, report = smote_resample(
-            features, labels, smote["k_neighbors"], params["seed"], classes)
+            features, labels, smote.k_neighbors, params.seed, classes)
     else:
         new_features, new_labels, report = features, labels, {"warning": None}
     with atomic_dir(out_dir) as tmp:
@@ -59,12 +59,12 @@ def resample(params, paths=Paths()):
     before = np.bincount(labels, minlength=len(classes))
     after = np.bincount(new_labels, minlength=len(classes))
     write_json(counts_path, {
-        "enabled": smote["enabled"], **report,
+        "enabled": smote.enabled, **report,
         "train_before": {name: int(n) for name, n in zip(classes, before)},
         "train_after": {name: int(n) for name, n in zip(classes, after)},
         "synthetic_samples": int(len(new_labels) - len(labels)),
     })
     log.info("train features %d -> %d (%s)", len(labels), len(new_labels),
-             "SMOTE" if smote["enabled"] else "SMOTE disabled")
+             "SMOTE" if smote.enabled else "SMOTE disabled")
 
 

@@ -43,36 +43,36 @@ def build_cnn(num_classes, input_size, cnn, seed, steps_per_epoch=1):
     """
     inputs = keras.Input((input_size, input_size, 3), name="image")
     x = inputs
-    cropping = region_cropping(cnn["region"], input_size)
+    cropping = region_cropping(cnn.region, input_size)
     if any(any(side) for side in cropping):
         # Inside the model, so that prediction cuts out the same part of every photo.
         x = layers.Cropping2D(cropping, name="region")(x)
-    if tuple(x.shape[1:3]) != (cnn["image_size"], cnn["image_size"]):
+    if tuple(x.shape[1:3]) != (cnn.image_size, cnn.image_size):
         # Antialiasing, so that shrinking 224 -> 96 averages pixels instead of skipping them.
-        x = layers.Resizing(cnn["image_size"], cnn["image_size"], antialias=True, name="resize")(x)
-    for augment in augmentation_layers(cnn["augment"], seed):
+        x = layers.Resizing(cnn.image_size, cnn.image_size, antialias=True, name="resize")(x)
+    for augment in augmentation_layers(cnn.augment, seed):
         x = augment(x)
     x = layers.Rescaling(1 / 255, name="rescale")(x)
-    if cnn["standardize"]:
+    if cnn.standardize:
         # Each image's channels to mean 0 and sd 1: the garment's colour and the light's brightness go,
         # the contrast between the garment and what shows through the neckline stays.
         x = layers.LayerNormalization(axis=(1, 2), center=False, scale=False, name="standardize")(x)
-    for block, filters in enumerate(cnn["filters"], start=1):
-        x = conv_block(x, filters, cnn["batch_norm"], block, cnn["convolutions"])
-    if cnn["pooling"] == "flatten":
+    for block, filters in enumerate(cnn.filters, start=1):
+        x = conv_block(x, filters, cnn.batch_norm, block, cnn.convolutions)
+    if cnn.pooling == "flatten":
         x = layers.Flatten(name="flatten")(x)
     else:
         x = layers.GlobalAveragePooling2D(name="global_average")(x)
-    for index, units in enumerate(cnn["dense_units"], start=1):
+    for index, units in enumerate(cnn.dense_units, start=1):
         x = layers.Dense(units, activation="relu", name=f"dense{index}")(x)
-        x = layers.Dropout(cnn["dropout"], seed=layer_seed(seed, 100 + index), name=f"dropout{index}")(x)
+        x = layers.Dropout(cnn.dropout, seed=layer_seed(seed, 100 + index), name=f"dropout{index}")(x)
     logits = layers.Dense(num_classes, name="logits")(x)
     outputs = layers.Softmax(name="probabilities")(logits)
 
     model = keras.Model(inputs, outputs, name="cnn")
     # One-hot labels (ImageBatches), so that the loss can smooth them.
     model.compile(optimizer=optimizer(cnn, steps_per_epoch),
-                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=cnn["label_smoothing"]),
+                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=cnn.label_smoothing),
                   metrics=["accuracy"])
     return model
 
@@ -82,18 +82,18 @@ def optimizer(cnn, steps_per_epoch):
 
     The cosine runs from the full rate to zero over all cnn.epochs; early stopping may end a run before.
     """
-    rate = cnn["learning_rate"]
-    if cnn["schedule"] == "cosine":
-        rate = keras.optimizers.schedules.CosineDecay(rate, decay_steps=max(1, cnn["epochs"] * steps_per_epoch))
-    if cnn["weight_decay"]:
-        return keras.optimizers.AdamW(rate, weight_decay=cnn["weight_decay"])
+    rate = cnn.learning_rate
+    if cnn.schedule == "cosine":
+        rate = keras.optimizers.schedules.CosineDecay(rate, decay_steps=max(1, cnn.epochs * steps_per_epoch))
+    if cnn.weight_decay:
+        return keras.optimizers.AdamW(rate, weight_decay=cnn.weight_decay)
     return keras.optimizers.Adam(rate)
 
 
 def region_cropping(region, size):
     """Cropping2D's ((top, bottom), (left, right)) pixels for cnn.region (fractions) on size x size images."""
-    top, bottom = round(region["top"] * size), round(region["bottom"] * size)
-    left, right = round(region["left"] * size), round(region["right"] * size)
+    top, bottom = round(region.top * size), round(region.bottom * size)
+    left, right = round(region.left * size), round(region.right * size)
     return (top, size - bottom), (left, size - right)
 
 
@@ -175,8 +175,8 @@ def fit_cnn(store, train, validation, num_classes, cnn, seed, logger=log):
     """
     (train_rows, train_labels), (val_rows, val_labels) = train, validation
     model = build_cnn(num_classes, store.size, cnn, seed,
-                      steps_per_epoch=math.ceil(len(train_rows) / cnn["batch_size"]))
-    class_weight = balanced_class_weights(train_labels, num_classes) if cnn["class_weight"] else None
+                      steps_per_epoch=math.ceil(len(train_rows) / cnn.batch_size))
+    class_weight = balanced_class_weights(train_labels, num_classes) if cnn.class_weight else None
     logger.info("training on %d images, validating on %d; %s parameters",
                 len(train_rows), len(val_rows), f"{model.count_params():,}")
     started = time.perf_counter()
@@ -185,18 +185,18 @@ def fit_cnn(store, train, validation, num_classes, cnn, seed, logger=log):
 
         def batches(rows, labels, name, order_seed=None):
             if front is None:
-                return ImageBatches(store, rows, labels, num_classes, cnn["batch_size"], seed=order_seed)
+                return ImageBatches(store, rows, labels, num_classes, cnn.batch_size, seed=order_seed)
             # The region cut and the resize have no weights and no randomness: run them once per image
             # instead of once per epoch (1.5x faster training), into a scratch file so memory stays bounded
             # by the batch. The body is the model's own layers after them, so training it trains the model.
             inputs = front_inputs(front, store, rows, Path(scratch) / f"{name}.npy")
-            return ImageBatches(inputs, np.arange(len(rows)), labels, num_classes, cnn["batch_size"], seed=order_seed)
+            return ImageBatches(inputs, np.arange(len(rows)), labels, num_classes, cnn.batch_size, seed=order_seed)
 
         history = body.fit(batches(train_rows, train_labels, "train", seed),
-                           validation_data=batches(val_rows, val_labels, "validation"), epochs=cnn["epochs"],
+                           validation_data=batches(val_rows, val_labels, "validation"), epochs=cnn.epochs,
                            class_weight=class_weight,
-                           callbacks=training_callbacks(cnn["patience"], cnn["reduce_lr_patience"],
-                                                        epochs=cnn["epochs"], logger=logger,
+                           callbacks=training_callbacks(cnn.patience, cnn.reduce_lr_patience,
+                                                        epochs=cnn.epochs, logger=logger,
                                                         every=PROGRESS_SECONDS),
                            shuffle=False, verbose=0)
     return model, history, time.perf_counter() - started
@@ -227,7 +227,7 @@ def train_cnn(params, paths=Paths()):
 
     Returns the trained model (best weights) and the metrics written to paths.cnn_train.
     """
-    cnn, seed = params["cnn"], params["seed"]
+    cnn, seed = params.cnn, params.seed
     outputs = (paths.cnn, paths.cnn.with_suffix(".json"), paths.history("cnn"), paths.cnn_train)
     check_writable(*outputs)
     make_reproducible(seed)
@@ -240,8 +240,8 @@ def train_cnn(params, paths=Paths()):
     with dataset.ImageStore(paths.prepared / dataset.IMAGES_FILE) as store:
         model, history, seconds = fit_cnn(store, (train_rows, train_labels), (val_rows, val_labels), len(classes),
                                           cnn, seed, logger=log)
-        validation = ImageBatches(store, val_rows, val_labels, len(classes), cnn["batch_size"])
-        model, temperature = calibrated(model, cnn["calibrate"], validation, val_labels, None)
+        validation = ImageBatches(store, val_rows, val_labels, len(classes), cnn.batch_size)
+        model, temperature = calibrated(model, cnn.calibrate, validation, val_labels, None)
 
     metrics = training_metrics(history, seconds, len(train_rows), len(val_rows))
     metrics["temperature"] = temperature

@@ -32,13 +32,13 @@ NAME = "finetuned"  # models/finetuned/finetuned.keras and .json
 
 def finetune(params, paths=Paths()):
     """Fine-tune (or, when disabled, record that it is off); returns the model, or None when disabled."""
-    settings, seed = params["finetune"], params["seed"]
+    settings, seed = params.finetune, params.seed
     prepared_dir, head_path = paths.prepared, paths.head
     out_dir, history_path = paths.finetuned, paths.history("finetuned")
     check_writable(out_dir, history_path)
     # An earlier run's outputs go first, so a failed run cannot leave them looking current.
     remove_stale(out_dir, history_path)
-    if not settings["enabled"]:
+    if not settings.enabled:
         with atomic_dir(out_dir) as tmp:
             write_json(tmp / f"{NAME}.json", {
                 "kind": "finetuned", "enabled": False,
@@ -70,15 +70,15 @@ def finetune(params, paths=Paths()):
     with dataset.ImageStore(Path(prepared_dir) / dataset.IMAGES_FILE) as store:
         model, history, seconds, devices = fine_tune(head_path, recipe, store, (train_rows, train_labels),
                                                      (val_rows, val_labels), len(classes), settings, seed, log)
-        validation = ImageBatches(store, val_rows, val_labels, len(classes), settings["batch_size"])
-        model, temperature = calibrated(model, settings["calibrate"], validation, val_labels, None)
+        validation = ImageBatches(store, val_rows, val_labels, len(classes), settings.batch_size)
+        model, temperature = calibrated(model, settings.calibrate, validation, val_labels, None)
 
     best = best_epoch(history)
     logs = history.history
     info = {
         "kind": "finetuned", "enabled": True, "classes": classes,
         Preprocessing.RECORD_KEY: preprocessing.to_record(), BackboneRecipe.RECORD_KEY: recipe.to_record(),
-        "seed": seed, "unfreeze": settings["unfreeze"], "best_epoch": best, "epochs_run": len(logs["loss"]),
+        "seed": seed, "unfreeze": settings.unfreeze, "best_epoch": best, "epochs_run": len(logs["loss"]),
         "best_val_loss": round(float(logs["val_loss"][best - 1]), 6),
         "best_val_accuracy": round(float(logs["val_accuracy"][best - 1]), 6),
         "temperature": temperature, "devices": devices,

@@ -129,10 +129,10 @@ def build_model(head, recipe, image_size, finetune, seed, steps_per_epoch):
     and all (load a fresh copy for each model built).
     """
     backbone = build_backbone(recipe, image_size)
-    set_trainable(backbone, recipe.model, finetune["unfreeze"])
+    set_trainable(backbone, recipe.model, finetune.unfreeze)
     inputs = keras.Input((image_size, image_size, 3), name="image")
     x = inputs
-    for augment in augmentation_layers(finetune["augment"], seed):
+    for augment in augmentation_layers(finetune.augment, seed):
         x = augment(x)
     if image_size < MIN_INPUT:
         x = layers.Resizing(MIN_INPUT, MIN_INPUT, interpolation="bilinear", name="enlarge")(x)
@@ -145,20 +145,20 @@ def build_model(head, recipe, image_size, finetune, seed, steps_per_epoch):
     outputs = layers.Softmax(name="probabilities", dtype="float32")(x)
     model = keras.Model(inputs, outputs, name="finetuned")
     model.compile(optimizer=optimizer(finetune, steps_per_epoch),
-                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=finetune["label_smoothing"]),
+                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=finetune.label_smoothing),
                   metrics=["accuracy"])
     return model
 
 
 def optimizer(finetune, steps_per_epoch):
     """AdamW (Adam when finetune.weight_decay is 0), a linear warm-up to finetune.learning_rate, then a cosine to 0."""
-    steps = max(1, finetune["epochs"] * steps_per_epoch)
-    warmup = min(steps - 1, finetune["warmup_epochs"] * steps_per_epoch)
+    steps = max(1, finetune.epochs * steps_per_epoch)
+    warmup = min(steps - 1, finetune.warmup_epochs * steps_per_epoch)
     rate = keras.optimizers.schedules.CosineDecay(
-        0.0 if warmup else finetune["learning_rate"], decay_steps=steps - warmup,
-        warmup_target=finetune["learning_rate"] if warmup else None, warmup_steps=warmup)
-    if finetune["weight_decay"]:
-        return keras.optimizers.AdamW(rate, weight_decay=finetune["weight_decay"])
+        0.0 if warmup else finetune.learning_rate, decay_steps=steps - warmup,
+        warmup_target=finetune.learning_rate if warmup else None, warmup_steps=warmup)
+    if finetune.weight_decay:
+        return keras.optimizers.AdamW(rate, weight_decay=finetune.weight_decay)
     return keras.optimizers.Adam(rate)
 
 
@@ -173,20 +173,20 @@ def fine_tune(head_path, recipe, store, train, validation, num_classes, finetune
     replicas = distribution.num_replicas_in_sync
     logger.info("fine-tuning %s (weights %s) on %s%s", recipe.model, recipe.weights, devices,
                 f", {replicas} replicas, {policy}" if replicas > 1 or policy != "float32" else "")
-    batch_size = finetune["batch_size"] * replicas  # finetune.batch_size per device
+    batch_size = finetune.batch_size * replicas  # finetune.batch_size per device
     batches = ImageBatches(store, *train, num_classes, batch_size, seed=seed)
     checks = ImageBatches(store, *validation, num_classes, batch_size)
     model = _build(head_path, recipe, store.size, finetune, seed, len(batches), distribution, policy)
     logger.info("training on %d images, validating on %d; unfreeze %d block(s): %s of %s weights train",
-                len(train[0]), len(validation[0]), finetune["unfreeze"],
+                len(train[0]), len(validation[0]), finetune.unfreeze,
                 f"{sum(int(w.numpy().size) for w in model.trainable_weights):,}", f"{model.count_params():,}")
-    class_weight = balanced_class_weights(train[1], num_classes) if finetune["class_weight"] else None
+    class_weight = balanced_class_weights(train[1], num_classes) if finetune.class_weight else None
     started = time.perf_counter()
     history = model.fit(
-        batches, validation_data=checks, epochs=finetune["epochs"], class_weight=class_weight, shuffle=False,
+        batches, validation_data=checks, epochs=finetune.epochs, class_weight=class_weight, shuffle=False,
         verbose=0, callbacks=[
-            keras.callbacks.EarlyStopping(monitor="val_loss", patience=finetune["patience"], restore_best_weights=True),
-            images_per_second_logger(len(train[0]), finetune["epochs"], logger)])
+            keras.callbacks.EarlyStopping(monitor="val_loss", patience=finetune.patience, restore_best_weights=True),
+            images_per_second_logger(len(train[0]), finetune.epochs, logger)])
     seconds = time.perf_counter() - started
     if policy != "float32":
         # Saved in float32, so the file runs on any machine: the same weights in a float32 twin.

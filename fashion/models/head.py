@@ -86,13 +86,13 @@ def fit_head(train_x, train_y, val_x, val_y, num_classes, head, seed, logger=Non
     """
     import tensorflow as tf
 
-    model = build_head(train_x, num_classes, head["units"], head["dropout"], head["learning_rate"],
-                       head["input_dropout"], head["l2"])
+    model = build_head(train_x, num_classes, head.units, head.dropout, head.learning_rate,
+                       head.input_dropout, head.l2)
     train = (tf.data.Dataset.from_tensor_slices((train_x, train_y))
-             .shuffle(len(train_y), seed=seed, reshuffle_each_iteration=True).batch(head["batch_size"]).prefetch(2))
-    validation = tf.data.Dataset.from_tensor_slices((val_x, val_y)).batch(head["batch_size"]).cache()
-    history = model.fit(train, validation_data=validation, epochs=head["epochs"],
-                        callbacks=training_callbacks(head["patience"], verbose=0, epochs=head["epochs"],
+             .shuffle(len(train_y), seed=seed, reshuffle_each_iteration=True).batch(head.batch_size).prefetch(2))
+    validation = tf.data.Dataset.from_tensor_slices((val_x, val_y)).batch(head.batch_size).cache()
+    history = model.fit(train, validation_data=validation, epochs=head.epochs,
+                        callbacks=training_callbacks(head.patience, verbose=0, epochs=head.epochs,
                                                      logger=logger, every=PROGRESS_SECONDS),
                         shuffle=False, verbose=0)  # shuffled above
     return model, history
@@ -103,19 +103,19 @@ def train_head(params, paths=Paths()):
     model_path, history_path = paths.head, paths.history("head")
     outputs = (model_path, model_path.with_suffix(".json"), history_path)
     check_writable(*outputs)
-    make_reproducible(params["seed"])
+    make_reproducible(params.seed)
     info = read_info(features_dir)
     train_x, train_y = load_split(resampled_dir, "train")
     val_x, val_y = load_split(features_dir, "validation")
     if not len(val_y):
         raise PipelineError("the validation split is empty; early stopping needs it: raise split.validation")
-    head = params["head"]
+    head = params.head
     start = time.perf_counter()
-    model, history = fit_head(train_x, train_y, val_x, val_y, len(info["classes"]), head, params["seed"],
+    model, history = fit_head(train_x, train_y, val_x, val_y, len(info["classes"]), head, params.seed,
                               logger=log)
     seconds = time.perf_counter() - start
     best = best_epoch(history)
-    model, temperature = calibrated(model, head["calibrate"], val_x, val_y, head["batch_size"])
+    model, temperature = calibrated(model, head.calibrate, val_x, val_y, head.batch_size)
     try:
         write_history(history, history_path)
         save_model(model, model_path, {
@@ -124,7 +124,7 @@ def train_head(params, paths=Paths()):
             # Both recipes whole, as the extract stage recorded them: prediction rebuilds from these alone.
             Preprocessing.RECORD_KEY: info[Preprocessing.RECORD_KEY],
             BackboneRecipe.RECORD_KEY: info[BackboneRecipe.RECORD_KEY],
-            "seed": params["seed"],
+            "seed": params.seed,
             "best_epoch": best,
             "epochs_run": len(history.history["loss"]),
             "best_val_loss": round(float(history.history["val_loss"][best - 1]), 6),

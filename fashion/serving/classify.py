@@ -159,7 +159,7 @@ def settings_from_params():
     if not Path(PARAMS_FILE).is_file():
         return DEFAULT_THRESHOLD, ImageLimits()
     params = load_params()
-    return params["evaluate"]["confidence_threshold"], ImageLimits.from_params(params)
+    return params.evaluate.confidence_threshold, ImageLimits.from_params(params)
 
 
 # --- photo files to result records (the prediction command and the server) ------------------

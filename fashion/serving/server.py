@@ -162,8 +162,10 @@ class Review:
 
 def review_from_params(suspects_path=Paths().suspects):
     """The review of this repository: data.path and data.exclude from params.yaml (exclude.txt where unset)."""
-    data = load_params()["data"] if Path(PARAMS_FILE).is_file() else {"path": "data/synthetic", "exclude": None}
-    return Review(suspects_path, data["exclude"] or "exclude.txt", data["path"])
+    if not Path(PARAMS_FILE).is_file():
+        return Review(suspects_path, "exclude.txt", "data/synthetic")
+    data = load_params().data
+    return Review(suspects_path, data.exclude or "exclude.txt", data.path)
 
 
 class Decision(BaseModel):
