@@ -92,7 +92,7 @@ def test_a_second_run_computes_nothing_and_writes_the_same_outputs(photos, tmp_p
     assert info_without_timing(tmp_path / "first") == info_without_timing(tmp_path / "second")
 
     # and the same as a run without the cache: the cache changes nothing in the outputs
-    run(params, prepared, tmp_path / "plain", tmp_path / "unused", caplog, **{"features.cache": False})
+    run(params, prepared, tmp_path / "plain", tmp_path / "unused" / "features", caplog, **{"features.cache": False})
     for split in dataset.SPLITS:
         assert npz_members(tmp_path / "plain", split) == npz_members(tmp_path / "first", split)
 

@@ -53,9 +53,13 @@ class ImageBatches(keras.utils.PyDataset):
 
 
 def balanced_class_weights(labels, num_classes):
-    """n / (classes * count per class), as sklearn's compute_class_weight("balanced"): rare classes weigh more."""
-    counts = np.bincount(labels, minlength=num_classes)
-    return {index: len(labels) / (num_classes * count) for index, count in enumerate(counts) if count}
+    """{class: weight} for Keras's class_weight: scikit-learn's compute_class_weight("balanced"), n / (classes *
+    count per class), so rare classes weigh more. A class absent from labels gets no entry and is not counted."""
+    from sklearn.utils.class_weight import compute_class_weight
+
+    present = np.flatnonzero(np.bincount(labels, minlength=num_classes))
+    weights = compute_class_weight("balanced", classes=present, y=labels)
+    return {int(index): float(weight) for index, weight in zip(present, weights)}
 
 
 def augmentation_layers(augment, seed):

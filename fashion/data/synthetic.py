@@ -42,7 +42,7 @@ NECKLINES = ("round_neck", "scoop_neck", "v_neck", "square_neck", "boat_neck")
 # Imbalanced on purpose: the training stage balances the classes (SMOTE), and a shipped
 # data set that is already balanced would never exercise that code.
 # 1,125 images, 791 to train on: with a third of that the custom CNN's accuracy was limited by the data
-# (README, "The CNN on the generated necklines"). params.yaml's synthetic.counts holds the same numbers.
+# (docs/cnn.md, "The CNN on the generated necklines"). params.yaml's synthetic.counts holds the same numbers.
 DEFAULT_COUNTS = {"round_neck": 390, "v_neck": 255, "scoop_neck": 195, "square_neck": 150, "boat_neck": 135}
 
 JPEG_QUALITY = 92

@@ -58,7 +58,7 @@ def is_random(weights):
 
 RANDOM_WEIGHTS_ADVICE = ("its predictions are near chance. Give the backbone pretrained weights: features.weights "
                          "auto (ImageNet, or the repository's file for mobilenet with features.alpha 0.25), or a "
-                         "weights file (see the README, Weights), then `dvc repro`")
+                         "weights file (see docs/pipeline.md, Weights), then `dvc repro`")
 
 
 class FeatureExtractor:

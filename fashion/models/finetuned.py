@@ -66,7 +66,7 @@ def finetune(params, paths=Paths()):
     if recipe.weights == "none":
         log.warning("the head's backbone has RANDOM weights (features.weights resolved to none): fine-tuning "
                     "then means training the backbone from scratch on your photos. Give it ImageNet weights "
-                    "(see the README, Weights)")
+                    "(see docs/pipeline.md, Weights)")
     with dataset.ImageStore(Path(prepared_dir) / dataset.IMAGES_FILE) as store:
         model, history, seconds, devices = fine_tune(head_path, recipe, store, (train_rows, train_labels),
                                                      (val_rows, val_labels), len(classes), settings, seed, log)
