@@ -217,7 +217,9 @@ def test_more_workers_than_the_cluster_has_room_for_is_a_clear_error(cluster, ph
     with pytest.raises(PipelineError, match=re.escape(
             "features.ray.workers=3 with features.ray.num_gpus=0 needs 3 CPUs and 0 GPUs, but this process's "
             "Ray cluster has 2 CPUs and 0 GPUs")):
-        extract(override(params, {**RAY, "features.ray.workers": 3}), Paths(tmp_path, prepared=prepared, features=tmp_path / "out"))
+        extract(override(params, {**RAY, "features.ray.workers": 3}),
+                Paths(tmp_path, prepared=prepared, features=tmp_path / "out"))
     with pytest.raises(PipelineError, match="needs 2 CPUs and 2 GPUs"):
-        extract(override(params, {**RAY, "features.ray.num_gpus": 1}), prepared, tmp_path / "out")
+        extract(override(params, {**RAY, "features.ray.num_gpus": 1}),
+                Paths(tmp_path, prepared=prepared, features=tmp_path / "out"))
     assert not (tmp_path / "out").exists()

@@ -135,7 +135,9 @@ def test_photos_without_a_located_neckline_are_flagged_where_the_manifest_says_s
         writer.writeheader()
         for record in records:
             writer.writerow({**record, "located": "false" if record["path"] in unlocated else "true"})
-    table = suspects(prepared, root / "metrics/cv_predictions.csv", tmp_path / "suspects.csv", tmp_path / "s.png")
+    (tmp_path / "metrics").mkdir()
+    shutil.copy(root / "metrics/cv_predictions.csv", tmp_path / "metrics/cv_predictions.csv")
+    table = suspects(Paths(root, prepared=prepared, metrics=tmp_path / "metrics", plots=tmp_path / "plots"))
     flagged = {row["path"]: row["reason"] for row in table if NOT_LOCATED in row["reason"]}
     assert set(flagged) == unlocated
     without_column = read_suspects(root / "metrics/suspects.csv")
@@ -162,7 +164,8 @@ def test_predictions_of_test_photos_are_refused(flipped, tmp_path):
     test_photo = next(r["path"] for r in dataset.read_manifest(root / "data/prepared") if r["split"] == "test")
     lines = (root / "metrics/cv_predictions.csv").read_text().splitlines()
     lines[1] = ",".join([test_photo, *lines[1].split(",")[1:]])
-    (tmp_path / "predictions.csv").write_text("\n".join(lines) + "\n")
+    (tmp_path / "metrics").mkdir()
+    (tmp_path / "metrics/cv_predictions.csv").write_text("\n".join(lines) + "\n")
     with pytest.raises(PipelineError, match="not train or validation photos of the prepared data"):
-        suspects(root / "data/prepared", tmp_path / "predictions.csv", tmp_path / "s.csv", tmp_path / "s.png")
-    assert not (tmp_path / "s.csv").exists()
+        suspects(Paths(root, metrics=tmp_path / "metrics", plots=tmp_path / "plots"))
+    assert not (tmp_path / "metrics/suspects.csv").exists()
