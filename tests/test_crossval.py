@@ -136,3 +136,20 @@ def test_a_class_smaller_than_the_folds_is_a_clear_error(tmp_path):
                                             r"crossval.folds=3"):
         run(tmp_path, counts={"train": [30, 20, 1], "validation": [6, 4, 1], "test": [6, 4, 3]})
     assert not (tmp_path / "cv" / "cv.json").exists()
+
+
+@pytest.mark.slow
+def test_folds_in_worker_processes_give_the_same_numbers_to_the_last_digit(tmp_path):
+    """The stage runs its folds side by side in processes; each fold seeds its own training, so one process or
+    several give the same scores, rows and out-of-fold probabilities."""
+    from fashion.evaluation.crossval import cross_validate, pooled_features
+
+    features, prepared = features_with_manifest(tmp_path, {"train": [16, 12, 9], "validation": [4, 3, 3],
+                                                           "test": [2, 2, 2]})
+    params = make_params(**{**FAST, "crossval.repeats": 1})
+    x, y, groups = pooled_features(features, prepared)
+    alone, side_by_side = (cross_validate(params, ["a", "b", "c"], x, y, groups, workers=workers)
+                           for workers in (1, 2))
+    assert alone[0] == side_by_side[0] and alone[1] == side_by_side[1]
+    for name, probabilities in alone[2].items():
+        np.testing.assert_array_equal(probabilities, side_by_side[2][name])

@@ -12,9 +12,14 @@ validation photo's out-of-fold probabilities from the model CV ranks higher (by 
 averaged over the repeats. The suspects stage looks for wrong labels in them.
 """
 
+import contextlib
 import csv
+import functools
 import logging
+import multiprocessing
+import os
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -117,9 +122,14 @@ def summarize(scores):
             for name in MODELS}
 
 
-def cross_validate(params, classes, x, y, groups):
+def cross_validate(params, classes, x, y, groups, workers=None):
     """Every fold of every repeat: (scores per fold {model: headline}, one CSV row per fold and model,
-    out-of-fold probabilities per model averaged over the repeats, seconds)."""
+    out-of-fold probabilities per model averaged over the repeats, seconds).
+
+    The folds are independent (each seeds its own training), so they run side by side in `workers`
+    processes (default: one per CPU core, at most one per fold); the results are the same for any number
+    of workers, and are combined in fold order. A head's steps are too small to keep two cores busy,
+    so two folds at once finish in little more time than one."""
     settings, seed = params.crossval, params.seed
     counts = np.bincount(y, minlength=len(classes))
     if counts.min() < settings.folds:
@@ -127,21 +137,37 @@ def cross_validate(params, classes, x, y, groups):
                             f"image(s), fewer than crossval.folds={settings.folds}; every fold needs one. Lower "
                             "crossval.folds or add images")
     started = time.perf_counter()
+    jobs = [(repeat, fold, train, held, (seed + 1000 * repeat + fold) % 2**32)
+            for repeat, fold, train, held in folds(y, groups, settings.folds, settings.repeats, seed)]
+    workers = min(len(jobs), workers or os.cpu_count() or 1)
     scores, rows = [], []
     # Each repeat predicts every photo once, from the folds that did not train on it.
     out_of_fold = {name: np.zeros((len(y), len(classes))) for name in MODELS}
-    for repeat, fold, train, held in folds(y, groups, settings.folds, settings.repeats, seed):
-        fold_seed = (seed + 1000 * repeat + fold) % 2**32
-        probabilities = fold_probabilities(params, classes, x, y, groups, train, held, fold_seed)
-        for name in MODELS:
-            out_of_fold[name][held] += probabilities[name] / settings.repeats
-        result = {name: headline(y[held], probabilities[name].argmax(axis=1), len(classes)) for name in MODELS}
-        scores.append(result)
-        rows += [[repeat + 1, fold + 1, name, len(held)] + [f"{result[name][m]:.6f}" for m in METRICS]
-                 for name in MODELS]
-        log.info("repeat %d fold %d: %s", repeat + 1, fold + 1, ", ".join(
-            f"{name} balanced accuracy {result[name]['balanced_accuracy']:.3f}" for name in MODELS))
+    with _fold_runner(workers) as run:
+        results = run(functools.partial(fold_probabilities, params, classes, x, y, groups),
+                      [train for _, _, train, _, _ in jobs], [held for _, _, _, held, _ in jobs],
+                      [fold_seed for *_, fold_seed in jobs])
+        for (repeat, fold, _, held, _), probabilities in zip(jobs, results):
+            for name in MODELS:
+                out_of_fold[name][held] += probabilities[name] / settings.repeats
+            result = {name: headline(y[held], probabilities[name].argmax(axis=1), len(classes)) for name in MODELS}
+            scores.append(result)
+            rows += [[repeat + 1, fold + 1, name, len(held)] + [f"{result[name][m]:.6f}" for m in METRICS]
+                     for name in MODELS]
+            log.info("repeat %d fold %d: %s", repeat + 1, fold + 1, ", ".join(
+                f"{name} balanced accuracy {result[name]['balanced_accuracy']:.3f}" for name in MODELS))
     return scores, rows, out_of_fold, time.perf_counter() - started
+
+
+@contextlib.contextmanager
+def _fold_runner(workers):
+    """map() over the folds: in this process, or in `workers` fresh ones (spawned: TensorFlow is not safe to
+    fork), results in order as each is done."""
+    if workers <= 1:
+        yield map
+        return
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield pool.map
 
 
 def write_folds(path, rows):
