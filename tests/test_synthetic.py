@@ -1,4 +1,4 @@
-"""Tests for the embedded synthetic data set (stages/synthetic.py): small images, small counts."""
+"""Tests for the embedded synthetic data set (fashion/data/synthetic.py, stage synthesize): small images, small counts."""
 
 import itertools
 from pathlib import Path
