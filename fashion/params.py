@@ -23,12 +23,13 @@ from pydantic_core import PydanticCustomError
 from fashion.data.recipes import LOCATORS, RESIZE_MODES
 from fashion.errors import PipelineError
 from fashion.features.backbones import BACKBONES, BLOCKS
+from fashion.paths import Paths
 
 PARAMS_FILE = "params.yaml"
 
 Source = Literal["synthetic", "folder", "fashion_mnist"]
 SOURCES = get_args(Source)
-SYNTHETIC_DIR = "data/synthetic"
+SYNTHETIC_DIR = str(Paths().synthetic)  # where the synthesize stage writes the generated data set
 Engine = Literal["local", "ray"]
 ENGINES = get_args(Engine)
 

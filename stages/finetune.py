@@ -1,16 +1,6 @@
-"""Stage `finetune`: let the backbone learn the attribute, starting from the trained head.
+"""Stage `finetune`: the backbone's top blocks trained with the head, from pixels (fashion/models/finetuned.py).
 
-Two-phase transfer learning: train_head fitted the head on frozen features; here the whole model
-(pixels -> augmentation -> preprocess_input -> backbone -> head, fashion/models/finetuning.py) trains with the
-top `finetune.unfreeze` blocks of the backbone open, at a low learning rate with warm-up and cosine
-decay, early stopping on validation loss with the best weights kept, then temperature scaling on
-validation like the other models. Images stream from the image store a batch at a time.
-
-With `finetune.enabled: false` (the default: fine-tuning on a CPU takes minutes per epoch) the stage
-only writes models/finetuned/finetuned.json saying so, and evaluate, predict and serve leave the model out.
-
-Writes models/finetuned/ (finetuned.keras + finetuned.json, atomically, as one folder) and
-plots/finetuned/history.csv.
+Off by default (finetune.enabled): then it writes only models/finetuned/finetuned.json saying so.
 """
 
 from fashion.errors import run_stage

@@ -1,4 +1,4 @@
-"""Stage `evaluate`: every model and the baseline on the held-out test split, as DVC metrics and plots.
+"""The `evaluate` stage: every model and the baseline on the held-out test split, as DVC metrics and plots.
 
 Predictions and labels come from the same ordered arrays: the test rows of the manifest (for the CNN,
 read from the image store in that order) and the test features of the extract stage. Nothing is
@@ -57,7 +57,7 @@ def evaluate(params, paths=Paths(), test_rows=None):
     """
     prepared_dir, features_dir, models_dir, plots_dir = paths.prepared, paths.features, paths.models, paths.plots
     metrics_path, report_path = paths.test, paths.report
-    check_writable(metrics_path, report_path, *(plots_dir / kind / "predictions.csv" for kind in KINDS))
+    check_writable(metrics_path, report_path, *(paths.plot_folder(kind) / "predictions.csv" for kind in KINDS))
     started = time.perf_counter()
     steps = StepTimer(log)
     settings = params.evaluate
@@ -79,7 +79,7 @@ def evaluate(params, paths=Paths(), test_rows=None):
         for kind in KINDS:
             if not is_enabled(kind, models_dir):
                 with steps.step("figures", f"{kind}: pictures saying it is turned off"):
-                    write_turned_off(plots_dir / kind, classes, f"{kind}: turned off (finetune.enabled: false)")
+                    write_turned_off(paths.plot_folder(kind), classes, f"{kind}: turned off (finetune.enabled: false)")
                 log.info("%s: turned off (finetune.enabled: false), not evaluated", kind)
                 continue
             with steps.step("loading models", f"loading the {kind} model"):
@@ -109,7 +109,7 @@ def evaluate(params, paths=Paths(), test_rows=None):
             notes += results[kind]["notes"]
             sections[kind] = {"title": title, "metrics": results[kind], "notes": results[kind]["notes"],
                               "report": classification_report(labels, probabilities, classes)}
-            out = plots_dir / kind
+            out = paths.plot_folder(kind)
             write_predictions(out / "predictions.csv", photos, labels, probabilities, classes)
             with steps.step("figures", f"{title}: drawing the confusion matrix, training curves and mistakes"):
                 plot_confusion(out / "confusion.png", labels, probabilities, classes,

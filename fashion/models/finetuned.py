@@ -1,4 +1,4 @@
-"""Stage `finetune`: let the backbone learn the attribute, starting from the trained head.
+"""The `finetune` stage: the backbone learns the attribute, starting from the trained head.
 
 Two-phase transfer learning: train_head fitted the head on frozen features; here the whole model
 (pixels -> augmentation -> preprocess_input -> backbone -> head, fashion/models/finetuning.py) trains with the
