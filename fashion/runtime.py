@@ -83,3 +83,17 @@ def make_reproducible(seed):
 
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
+
+
+def steady(dataset):
+    """The tf.data pipeline with tf.data's autotuning off; its elements and their order are unchanged.
+
+    Autotuning runs a background thread that resizes buffers and thread pools while the model trains. On 2
+    cores it competed with training: 2 epochs in 5 of the CNN took 1.27 s instead of 0.7 s, whatever the
+    batch held (docs/default-run.md). The pipelines here are a fixed prefetch of one batch; nothing is left to tune.
+    """
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.with_options(options)

@@ -17,6 +17,7 @@ from keras import layers
 from fashion.data import dataset
 from fashion.errors import PipelineError, missing
 from fashion.models.cnn_layers import RandomChannelShuffle, RandomInvert
+from fashion.runtime import steady
 
 # Every augmentation a params section may switch on, in the order they apply. A section names the ones
 # it offers; a value of 0 or false leaves the layer out.
@@ -35,6 +36,7 @@ class ImageBatches(keras.utils.PyDataset):
         super().__init__()  # one worker: batches are read in order by tf.data's prefetch thread
         self.store, self.rows, self.batch_size = store, rows, batch_size
         self.labels = np.eye(num_classes, dtype=np.float32)[labels]
+        self.seed = seed
         self.rng = None if seed is None else np.random.default_rng(seed)
         self.order = self._next_order()
 
@@ -50,6 +52,43 @@ class ImageBatches(keras.utils.PyDataset):
 
     def on_epoch_end(self):
         self.order = self._next_order()
+
+    def dataset(self):
+        """The same batches in the same order, as a tf.data pipeline that reads one batch ahead with autotuning off
+        (fashion.runtime.steady). Keras's own pipeline for a PyDataset autotunes, and that made CNN epochs a
+        quarter longer on 2 cores (docs/default-run.md).
+
+        With a seed the pipeline never ends: epoch after epoch in the orders the PyDataset would give, drawn from a
+        generator seeded afresh for each pass over the pipeline, so nothing outside it (an extra pass, a read ahead)
+        can shift them. `fit` then needs steps_per_epoch=len(self), and keeps one pass for all its epochs. Without a
+        seed (validation) each pass is one epoch in manifest order.
+        """
+        import tensorflow as tf
+
+        def batches_of(order):
+            for start in range(0, len(order), self.batch_size):
+                chosen = order[start:start + self.batch_size]
+                yield self.store.read(self.rows[chosen]).astype(np.float32), self.labels[chosen]
+
+        def epochs():
+            rng = np.random.default_rng(self.seed)
+            # Keras reshuffles a PyDataset once before the first epoch: its first order goes unused. Skipped here
+            # too, so that the epochs see the batches of the runs before this pipeline (and the committed results).
+            rng.permutation(len(self.rows))
+            while True:
+                yield from batches_of(rng.permutation(len(self.rows)))
+
+        def one_epoch():
+            yield from batches_of(np.arange(len(self.rows)))
+
+        shape = self.store.read(self.rows[:1]).shape[1:]
+        signature = (tf.TensorSpec((None, *shape), tf.float32), tf.TensorSpec((None, self.labels.shape[1]), tf.float32))
+        if self.seed is None:
+            pipeline = tf.data.Dataset.from_generator(one_epoch, output_signature=signature)
+            pipeline = pipeline.apply(tf.data.experimental.assert_cardinality(len(self)))
+        else:
+            pipeline = tf.data.Dataset.from_generator(epochs, output_signature=signature)
+        return steady(pipeline.prefetch(1))
 
 
 def balanced_class_weights(labels, num_classes):

@@ -185,14 +185,16 @@ def fit_cnn(store, train, validation, num_classes, cnn, seed, logger=log):
 
         def batches(rows, labels, name, order_seed=None):
             if front is None:
-                return ImageBatches(store, rows, labels, num_classes, cnn.batch_size, seed=order_seed)
+                return ImageBatches(store, rows, labels, num_classes, cnn.batch_size, seed=order_seed).dataset()
             # The region cut and the resize have no weights and no randomness: run them once per image
             # instead of once per epoch (1.5x faster training), into a scratch file so memory stays bounded
             # by the batch. The body is the model's own layers after them, so training it trains the model.
             inputs = front_inputs(front, store, rows, Path(scratch) / f"{name}.npy")
-            return ImageBatches(inputs, np.arange(len(rows)), labels, num_classes, cnn.batch_size, seed=order_seed)
+            return ImageBatches(inputs, np.arange(len(rows)), labels, num_classes, cnn.batch_size,
+                                seed=order_seed).dataset()
 
         history = body.fit(batches(train_rows, train_labels, "train", seed),
+                           steps_per_epoch=math.ceil(len(train_rows) / cnn.batch_size),
                            validation_data=batches(val_rows, val_labels, "validation"), epochs=cnn.epochs,
                            class_weight=class_weight,
                            callbacks=training_callbacks(cnn.patience, cnn.reduce_lr_patience,
