@@ -109,6 +109,16 @@ def test_same_seed_gives_byte_identical_files(tmp_path):
     assert read_tree(tmp_path / "a") == read_tree(tmp_path / "b")
 
 
+def test_worker_processes_write_the_files_one_process_writes(tmp_path):
+    counts = {"round_neck": 20, "v_neck": 14}  # 34 images: two chunks of RENDER_CHUNK, so two workers
+    assert sum(counts.values()) // synthetic.RENDER_CHUNK >= 2
+    for name, workers in (("one", 1), ("two", 2)):
+        (tmp_path / name).mkdir()
+        synthetic._write_images(tmp_path / name, counts, SIZE, SEED, workers=workers)
+    assert read_tree(tmp_path / "one") == read_tree(tmp_path / "two")
+    assert len(read_tree(tmp_path / "two")) == 34
+
+
 def test_different_seed_gives_different_images(tmp_path):
     generate_dataset(tmp_path / "a", SMALL_COUNTS, SIZE, SEED)
     generate_dataset(tmp_path / "b", SMALL_COUNTS, SIZE, SEED + 1)
@@ -143,7 +153,7 @@ def test_a_successful_run_replaces_an_existing_data_set(tmp_path):
 
 @pytest.fixture
 def render_fails_on_fifth_call(monkeypatch):
-    calls = itertools.count(1)  # next() on a count is atomic, and rendering runs in threads
+    calls = itertools.count(1)  # SMALL_COUNTS is under two chunks: rendered in this process, where the patch holds
     real_render = synthetic.render_garment
 
     def flaky_render(neckline, rng, size=256):
