@@ -142,7 +142,7 @@ def test_params_read_as_attributes_and_dump_to_the_plain_dicts_of_the_file():
     with pytest.raises(TypeError):
         params["cnn"]  # sections are models, not dicts: no reads by key
     changed = override(params, {"cnn.epochs": 1})  # tests build new params instead of writing into them
-    assert changed.cnn.epochs == 1 and params.cnn.epochs == 60 and type(changed) is type(params)
+    assert changed.cnn.epochs == 1 and params.cnn.epochs == 40 and type(changed) is type(params)
 
 
 def test_a_section_given_as_a_model_is_checked_again():
