@@ -47,7 +47,10 @@ class ImageBatches(keras.utils.PyDataset):
         return math.ceil(len(self.rows) / self.batch_size)
 
     def __getitem__(self, index):
-        chosen = self.order[index * self.batch_size:(index + 1) * self.batch_size]
+        return self._read(self.order[index * self.batch_size:(index + 1) * self.batch_size])
+
+    def _read(self, chosen):
+        """(images, one-hot labels) of the given positions in rows."""
         return self.store.read(self.rows[chosen]).astype(np.float32), self.labels[chosen]
 
     def on_epoch_end(self):
@@ -67,8 +70,7 @@ class ImageBatches(keras.utils.PyDataset):
 
         def batches_of(order):
             for start in range(0, len(order), self.batch_size):
-                chosen = order[start:start + self.batch_size]
-                yield self.store.read(self.rows[chosen]).astype(np.float32), self.labels[chosen]
+                yield self._read(order[start:start + self.batch_size])
 
         def epochs():
             rng = np.random.default_rng(self.seed)

@@ -205,19 +205,21 @@ def _write_images(directory: Path, counts: dict[str, int], size: int, seed: int,
     workers = min(workers or RENDER_WORKERS, max(1, len(jobs) // RENDER_CHUNK))
     render = functools.partial(_render_jpeg, size=size, seed=seed)
     if workers == 1:
-        for neckline, index in jobs:
-            (directory / neckline / f"{neckline}_{index:04d}.jpg").write_bytes(render(neckline, index))
+        _write_in_order(directory, jobs, map(render, *zip(*jobs)))
         return
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        jpegs = pool.map(render, *zip(*jobs), chunksize=RENDER_CHUNK)
         try:
-            for (neckline, index), jpeg in zip(jobs, jpegs):
-                (directory / neckline / f"{neckline}_{index:04d}.jpg").write_bytes(jpeg)
+            _write_in_order(directory, jobs, pool.map(render, *zip(*jobs), chunksize=RENDER_CHUNK))
         except BaseException:
             # Drop the renders not yet started; leaving `with` waits for the running ones,
             # so nothing is still busy when the caller cleans up.
             pool.shutdown(cancel_futures=True)
             raise
+
+
+def _write_in_order(directory: Path, jobs: list[tuple[str, int]], jpegs) -> None:
+    for (neckline, index), jpeg in zip(jobs, jpegs):
+        (directory / neckline / f"{neckline}_{index:04d}.jpg").write_bytes(jpeg)
 
 
 def _render_jpeg(neckline: str, index: int, *, size: int, seed: int) -> bytes:

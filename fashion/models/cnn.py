@@ -174,8 +174,8 @@ def fit_cnn(store, train, validation, num_classes, cnn, seed, logger=log):
     The stage's training, also used by benchmarks/cnn_cv.py on folds. The caller seeds (make_reproducible).
     """
     (train_rows, train_labels), (val_rows, val_labels) = train, validation
-    model = build_cnn(num_classes, store.size, cnn, seed,
-                      steps_per_epoch=math.ceil(len(train_rows) / cnn.batch_size))
+    steps_per_epoch = math.ceil(len(train_rows) / cnn.batch_size)
+    model = build_cnn(num_classes, store.size, cnn, seed, steps_per_epoch=steps_per_epoch)
     class_weight = balanced_class_weights(train_labels, num_classes) if cnn.class_weight else None
     logger.info("training on %d images, validating on %d; %s parameters",
                 len(train_rows), len(val_rows), f"{model.count_params():,}")
@@ -194,7 +194,7 @@ def fit_cnn(store, train, validation, num_classes, cnn, seed, logger=log):
                                 seed=order_seed).dataset()
 
         history = body.fit(batches(train_rows, train_labels, "train", seed),
-                           steps_per_epoch=math.ceil(len(train_rows) / cnn.batch_size),
+                           steps_per_epoch=steps_per_epoch,
                            validation_data=batches(val_rows, val_labels, "validation"), epochs=cnn.epochs,
                            class_weight=class_weight,
                            callbacks=training_callbacks(cnn.patience, cnn.reduce_lr_patience,

@@ -183,8 +183,8 @@ def fine_tune(head_path, recipe, store, train, validation, num_classes, finetune
     class_weight = balanced_class_weights(train[1], num_classes) if finetune.class_weight else None
     started = time.perf_counter()
     history = model.fit(
-        batches.dataset(), steps_per_epoch=len(batches), validation_data=checks.dataset(), epochs=finetune.epochs, class_weight=class_weight, shuffle=False,
-        verbose=0, callbacks=[
+        batches.dataset(), steps_per_epoch=len(batches), validation_data=checks.dataset(), epochs=finetune.epochs,
+        class_weight=class_weight, shuffle=False, verbose=0, callbacks=[
             keras.callbacks.EarlyStopping(monitor="val_loss", patience=finetune.patience, restore_best_weights=True),
             images_per_second_logger(len(train[0]), finetune.epochs, logger)])
     seconds = time.perf_counter() - started
