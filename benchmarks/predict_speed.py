@@ -28,6 +28,7 @@ from fashion.serving.table import find_images
 from fashion.data.preparation import prepare  # noqa: E402
 from fashion.features.smote import resample  # noqa: E402
 from fashion.models.head import train_head  # noqa: E402
+from fashion.timings import read_timing  # noqa: E402
 from tests.helpers import make_params  # noqa: E402
 
 NECKLINES = REPO.parent / "shared/data/necklines"
@@ -72,8 +73,8 @@ def main():
     print(json.dumps({
         "backbone": args.backbone, "images": args.images, "predict_seconds": round(seconds, 1),
         "predict_images_per_second": round(predict_rate, 1),
-        "extract_images_per_second": info["images_per_second"],
-        "ratio": round(predict_rate / info["images_per_second"], 2),
+        "extract_images_per_second": read_timing(paths.timings("extract"))["images_per_second"],
+        "ratio": round(predict_rate / read_timing(paths.timings("extract"))["images_per_second"], 2),
     }, indent=2))
 
 

@@ -13,14 +13,14 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from fashion.errors import PipelineError
+from fashion.errors import UnwritableOutput
 
 
 def check_writable(*outputs):
     """Before a stage starts its work: each output can be written, since every output is written beside
     itself and renamed into place. Its folder, or the nearest part of that folder's path that exists,
     must be a folder that takes a new file; nothing is created (a probe file comes and goes). Raises
-    PipelineError naming the first output that cannot be written, so a stage fails in a second instead
+    UnwritableOutput (a PipelineError) naming the first output that cannot be written, so a stage fails in a second instead
     of after its work."""
     for output in map(Path, outputs):
         folder = output.parent
@@ -35,8 +35,8 @@ def check_writable(*outputs):
                 continue
             except OSError as err:
                 reason = f"{existing}: {err.strerror or err}"
-        raise PipelineError(f"cannot write {output} ({reason}); make {folder} a writable folder (or free space "
-                            "on its disk) and run again")
+        raise UnwritableOutput(f"cannot write {output} ({reason}); make {folder} a writable folder (or free space "
+                               "on its disk) and run again")
 
 
 def temporary_sibling(final: Path, suffix="") -> Path:

@@ -17,6 +17,11 @@ class PipelineError(Exception):
     """A problem with the user's data, params or environment, with how to fix it."""
 
 
+class UnwritableOutput(PipelineError):
+    """An output a stage cannot write. Under `dvc repro`, DVC may have removed the stage's earlier outputs
+    before the stage started: `run_stage` says how to bring them back."""
+
+
 def missing(path, what=None):
     """The error for an output of an earlier stage that is not there yet."""
     return PipelineError(f"{path} not found{f' ({what})' if what else ''}; run `dvc repro` first")
@@ -49,6 +54,13 @@ def run_stage(main, level=logging.INFO):
         status = main()
     except PipelineError as err:
         print(f"error: {err}", file=sys.stderr)
+        if isinstance(err, UnwritableOutput):
+            stage = (getattr(sys.modules.get("__main__"), "__spec__", None) or main).__name__
+            stage = stage.rsplit(".", 1)[-1] if stage.startswith("stages.") else None
+            if stage is not None:
+                print(f"note: under `dvc repro`, DVC removes a stage's earlier outputs before it runs; once the "
+                      f"path is fixed, `dvc checkout {stage}` brings back the ones dvc.lock records, or "
+                      "`dvc repro` makes them anew", file=sys.stderr)
         sys.exit(EXIT_USER_ERROR)
     except KeyboardInterrupt:
         print("interrupted: no outputs were written", file=sys.stderr)

@@ -125,6 +125,11 @@ class Paths:
     def feature_cache(self):
         return self.cache / "features"
 
+    def timings(self, stage):
+        """.cache/timings/<stage>.json: how long a stage's run took. Kept out of DVC's outputs, because a
+        time differs between two runs that are otherwise identical to the byte."""
+        return self.cache / "timings" / f"{stage}.json"
+
     @property
     def scan_cache(self):
         """The photo hashes of the last scan, reused while a file's size, mtime and inode are unchanged."""

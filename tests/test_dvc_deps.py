@@ -1,5 +1,8 @@
 """dvc.yaml lists every project module a stage runs, and no other; the layout keeps stage scripts apart.
 
+`python -m tests.test_dvc_deps` writes the lists: each stage's module deps in dvc.yaml become its script
+and every module it runs, sorted, in place of the ones listed (comments and the other deps stay).
+
 DVC decides whether a stage is up to date from its deps alone: a module missing from them lets DVC
 serve results made by old code, and a module listed without being used re-runs the stage for nothing.
 The imports are read from the code itself (every `import`, at the top or inside a function), followed
@@ -76,6 +79,32 @@ def dvc_stages():
     return out
 
 
+def write_module_deps(dvc_yaml=REPO / "dvc.yaml"):
+    """Rewrite each stage's module deps in dvc.yaml (as text, so comments stay): the script first, then every
+    module it runs, sorted, where the first module dep was. Returns the stages whose lists changed."""
+    lines = Path(dvc_yaml).read_text().splitlines(keepends=True)
+    changed, stage, in_deps, out = [], None, False, []
+    scripts = dvc_stages()
+    for line in lines:
+        stripped = line.strip()
+        if line.startswith("  ") and not line.startswith("   ") and stripped.endswith(":"):
+            stage, in_deps = stripped[:-1], False
+        elif stage in scripts and line.startswith("    ") and not line.startswith("     "):
+            in_deps = stripped == "deps:"
+        if in_deps and stripped.startswith("- ") and stripped.endswith(".py"):
+            script, listed = scripts[stage]
+            if listed is not None:  # the first module dep: the whole list goes here
+                needed = closure(REPO, script)
+                out += [f"      - {module}\n" for module in [script] + sorted(needed - {script})]
+                if needed != listed:
+                    changed.append(stage)
+                scripts[stage] = script, None
+            continue
+        out.append(line)
+    Path(dvc_yaml).write_text("".join(out))
+    return changed
+
+
 SCRIPTS = sorted(p.relative_to(REPO).as_posix() for p in (REPO / "stages").glob("*.py") if p.name != "__init__.py")
 
 
@@ -145,3 +174,7 @@ def test_the_exclude_file_named_by_data_exclude_is_a_dep_of_prepare(tmp_path):
     status = json.loads(dvc(root, "status", "prepare", "--json"))
     changed = next(entry["changed deps"] for entry in status["prepare"] if "changed deps" in entry)
     assert "lists/mine.txt" in changed and "exclude.txt" not in changed
+
+
+if __name__ == "__main__":
+    print("dvc.yaml: module deps rewritten for", ", ".join(write_module_deps()) or "no stage (all were right)")

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from fashion.data import dataset
-from fashion.features.extractor import Ensemble, FeatureExtractor, MirrorAveraged, build_extractor
+from fashion.features.extractor import Ensemble, FeatureExtractor, MirrorAveraged, build_extractor, weights_alpha
 from fashion.features.feature_cache import file_digest
 from fashion.data.recipes import BackboneRecipe
 from fashion.serving.classify import load_classifier
@@ -107,13 +107,38 @@ def test_offline_imagenet_says_where_to_put_the_file(offline, tmp_path):
     assert "features.weights" in message and "none" in message
 
 
-def test_offline_auto_falls_back_to_random_weights_loudly_without_trying_a_download(offline, caplog, capsys):
-    # mobilenet at alpha 0.5: no file in Keras's cache, none in the repository, no network.
-    extractor = FeatureExtractor("mobilenet", 32, weights="auto", alpha=0.5)
-    assert extractor.weights_used == "none"
-    assert "USING RANDOM WEIGHTS" in caplog.text and "no network" in caplog.text
+def test_offline_auto_without_weights_stops_with_the_three_ways_out(offline, caplog, capsys):
+    """No silent chance: with nothing to load, auto stops instead of training on random weights."""
+    for name, alpha in (("mobilenet", 0.5), ("vgg16", 1.0), ("mobilenet_v2", 1.0)):
+        with pytest.raises(PipelineError) as err:
+            FeatureExtractor(name, 32, weights="auto", alpha=alpha)
+        message = str(err.value)
+        assert f"no ImageNet weights for {name}" in message
+        assert "-S features.weights=path/to/" in message and "internet" in message
+        assert "-S features.weights=none" in message and "on purpose" in message
     captured = capsys.readouterr()
     assert "Downloading" not in captured.out + captured.err + caplog.text
+
+
+def test_random_weights_asked_for_by_name_still_work_and_are_said(caplog):
+    extractor = FeatureExtractor("mobilenet", 32, weights="none", alpha=0.25)
+    assert extractor.weights_used == "none"
+    assert "RANDOM weights, as asked" in caplog.text
+
+
+def test_features_alpha_follows_a_weights_file_that_tells_its_width(caplog):
+    """The README's neckline command passes a MobileNet 1.0 file with features.alpha left at 0.25."""
+    caplog.set_level(logging.INFO, logger="fashion")
+    wide = MOBILENET_V1()
+    assert weights_alpha(wide, "mobilenet") == 1.0 and weights_alpha(MOBILENET_025(), "mobilenet") == 0.25
+    assert weights_alpha(MOBILENET_V2(), "mobilenet_v2") == 1.0
+    assert weights_alpha(REPO / "README.md", "mobilenet") is None  # not a weights file: nothing to tell
+    extractor = build_extractor(BackboneRecipe(model="mobilenet", weights=str(wide), alpha=0.25), SIZE)
+    assert extractor.recipe.alpha == 1.0 and extractor.dim == 1024
+    assert "features.alpha follows the weights file: 1.0, not 0.25" in caplog.text
+    # a file of the width asked for changes nothing
+    assert build_extractor(BackboneRecipe(model="mobilenet", weights=str(MOBILENET_025()), alpha=0.25),
+                           SIZE).recipe.alpha == 0.25
 
 
 def test_offline_auto_uses_the_repository_weights_file_before_any_download(offline, caplog, capsys, tmp_path,

@@ -22,9 +22,10 @@ from fashion.data import dataset
 from fashion.data.recipes import BackboneRecipe, Preprocessing
 from fashion.features.extractor import build_extractor
 from fashion.features.feature_cache import FeatureCache, evict, fingerprint
-from fashion.features.store import INFO_FILE
+from fashion.features.store import INFO_FILE, save_arrays
 from fashion.paths import Paths
 from fashion.progress import Progress
+from fashion.timings import record_timing
 
 log = logging.getLogger(__name__)
 
@@ -160,16 +161,17 @@ def extract(params, paths=Paths()):
     with atomic_dir(paths.features) as tmp:
         for split, (rows, labels, features) in splits.items():
             log.info("%s: %d images", split, len(rows))
-            np.savez(tmp / f"{split}.npz", features=features, labels=labels, rows=rows)
+            save_arrays(tmp / f"{split}.npz", features=features, labels=labels, rows=rows)
         write_json(tmp / INFO_FILE, {
             "classes": summary["classes"],
             Preprocessing.RECORD_KEY: preprocessing.to_record(),
             BackboneRecipe.RECORD_KEY: extractor.recipe.to_record(),
             "weights_requested": params.features.weights,
             "feature_dim": extractor.dim,
-            "images": images, "seconds": round(seconds, 2),
-            "images_per_second": round(images / seconds, 1) if seconds else None,
+            "images": images,
         })
+    record_timing(paths.timings("extract"), images=images, seconds=round(seconds, 2),
+                  images_per_second=round(images / seconds, 1) if seconds else None)
     return extractor
 
 

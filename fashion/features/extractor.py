@@ -13,7 +13,14 @@ import re
 import numpy as np
 
 from fashion.errors import PipelineError
-from fashion.features.backbones import application, bundled_weights, can_download, keras_cache_file, weights_file
+from fashion.features.backbones import (
+    BUNDLED_WEIGHTS,
+    application,
+    bundled_weights,
+    can_download,
+    keras_cache_file,
+    weights_file,
+)
 from fashion.runtime import make_reproducible
 
 log = logging.getLogger(__name__)
@@ -97,25 +104,19 @@ class FeatureExtractor:
 
         try:
             self.weights_used = resolve_auto(name, alpha, image_size) if weights == "auto" else weights
+            # No pretrained weights to be had: stop, rather than train on random ones by accident (none, asked
+            # for by name, is the only way to random weights).
+            if self.weights_used == "none" and weights == "auto":
+                raise PipelineError(no_weights_message(name, alpha if takes_alpha else None, image_size))
             if weights == "imagenet" and not keras_cache_file(name, alpha, image_size).is_file() and not can_download():
                 raise PipelineError(_weights_failure(name, weights, alpha, image_size,
                                                      OSError("no connection to Keras's download host")))
-            try:
-                if self.weights_used == "none" and weights == "auto":
-                    raise PipelineError(f"no ImageNet weights in Keras's cache, no weights file in the repository "
-                                        f"for {name}{f' alpha {alpha:g}' if takes_alpha else ''}, and no network "
-                                        "to download them")
-                self.model = build(self.weights_used)
-            except PipelineError as err:
-                if weights != "auto":
-                    raise
-                # The default must run on a fresh offline machine: fall back, loudly, and record it.
-                log.warning("features.weights=auto: %s. USING RANDOM WEIGHTS: the head will be near chance. Set "
-                            "features.weights to a weights file for real results.", err)
-                self.weights_used = "none"
-                self.model = build("none")
+            self.model = build(self.weights_used)
             if weights == "auto":
                 log.info("features.weights=auto: %s uses %s", name, _describe(self.weights_used))
+            elif weights == "none":
+                log.warning("features.weights=none: %s has RANDOM weights, as asked; its features are near chance",
+                            name)
         finally:
             keras.config.set_dtype_policy("float32")
         self.model.trainable = False
@@ -159,6 +160,68 @@ class MirrorAveraged:
         return (both[:len(images)] + both[len(images):]) / 2
 
 
+def no_weights_message(name, alpha, image_size):
+    """Why `features.weights: auto` found nothing for a backbone, and the three ways out."""
+    width = "" if alpha is None else f" at features.alpha {alpha:g}"
+    bundled = [f"{model} at features.alpha {model_alpha:g}" for (model, model_alpha) in BUNDLED_WEIGHTS]
+    return (f"no ImageNet weights for {name}{width} on this machine: Keras has none cached "
+            f"({keras_cache_file(name, alpha or 1.0, image_size)}), the repository carries none for it (it carries "
+            f"{', '.join(bundled)}), and Keras's download host cannot be reached. Either give a weights file "
+            f"(dvc exp run -S features.weights=path/to/{name}_no_top.weights.h5), or run on a machine with "
+            f"internet once (features.weights: imagenet or auto downloads them), or set -S features.weights=none "
+            f"to train on random weights on purpose (near-chance results, flagged as such)")
+
+
+def weights_alpha(path, name):
+    """The width (features.alpha) a MobileNet or MobileNetV2 weights file is for, read from its first
+    convolution's filter count (32 x alpha, MobileNetV2 rounded to a multiple of 8), or None when that does
+    not tell one width: the file is not for this backbone, or its count fits two widths (MobileNetV2's 0.35
+    and 0.5)."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as handle:
+            shapes, _ = _weights_layout(handle)
+    except OSError:
+        return None  # not a weights file: check_weights_file says so when the backbone is built
+    first = [shape[3] for shape in shapes if len(shape) == 4 and shape[:3] == (3, 3, 3)]
+    if len(first) != 1:
+        return None
+    fits = [alpha for alpha in ALPHAS[name] if first_filters(name, alpha) == first[0]]
+    return fits[0] if len(fits) == 1 else None
+
+
+# The widths keras.applications builds with ImageNet weights, per backbone that takes one.
+ALPHAS = {"mobilenet": (0.25, 0.5, 0.75, 1.0), "mobilenet_v2": (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)}
+
+
+def first_filters(name, alpha):
+    """The filter count of a width's first convolution, as keras.applications builds it."""
+    if name == "mobilenet":
+        return int(32 * alpha)
+    rounded = max(8, int(32 * alpha + 4) // 8 * 8)  # MobileNetV2's _make_divisible(32 * alpha, 8)
+    return rounded + 8 if rounded < 0.9 * 32 * alpha else rounded
+
+
+def file_width(recipe):
+    """features.alpha as the weights files in a recipe say it: the recipe's own alpha unless every file for a
+    backbone with a width names one other width (a MobileNet 1.0 file with features.alpha 0.25 left at its
+    default). None of the files telling: the recipe's alpha."""
+    weights = recipe.weights
+    found = set()
+    for name in recipe.model.split("+"):
+        value = weights.get(name) if isinstance(weights, dict) else weights
+        path = weights_file(value) if name in ALPHAS and value not in (None, "auto", "imagenet", "none") else None
+        if path is not None:
+            found.add(weights_alpha(path, name))
+    if len(found) != 1 or None in found or float(recipe.alpha) in found:
+        return recipe.alpha
+    (alpha,) = found
+    log.info("features.alpha follows the weights file: %s, not %s (the file is for %s at width %s)",
+             alpha, recipe.alpha, recipe.model, alpha)
+    return alpha
+
+
 def build_extractor(recipe, image_size):
     """The extractor a `BackboneRecipe` describes, for image_size x image_size images.
 
@@ -169,6 +232,7 @@ def build_extractor(recipe, image_size):
     record: the weights actually used in place of 'auto'.
     """
     make_reproducible(recipe.seed)
+    recipe = dataclasses.replace(recipe, alpha=file_width(recipe))
     weights = recipe.weights
     extractors = [FeatureExtractor(name, image_size, weights=weights[name] if isinstance(weights, dict) else weights,
                                    alpha=recipe.alpha, precision=recipe.precision)

@@ -7,7 +7,7 @@ import numpy as np
 
 from fashion.atomic import atomic_dir, check_writable, write_json
 from fashion.errors import PipelineError
-from fashion.features.store import load_split, read_info
+from fashion.features.store import load_split, read_info, save_arrays
 from fashion.paths import Paths
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ def resample(params, paths=Paths()):
     else:
         new_features, new_labels, report = features, labels, {"warning": None}
     with atomic_dir(out_dir) as tmp:
-        np.savez(tmp / "train.npz", features=new_features, labels=new_labels)
+        save_arrays(tmp / "train.npz", features=new_features, labels=new_labels)
     before = np.bincount(labels, minlength=len(classes))
     after = np.bincount(new_labels, minlength=len(classes))
     write_json(counts_path, {

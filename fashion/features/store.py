@@ -22,6 +22,19 @@ CV_METRICS = Path("metrics/cv.json")
 INFO_FILE = "info.json"
 
 
+def save_arrays(path, **arrays):
+    """np.savez with the same bytes for the same arrays: numpy stamps each member of the .npz with the time of
+    writing, and DVC would hash two identical runs differently. Members are .npy files, uncompressed, as
+    np.load reads them."""
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, array in arrays.items():
+            with archive.open(zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)), "w",
+                              force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
+
+
 def read_info(features_dir=FEATURES_DIR):
     path = Path(features_dir) / INFO_FILE
     if not path.is_file():

@@ -27,6 +27,7 @@ from fashion.data.recipes import Preprocessing
 from fashion.models.training import best_epoch, calibrated, save_model, training_callbacks, write_history
 from fashion.paths import Paths
 from fashion.runtime import make_reproducible
+from fashion.timings import record_timing
 
 log = logging.getLogger(__name__)
 
@@ -218,7 +219,7 @@ def training_metrics(history, seconds, train_images, validation_images):
 
 
 def speed(seconds, train_images, epochs_run):
-    """Timings go beside the model, not into metrics/: metrics must match exactly between two runs."""
+    """Seconds of fit and training images per second (validation passes included): a run's timings."""
     return {"train_seconds": round(seconds, 2),
             # Training images seen per second of fit, validation passes included.
             "images_per_second": round(train_images * epochs_run / seconds, 1)}
@@ -252,8 +253,8 @@ def train_cnn(params, paths=Paths()):
         "kind": "cnn", "classes": classes, Preprocessing.RECORD_KEY: preprocessing.to_record(),
         "seed": seed, "best_epoch": metrics["best_epoch"], "epochs_run": metrics["epochs_run"],
         "best_val_loss": metrics["best_val_loss"], "best_val_accuracy": metrics["best_val_accuracy"],
-        "temperature": temperature,
-        **speed(seconds, len(train_rows), metrics["epochs_run"])})
+        "temperature": temperature})
+    record_timing(paths.timings("train_cnn"), **speed(seconds, len(train_rows), metrics["epochs_run"]))
     write_json(paths.cnn_train, metrics)
     log.info("best epoch %d of %d: val_loss %.4f, val_accuracy %.4f; %.0f s",
              metrics["best_epoch"], metrics["epochs_run"], metrics["best_val_loss"],

@@ -20,9 +20,10 @@ from fashion.atomic import atomic_dir, check_writable, remove_stale, write_json
 from fashion.data import dataset
 from fashion.data.recipes import BackboneRecipe, Preprocessing
 from fashion.errors import outdated
-from fashion.models.training import best_epoch, calibrated, load_model_info, write_history
+from fashion.models.training import best_epoch, calibrated, load_model_info, write_history, write_keras
 from fashion.paths import Paths
 from fashion.runtime import make_reproducible
+from fashion.timings import record_timing
 
 log = logging.getLogger(__name__)
 
@@ -82,13 +83,13 @@ def finetune(params, paths=Paths()):
         "best_val_loss": round(float(logs["val_loss"][best - 1]), 6),
         "best_val_accuracy": round(float(logs["val_accuracy"][best - 1]), 6),
         "temperature": temperature, "devices": devices,
-        "train_seconds": round(seconds, 2),
-        "images_per_second": round(len(train_rows) * len(logs["loss"]) / seconds, 1),
     }
     write_history(history, history_path)
     with atomic_dir(out_dir) as tmp:  # the model and its record appear together, or not at all
-        model.save(tmp / f"{NAME}.keras")
+        write_keras(model, tmp / f"{NAME}.keras")
         write_json(tmp / f"{NAME}.json", info)
+    record_timing(paths.timings("finetune"), train_seconds=round(seconds, 2),
+                  images_per_second=round(len(train_rows) * len(logs["loss"]) / seconds, 1))
     log.info("best epoch %d of %d: val_loss %.4f, val_accuracy %.4f; %.0f s", best, info["epochs_run"],
              info["best_val_loss"], info["best_val_accuracy"], seconds)
     return model

@@ -17,6 +17,7 @@ from fashion.features.store import load_split, read_info
 from fashion.models.training import best_epoch, calibrated, save_model, training_callbacks, write_history
 from fashion.paths import Paths
 from fashion.runtime import make_reproducible, steady
+from fashion.timings import record_timing
 
 log = logging.getLogger(__name__)
 
@@ -131,12 +132,12 @@ def train_head(params, paths=Paths()):
             "best_val_loss": round(float(history.history["val_loss"][best - 1]), 6),
             "best_val_accuracy": round(float(history.history["val_accuracy"][best - 1]), 6),
             "temperature": temperature,
-            "train_seconds": round(seconds, 2),
         })
     except BaseException:  # none of the three without the others: a later stage would read them as current
         with contextlib.suppress(OSError):
             remove_stale(*outputs)
         raise
+    record_timing(paths.timings("train_head"), train_seconds=round(seconds, 2))
     log.info("best epoch %d of %d: val_loss %.4f, val_accuracy %.4f (%.1f s)", best,
              len(history.history["loss"]), history.history["val_loss"][best - 1],
              history.history["val_accuracy"][best - 1], seconds)

@@ -99,11 +99,41 @@ def save_model(model, path, info):
     remove_stale_temporaries(path)
     tmp = temporary_sibling(path, suffix=".keras")  # Keras insists on the .keras suffix
     try:
-        model.save(tmp)
+        write_keras(model, tmp)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     write_json(path.with_suffix(".json"), info)
+
+
+# Every member of a saved .keras archive gets this time stamp (zip's earliest), as Keras already gives some.
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+def write_keras(model, path):
+    """model.save(path), then the archive made byte-stable: Keras stamps the save date into metadata.json and
+    the weights file's zip entry, so two saves of the same weights would differ. The date goes, every entry
+    gets one fixed time, and the bytes depend on the model alone."""
+    import zipfile
+
+    path = Path(path)
+    model.save(path)
+    with zipfile.ZipFile(path) as archive:
+        members = [(info, archive.read(info)) for info in archive.infolist()]
+    stable = path.with_name(path.name + ".stable")
+    try:
+        with zipfile.ZipFile(stable, "w") as archive:
+            for info, data in members:
+                if info.filename == "metadata.json":
+                    metadata = json.loads(data)
+                    metadata.pop("date_saved", None)
+                    data = json.dumps(metadata).encode()
+                entry = zipfile.ZipInfo(info.filename, date_time=ZIP_EPOCH)
+                entry.compress_type, entry.external_attr = info.compress_type, info.external_attr
+                archive.writestr(entry, data)
+        os.replace(stable, path)
+    finally:
+        stable.unlink(missing_ok=True)
 
 
 def load_model_info(path):
