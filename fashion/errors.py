@@ -55,8 +55,9 @@ def run_stage(main, level=logging.INFO):
     except PipelineError as err:
         print(f"error: {err}", file=sys.stderr)
         if isinstance(err, UnwritableOutput):
-            stage = (getattr(sys.modules.get("__main__"), "__spec__", None) or main).__name__
-            stage = stage.rsplit(".", 1)[-1] if stage.startswith("stages.") else None
+            spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+            module = spec.name if spec is not None else getattr(main, "__module__", "")
+            stage = module.rsplit(".", 1)[-1] if module.startswith("stages.") else None
             if stage is not None:
                 print(f"note: under `dvc repro`, DVC removes a stage's earlier outputs before it runs; once the "
                       f"path is fixed, `dvc checkout {stage}` brings back the ones dvc.lock records, or "

@@ -450,13 +450,28 @@ def validate(params):
         raise PipelineError("\n".join(_report(err.errors()))) from None
 
 
+class ParamsLoader(yaml.SafeLoader):
+    """YAML as DVC writes params.yaml: `dvc exp run -S finetune.learning_rate=3e-5` stores 3e-05, a float in
+    YAML 1.2 (DVC's ruamel.yaml) but text in YAML 1.1 (PyYAML), which wants a decimal point. This loader
+    reads such exponents as numbers too."""
+
+
+ParamsLoader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+$"),
+                                   list("-+0123456789"))
+
+
+def read_params_file(path):
+    """The params file's YAML as plain data, read as DVC writes it (ParamsLoader)."""
+    return yaml.load(Path(path).read_text(), Loader=ParamsLoader)  # noqa: S506 (a SafeLoader)
+
+
 def load_params(path=PARAMS_FILE):
     """Read and validate params.yaml; raise PipelineError with a readable message when it is wrong."""
     path = Path(path)
     if not path.is_file():
         raise PipelineError(f"{path} not found; run the stage from the repository root, where params.yaml lives")
     try:
-        params = yaml.safe_load(path.read_text())
+        params = read_params_file(path)
     except yaml.YAMLError as err:
         raise PipelineError(f"{path} is not valid YAML: {err}") from None
     return validate(params)

@@ -80,6 +80,7 @@ def main(argv=None):
         host, port = sock.getsockname()[:2]
         log.info("serving the %s on http://%s:%d/ (threshold %s); suspect labels to review: http://%s:%d/review "
                  "(decisions go into %s)", classifier.title, host, port, threshold, host, port, review.exclude_path)
+        log.info("the %s was %s", classifier.title, classifier.trained_on)
         if not ipaddress.ip_address(host).is_loopback:
             log.warning("listening on %s: anyone who reaches it can also change %s on /review", host,
                         review.exclude_path)

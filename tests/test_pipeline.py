@@ -128,3 +128,26 @@ def test_metrics_diff_shows_the_change_after_switching_backbone(repo):
     assert all(diff[f"metrics/cnn.json.{name}.diff"] == 0 for name in ("acc", "bal_acc", "f1")), diff
     text = dvc(repo, "metrics", "diff", "--all")
     assert "metrics/head.json" in text and "bal_acc" in text
+
+
+def test_an_unwritable_output_stops_dvc_repro_before_dvc_removes_any_other_output(repo):
+    """DVC removes a stage's outputs just before it runs it: scan, which runs first, checks them all."""
+    import shutil
+    import subprocess
+    import sys
+
+    dvc(repo, "repro")
+    model = (repo / "models/head.keras").read_bytes()
+    shutil.rmtree(repo / "plots/head")
+    (repo / "plots/head").write_text("a file where the head's plot folder should be")
+    result = subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=repo, capture_output=True, text=True)
+    out = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "error: cannot write plots/head/" in out and "plots/head is a file, not a folder" in out
+    assert "no output of the pipeline was removed" in out
+    assert "Running stage 'train_head'" not in out and "Traceback" not in out
+    assert (repo / "models/head.keras").read_bytes() == model and (repo / "models/head.json").is_file()
+
+    (repo / "plots/head").unlink()
+    dvc(repo, "checkout", "train_head", "evaluate")  # what the message of a stage run alone advises
+    assert "didn't change, skipping" in dvc(repo, "repro", "train_head")

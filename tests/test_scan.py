@@ -34,8 +34,8 @@ def test_the_inventory_lists_usable_files_with_hashes_and_skips_broken_links_wit
     first = inventory["files"][0]
     assert first["size"] == (photos / first["path"]).stat().st_size and len(first["sha256"]) == 64
     skipped = {entry["path"]: entry for entry in inventory["skipped"]}
-    assert skipped["v_neck/gone.jpg"]["kind"] == "unreadable"
-    assert "No such file or directory" in skipped["v_neck/gone.jpg"]["reason"]
+    assert skipped["v_neck/gone.jpg"]["kind"] == "broken_link"
+    assert skipped["v_neck/gone.jpg"]["reason"].startswith("broken symbolic link: its target ")
     assert skipped["henley/loop_a.jpg"]["kind"] == skipped["henley/loop_b.jpg"]["kind"] == "symlink_loop"
     assert skipped["round_neck/again"]["kind"] == "symlink_loop"
     assert skipped["henley/notes.txt"]["kind"] == "unsupported_type"
@@ -86,7 +86,7 @@ def test_dvc_repro_skips_broken_links_reruns_prepare_on_new_photos_and_only_then
     summary = json.loads((repo / "data/prepared/summary.json").read_text())
     assert summary["totals"]["total"] == 15
     kinds = {entry["path"]: entry["kind"] for entry in summary["skipped"]}
-    assert kinds["v_neck/gone.jpg"] == "unreadable" and kinds["henley/loop_a.jpg"] == "symlink_loop"
+    assert kinds["v_neck/gone.jpg"] == "broken_link" and kinds["henley/loop_a.jpg"] == "symlink_loop"
     assert kinds["round_neck/again"] == "symlink_loop"
 
     again = dvc(repo, "repro", "prepare")

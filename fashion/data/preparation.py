@@ -69,8 +69,9 @@ def prepare(params, paths=Paths()):
         if excluded is not None:
             summary["exclude"] = excluded
         write_json(tmp / dataset.SUMMARY_FILE, summary)
-    log.info("prepared %d images (%s); skipped %d files",
-             len(records), ", ".join(f"{k} {v}" for k, v in summary["totals"].items()), len(skipped))
+    log.info("prepared %d images (%s); skipped %d files (each with its reason in %s)",
+             len(records), ", ".join(f"{k} {v}" for k, v in summary["totals"].items()), len(skipped),
+             paths.prepared / dataset.SUMMARY_FILE)
     return summary
 
 

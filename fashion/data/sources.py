@@ -98,7 +98,7 @@ def _sub_folders(root, folder, skipped):
 def _class_candidates(root, class_dirs, min_size, limits, skipped):
     candidates = []
     for class_dir in class_dirs:
-        files = list(walk_image_files(root, class_dir, skipped))
+        files = list(walk_image_files(root, class_dir, skipped, warn=False))  # scan has warned of these
         if not files:
             raise PipelineError(f"class folder {class_dir} has no image files; add images "
                                 f"({', '.join(SUPPORTED_EXTENSIONS)}) or remove the folder")

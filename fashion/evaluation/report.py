@@ -163,8 +163,9 @@ def log_summary(results, titles, cv, notes, report_path, plots_dir, suspects=Non
         log.warning("note: %s", note)
     if suspects is not None:
         log.info("%s", suspects)
-    pictures = sorted(str(path) for path in Path(plots_dir).glob("*/*.png"))
-    log.info("open: %s, %s (or `dvc plots show`)", report_path, ", ".join(pictures))
+    log.info("open: %s, and in %s: %s (or `dvc plots show`)", report_path, plots_dir, "; ".join(
+        f"{kind}/ {', '.join(sorted(p.name for p in (Path(plots_dir) / kind).glob('*.png')))}" for kind in results
+        if any((Path(plots_dir) / kind).glob("*.png"))))
 
 
 class StepTimer:

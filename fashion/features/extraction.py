@@ -23,6 +23,7 @@ from fashion.data.recipes import BackboneRecipe, Preprocessing
 from fashion.features.extractor import build_extractor
 from fashion.features.feature_cache import FeatureCache, evict, fingerprint
 from fashion.features.store import INFO_FILE, save_arrays
+from fashion.models.provenance import data_record
 from fashion.paths import Paths
 from fashion.progress import Progress
 from fashion.timings import record_timing
@@ -167,6 +168,7 @@ def extract(params, paths=Paths()):
             Preprocessing.RECORD_KEY: preprocessing.to_record(),
             BackboneRecipe.RECORD_KEY: extractor.recipe.to_record(),
             "weights_requested": params.features.weights,
+            "data": data_record(summary),
             "feature_dim": extractor.dim,
             "images": images,
         })

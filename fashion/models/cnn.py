@@ -25,6 +25,7 @@ from fashion.data import dataset
 from fashion.data.image_data import ImageBatches, augmentation_layers, balanced_class_weights, layer_seed, pixel_splits
 from fashion.data.recipes import Preprocessing
 from fashion.models.training import best_epoch, calibrated, save_model, training_callbacks, write_history
+from fashion.models.provenance import RECORD_KEY, data_record, trained_on
 from fashion.paths import Paths
 from fashion.runtime import make_reproducible
 from fashion.timings import record_timing
@@ -253,7 +254,7 @@ def train_cnn(params, paths=Paths()):
         "kind": "cnn", "classes": classes, Preprocessing.RECORD_KEY: preprocessing.to_record(),
         "seed": seed, "best_epoch": metrics["best_epoch"], "epochs_run": metrics["epochs_run"],
         "best_val_loss": metrics["best_val_loss"], "best_val_accuracy": metrics["best_val_accuracy"],
-        "temperature": temperature})
+        "temperature": temperature, RECORD_KEY: trained_on(data_record(summary), params)})
     record_timing(paths.timings("train_cnn"), **speed(seconds, len(train_rows), metrics["epochs_run"]))
     write_json(paths.cnn_train, metrics)
     log.info("best epoch %d of %d: val_loss %.4f, val_accuracy %.4f; %.0f s",

@@ -21,6 +21,7 @@ from fashion.data import dataset
 from fashion.data.recipes import BackboneRecipe, Preprocessing
 from fashion.errors import outdated
 from fashion.models.training import best_epoch, calibrated, load_model_info, write_history, write_keras
+from fashion.models.provenance import RECORD_KEY, data_record, trained_on
 from fashion.paths import Paths
 from fashion.runtime import make_reproducible
 from fashion.timings import record_timing
@@ -83,6 +84,7 @@ def finetune(params, paths=Paths()):
         "best_val_loss": round(float(logs["val_loss"][best - 1]), 6),
         "best_val_accuracy": round(float(logs["val_accuracy"][best - 1]), 6),
         "temperature": temperature, "devices": devices,
+        RECORD_KEY: trained_on(data_record(summary), params, recipe.to_record()),
     }
     write_history(history, history_path)
     with atomic_dir(out_dir) as tmp:  # the model and its record appear together, or not at all

@@ -12,9 +12,10 @@ import time
 
 from fashion.atomic import check_writable, remove_stale
 from fashion.data.recipes import BackboneRecipe, Preprocessing
-from fashion.errors import PipelineError
+from fashion.errors import PipelineError, outdated
 from fashion.features.store import load_split, read_info
 from fashion.models.training import best_epoch, calibrated, save_model, training_callbacks, write_history
+from fashion.models.provenance import RECORD_KEY, trained_on
 from fashion.paths import Paths
 from fashion.runtime import make_reproducible, steady
 from fashion.timings import record_timing
@@ -107,6 +108,8 @@ def train_head(params, paths=Paths()):
     check_writable(*outputs)
     make_reproducible(params.seed)
     info = read_info(features_dir)
+    if "data" not in info:
+        raise outdated(features_dir / "info.json", "was written by an older version of the pipeline (no 'data' record)")
     train_x, train_y = load_split(resampled_dir, "train")
     val_x, val_y = load_split(features_dir, "validation")
     if not len(val_y):
@@ -132,6 +135,7 @@ def train_head(params, paths=Paths()):
             "best_val_loss": round(float(history.history["val_loss"][best - 1]), 6),
             "best_val_accuracy": round(float(history.history["val_accuracy"][best - 1]), 6),
             "temperature": temperature,
+            RECORD_KEY: trained_on(info["data"], params, info[BackboneRecipe.RECORD_KEY]),
         })
     except BaseException:  # none of the three without the others: a later stage would read them as current
         with contextlib.suppress(OSError):

@@ -59,6 +59,13 @@ class Classifier:
                 f"(weights {self.info[BackboneRecipe.RECORD_KEY]['weights']}): {RANDOM_WEIGHTS_ADVICE}")
 
     @property
+    def trained_on(self):
+        """One line: the data, backbone, weights and params the model was trained on (fashion.models.provenance)."""
+        from fashion.models.provenance import RECORD_KEY, describe
+
+        return describe(self.info.get(RECORD_KEY)) or "trained on: not recorded (a model from an older version)"
+
+    @property
     def title(self):
         """How reports name the model: the custom CNN, or the head with its backbone."""
         if self.kind == "cnn":

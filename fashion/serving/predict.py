@@ -61,8 +61,11 @@ def run(argv=None, out=sys.stdout):
     if classifier.random_weights:
         log.warning("%s", classifier.random_weights_warning())
     log.info("classifying %d file(s) with the %s", len(entries), classifier.title)
+    if args.format != "table":  # the table says it in its heading
+        log.info("the %s was %s", classifier.title, classifier.trained_on)
     results = classify(classifier, entries, threshold, args.batch_size, limits)
-    out.write(render(results, args.format, f"{classifier.title} ({model_path(kind, args.models_dir)})"))
+    out.write(render(results, args.format, f"{classifier.title} ({model_path(kind, args.models_dir)})",
+                     classifier.trained_on))
     failed = sum(1 for r in results if r["error"])
     if failed == len(results):
         print(f"none of the {len(results)} file(s) could be classified (see their error)", file=sys.stderr)

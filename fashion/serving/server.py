@@ -89,7 +89,7 @@ class Service:
     def describe(self):
         """What GET /model answers, and what the page draws from."""
         return {"kind": self.classifier.kind, "title": self.classifier.title, "classes": self.classifier.classes,
-                "random_weights": self.classifier.random_weights,
+                "random_weights": self.classifier.random_weights, "trained_on": self.classifier.trained_on,
                 "preprocessing": self.classifier.preprocessing.to_record(),
                 "confidence_threshold": self.threshold, "low_confidence_warning": LOW_CONFIDENCE,
                 "limits": {"max_files": self.limits.max_files, "max_upload_mb": self.limits.max_upload_mb,
@@ -270,9 +270,9 @@ def create_app(service, review=None):
         failed = [r for r in results if r["error"]]
         if failed:
             reasons = "; ".join(f"{r['path']}: {r['error']}" for r in failed)
-            return error(422, f"{len(failed)} of {len(results)} file(s) could not be classified ({reasons}); send "
-                              f"{FORMATS} photos of at most {service.image_limits.max_pixels:,} pixels. `results` holds every "
-                              f"file's record, the others classified", results=results, headers=headers)
+            return error(422, f"{len(failed)} of {len(results)} file(s) could not be classified ({reasons}). "
+                              "`results` holds every file's record, the others classified", results=results,
+                         headers=headers)
         return JSONResponse(results, headers=headers)
 
     return app

@@ -3,6 +3,7 @@ table that fits a 120-column terminal, JSON or CSV.
 """
 
 import csv
+import os
 import io
 import json
 import logging
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import wcwidth
 
-from fashion.data.images import SUPPORTED_EXTENSIONS, walk_image_files
+from fashion.data.images import SUPPORTED_EXTENSIONS, link_problem, walk_image_files
 from fashion.errors import PipelineError
 from fashion.serving.classify import LOW_CONFIDENCE, NOT_LOCATED
 
@@ -47,7 +48,7 @@ def find_images(paths):
                 entries.append((given, None, f"unsupported file type '{path.suffix}'; supported: "
                                              f"{', '.join(SUPPORTED_EXTENSIONS)}"))
         else:
-            entries.append((given, None, "no such file or folder"))
+            entries.append((given, None, missing_reason(path)))
     for folder in empty_folders:
         log.warning("folder %s has no image files (%s)", folder, ", ".join(SUPPORTED_EXTENSIONS))
     if not entries:
@@ -56,9 +57,19 @@ def find_images(paths):
     return entries
 
 
+def missing_reason(path):
+    """Why a named path is neither a file nor a folder: a broken link, a link loop, or nothing there."""
+    try:
+        os.stat(path)
+    except OSError as err:
+        if os.path.islink(path):
+            return link_problem(path, err)[1]
+    return "no such file or folder"
+
+
 # --- output -----------------------------------------------------------------------------------
 
-def render(results, fmt, title=None):
+def render(results, fmt, title=None, trained_on=None):
     if fmt == "json":
         return json.dumps(results, indent=2) + "\n"
     if fmt == "csv":
@@ -71,12 +82,14 @@ def render(results, fmt, title=None):
                              top3, "" if r["low_confidence"] is None else str(r["low_confidence"]).lower(),
                              "" if r["located"] is None else str(r["located"]).lower(), r["error"] or ""])
         return buffer.getvalue()
-    return _table(results, title)
+    return _table(results, title, trained_on)
 
 
-def _table(results, title=None):
-    """One line per file, at most TABLE_WIDTH columns: long paths lose their middle, a note that does not
-    fit goes on its own indented line below its row. `title` names the model that answered."""
+def _table(results, title=None, trained_on=None):
+    """One line per file, at most TABLE_WIDTH columns: a long path keeps its file name whole and loses folders
+    from the middle; a note that does not fit goes on its own indented line below its row. When a file name
+    alone is too long for the path column, every photo's path goes on a line of its own, above its answer.
+    `title` names the model that answered, `trained_on` says what it learnt from."""
     rows = [("path", "label", "prob", "top 3")]
     notes = [""]
     for r in results:
@@ -89,11 +102,19 @@ def _table(results, title=None):
             flags = [LOW_CONFIDENCE_SHORT] * bool(r["low_confidence"]) + [NOT_LOCATED_SHORT] * (r["located"] is False)
             notes.append("; ".join(flags))
     rows = [tuple(printable(cell) for cell in row) for row in rows]
-    widths = _fit([max(display_width(row[c]) for row in rows) for c in range(4)],
-                  any(LOW_CONFIDENCE_SHORT in note for note in notes))
+    low_note = any(LOW_CONFIDENCE_SHORT in note for note in notes)
+    widths = _fit([max(display_width(row[c]) for row in rows) for c in range(4)], low_note)
+    names = max(display_width(file_name(row[0])) for row in rows[1:]) if len(rows) > 1 else 0
+    stacked = names + len(ELLIPSIS_FOLDER) > widths[0]
+    if stacked:  # paths on their own lines: the other columns take the whole width
+        widths = _fit([0] + [max(display_width(row[c]) for row in rows) for c in range(1, 4)], low_note)
     lines = [f"model: {title}"] if title else []
-    for row, note in zip(rows, notes):
-        cells = [shorten_middle(row[0], widths[0])] + [shorten_end(cell, w) for cell, w in zip(row[1:], widths[1:])]
+    lines += textwrap.wrap(trained_on, TABLE_WIDTH, subsequent_indent="  ") if trained_on else []
+    for index, (row, note) in enumerate(zip(rows, notes)):
+        if stacked:
+            lines.append(shorten_folder(row[0], TABLE_WIDTH))
+            row = ("",) + row[1:]
+        cells = [shorten_folder(row[0], widths[0])] + [shorten_end(cell, w) for cell, w in zip(row[1:], widths[1:])]
         line = "  ".join(pad(cell, width) for cell, width in zip(cells, widths))
         if note and display_width(line) + 2 + display_width(note) <= TABLE_WIDTH:
             lines.append(f"{line}  {note}")
@@ -112,7 +133,7 @@ def _fit(widths, low_confidence_note):
     path column gives way first, then the top 3, then the label; each keeps at least a readable minimum."""
     widths = list(widths)
     budget = TABLE_WIDTH - 2 * (len(widths) - 1) - (2 + len(LOW_CONFIDENCE_SHORT) if low_confidence_note else 0)
-    for column, least in ((0, 24), (3, 24), (1, 12), (0, 12)):
+    for column, least in ((0, 24), (3, 24), (1, 12), (0, 0)):
         excess = sum(widths) - budget
         if excess > 0:
             widths[column] = max(least, widths[column] - excess)
@@ -133,8 +154,29 @@ def pad(text, width):
     return text + " " * (width - display_width(text))
 
 
+ELLIPSIS_FOLDER = ".../"
+
+
+def file_name(path):
+    """The last part of a shown path (after the last / or \\)."""
+    return path.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+
+
+def shorten_folder(text, width):
+    """A path within `width` columns: its file name whole, its folders shortened in the middle around '...'
+    (or '.../' and the name when even one folder does not fit; the name alone when it is longer than width)."""
+    if display_width(text) <= width:
+        return text
+    name = file_name(text)
+    folder = text[:len(text) - len(name)]
+    room = width - display_width(name)
+    if room < len(ELLIPSIS_FOLDER) + 1:
+        return ELLIPSIS_FOLDER + name if room >= len(ELLIPSIS_FOLDER) else name
+    return shorten_middle(folder, room) + name
+
+
 def shorten_middle(text, width):
-    """text, or its start and end around '...' within `width` columns (a path keeps its file name)."""
+    """text, or its start and end around '...' within `width` columns."""
     if display_width(text) <= width:
         return text
     head, tail, room = "", "", width - 3

@@ -104,6 +104,7 @@ function showResult(body, result, kind) {
   }
   const title = kind === model.kind ? model.title : kind;
   body.append(element("p", "answered", `Answered by the ${title} (${kind}).`));
+  if (kind === model.kind && model.trained_on) body.append(element("p", "trained-on", `The model was ${model.trained_on}.`));
 }
 
 function showError(body, message) {
