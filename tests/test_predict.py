@@ -21,7 +21,8 @@ from fashion.errors import PipelineError
 from fashion.data.images import load_image
 from fashion.data.recipes import FULL_REGION
 from fashion.serving.classify import LOW_CONFIDENCE, classify
-from fashion.serving.table import find_images
+from fashion.models.provenance import describe
+from fashion.serving.table import find_images, render
 from fashion.serving.predict import run
 from tests.helpers import REPO
 from tests.corpus import write_bad_files
@@ -161,12 +162,17 @@ def test_csv_and_table_formats(trained):
     assert rows[0]["low_confidence"] == "true" and rows[0]["error"] == ""
     assert rows[0]["top3"].count(":") == 3
     status, table = predict(root, photo, "--threshold", "1")
-    model, header, line, legend = table.splitlines()
-    assert model.startswith("model: ") and str(root / "models") in model
-    assert header.split()[:4] == ["path", "label", "prob", "top"]
-    shown = line.split()[0]  # the real file names are long: the path loses its middle, keeps its end
-    assert shown.endswith(photo.name[-16:]) and (shown == str(photo) or "..." in shown)
-    assert line.endswith("  low confidence") and legend == LOW_CONFIDENCE
+    lines = table.splitlines()
+    assert lines[0].startswith("model: ") and str(root / "models") in lines[0]
+    info = json.loads((root / "models/head.json").read_text())
+    trained_on = " ".join(line.strip() for line in lines[1:] if not line.startswith("path"))
+    assert lines[1].startswith("trained on ") and describe(info["trained_on"]).split(";")[0] in " ".join(
+        line.strip() for line in lines[1:4])
+    assert "params " + info["trained_on"]["params_sha256"] in trained_on
+    # the file name stays whole, only folders are shortened
+    assert any(line == str(photo) or (line.endswith("/" + photo.name) and "..." in line) or
+               line.split()[0] in (str(photo), ) or line.split()[0].endswith("/" + photo.name) for line in lines[1:])
+    assert any(line.endswith("  low confidence") for line in lines) and lines[-1] == LOW_CONFIDENCE
 
 
 def test_the_table_fits_120_columns_with_long_paths_and_wide_characters_and_names_the_model(trained, tmp_path):
@@ -183,18 +189,34 @@ def test_the_table_fits_120_columns_with_long_paths_and_wide_characters_and_name
 
     assert status == 1
     lines = table.splitlines()
-    assert max(wcwidth.wcswidth(line) for line in lines) < 120, table
+    long_name = "x" * 150 + ".jpg"
+    # every line fits, but the one that holds a file name longer than the terminal: names stay whole
+    assert [line for line in lines if wcwidth.wcswidth(line) >= 120] == [long_name], table
     assert lines[0] == f"model: {json.loads((root / 'models/head.json').read_text())['backbone']['model']} head " \
                        f"({root / 'models/head.keras'})"
-    rows = {line.split()[0]: line for line in lines[2:] if line and not line.startswith((" ", "low confidence:"))}
-    assert len(rows) == 3
-    wide_row = next(row for path, row in rows.items() if path.endswith("第一张.jpg"))
-    assert "..." in wide_row.split()[0] and wide_row.split()[0].startswith(str(tmp_path)[:10])
-    assert any(path.endswith("xxx.jpg") and "..." in path for path in rows)
+    # a name too long for the path column: every path on its own line, shortened in its folders only
+    paths = [line for line in lines if line.startswith((str(tmp_path)[:5], long_name))]
+    assert len(paths) == 3, table
+    assert any(path.endswith("/圆领连衣裙-正面-特写-第一张.jpg") and "..." in path for path in paths)
+    assert any(path.endswith("/细长条.png") for path in paths)
     assert "    error: image too elongated: 20x4000 pixels" in table
-    # The columns line up in display width, wide characters and all: the label starts at the same column.
-    starts = {wcwidth.wcswidth(re.match(r".+?  +", line)[0]) for line in [lines[1], *rows.values()]}
+    # The answers line up in display width under their header: the label starts at the same column.
+    answers = [line for line in lines if re.match(r"  \S", line)]
+    assert answers[0].split()[:3] == ["label", "prob", "top"] and len(answers) == 4
+    starts = {wcwidth.wcswidth(re.match(r"  \S+\s+", line)[0]) for line in answers}
     assert len(starts) == 1, table
+
+
+def test_short_names_keep_one_line_per_photo_and_long_folders_lose_their_middle():
+    result = {"label": "round_neck", "probability": 0.9, "top3": [["round_neck", 0.9], ["v_neck", 0.1]],
+              "low_confidence": False, "located": None, "error": None}
+    folder = "/catalog/" + "/".join(f"shoot_{i:02d}_with_a_long_name" for i in range(6))
+    names = ["pro-part-74515285255-1.jpg", "pro-part-74515285255-2.jpg"]
+    table = render([{**result, "path": f"{folder}/{name}"} for name in names], "table", "m", "trained on x")
+    rows = [line for line in table.splitlines() if line.startswith("/catalog")]
+    assert [row.split()[0].rsplit("/", 1)[1] for row in rows] == names  # told apart by their whole names
+    assert all("..." in row.split()[0] and row.split()[1] == "round_neck" for row in rows)
+    assert max(len(line) for line in table.splitlines()) < 120
 
 
 def test_batches_of_any_size_give_the_same_results_in_input_order(trained):

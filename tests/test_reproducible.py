@@ -72,6 +72,10 @@ def test_two_runs_from_scratch_report_exactly_the_same(first, tmp_path_factory):
 
     for name in REPORTED:
         assert (first / name).read_bytes() == (second / name).read_bytes(), f"{name} differs between the runs"
+    # every output DVC tracks, by its hash: models, features, caches of every stage
+    assert (first / "dvc.lock").read_bytes() == (second / "dvc.lock").read_bytes()
+    for model in ("models/head.keras", "models/cnn.keras", "models/finetuned/finetuned.keras"):
+        assert (first / model).read_bytes() == (second / model).read_bytes(), f"{model} differs between the runs"
     for split in ("train", "validation", "test"):
         with np.load(first / f"data/features/{split}.npz") as a, np.load(second / f"data/features/{split}.npz") as b:
             for key in ("features", "labels", "rows"):
@@ -91,6 +95,18 @@ def test_two_runs_from_scratch_report_exactly_the_same(first, tmp_path_factory):
 def test_status_is_clean_after_the_run(first):
     assert up_to_date(dvc(first, "status"))
     assert "Stage 'evaluate' didn't change, skipping" in dvc(first, "repro")
+
+
+def test_a_forced_rerun_leaves_git_and_dvc_clean(first, tmp_path_factory):
+    """Same params, same data, same machine: running every stage again changes no byte that git or DVC sees."""
+    rerun = tmp_path_factory.mktemp("rerun")
+    subprocess.run(["cp", "-a", f"{first}/.", str(rerun)], check=True)
+    git(rerun, "add", "-A")
+    git(rerun, "commit", "-qm", "the first run")
+    dvc(rerun, "repro", "-f")
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=rerun, capture_output=True, text=True).stdout
+    assert status == "", status
+    assert up_to_date(dvc(rerun, "status"))
 
 
 def test_exp_run_with_another_backbone_re_runs_only_what_depends_on_it(first):

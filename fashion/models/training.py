@@ -111,9 +111,11 @@ ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
 def write_keras(model, path):
-    """model.save(path), then the archive made byte-stable: Keras stamps the save date into metadata.json and
-    the weights file's zip entry, so two saves of the same weights would differ. The date goes, every entry
-    gets one fixed time, and the bytes depend on the model alone."""
+    """model.save(path), then the archive made byte-stable. Keras stamps the save date into metadata.json and
+    the weights file's zip entry, and numbers the objects that layers share (a dtype policy) by their memory
+    address (`shared_object_id`) in config.json, so two saves of the same weights would differ. The date goes,
+    every entry gets one fixed time, shared objects are numbered in order of appearance (the same object keeps
+    one number), and the bytes depend on the model alone."""
     import zipfile
 
     path = Path(path)
@@ -128,6 +130,8 @@ def write_keras(model, path):
                     metadata = json.loads(data)
                     metadata.pop("date_saved", None)
                     data = json.dumps(metadata).encode()
+                elif info.filename == "config.json":
+                    data = json.dumps(_numbered_shared_objects(json.loads(data), {})).encode()
                 entry = zipfile.ZipInfo(info.filename, date_time=ZIP_EPOCH)
                 entry.compress_type, entry.external_attr = info.compress_type, info.external_attr
                 archive.writestr(entry, data)
@@ -142,6 +146,17 @@ def load_model_info(path):
     if not info_path.is_file():
         raise missing(info_path)
     return json.loads(info_path.read_text())
+
+
+def _numbered_shared_objects(node, numbers):
+    """The config with every `shared_object_id` (a memory address) replaced by 1, 2, ... in order of first
+    appearance; `numbers` maps the addresses seen so far to their numbers."""
+    if isinstance(node, dict):
+        return {key: numbers.setdefault(value, len(numbers) + 1) if key == "shared_object_id"
+                else _numbered_shared_objects(value, numbers) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_numbered_shared_objects(value, numbers) for value in node]
+    return node
 
 
 # --- temperature scaling ------------------------------------------------------------------
