@@ -26,7 +26,9 @@ def write_features(folder, counts, dim=8, seed=0, separation=5.0):
         labels = np.repeat(np.arange(len(split_counts)), split_counts)
         features = (rng.normal(size=(len(labels), dim)) + labels[:, None] * separation).astype(np.float32)
         np.savez(folder / f"{split}.npz", features=features, labels=labels, rows=np.arange(len(labels)))
-    write_json(folder / "info.json", {"classes": CLASSES})
+    train = dict(zip(CLASSES, map(int, counts.get("train", [0] * len(CLASSES)))))
+    write_json(folder / "info.json", {"classes": CLASSES, "data": {  # the record extract copies from prepare
+        "source": "folder", "path": "generated features", "classes": CLASSES, "train_images": train}})
     return folder
 
 

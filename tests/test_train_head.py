@@ -45,6 +45,10 @@ def test_history_model_and_info_are_saved(tmp_path):
     info = load_model_info(tmp_path / "head.keras")
     assert info["classes"] == ["big", "middle", "small"] and info["backbone"]["model"] == "mobilenet"
     assert info["backbone"]["mirror"] is False and info["preprocessing"]["region"]["bottom"] == 1.0
+    # what it was trained on: the data extract recorded, the backbone, and the params' digest
+    trained_on = info["trained_on"]
+    assert trained_on["train_images"] == dict(zip(info["classes"], [30, 30, 30])) and trained_on["weights"] == "none"
+    assert trained_on["backbone"] == "mobilenet" and len(trained_on["params_sha256"]) == 12
     # early stopping kept the epoch with the lowest validation loss
     best = min(rows, key=lambda r: float(r["val_loss"]))
     assert info["best_epoch"] == int(best["epoch"])
