@@ -5,11 +5,12 @@ with the real MobileNet 0.25 weights, twice from scratch in two separate copies;
 import json
 import re
 import subprocess
+import sys
 
 import numpy as np
 import pytest
 
-from tests.helpers import MOBILENET_025, shared_path
+from tests.helpers import MOBILENET_025, REPO, shared_path
 from tests.repo_copy import copy_repo, dvc, git
 
 pytestmark = pytest.mark.slow  # see pytest.ini: the quick loop leaves this module out
@@ -107,6 +108,26 @@ def test_a_forced_rerun_leaves_git_and_dvc_clean(first, tmp_path_factory):
     status = subprocess.run(["git", "status", "--porcelain"], cwd=rerun, capture_output=True, text=True).stdout
     assert status == "", status
     assert up_to_date(dvc(rerun, "status"))
+
+
+# The command docs/evaluation.md gives for a narrow `dvc exp show`: no dependency hashes, no interval bounds.
+NARROW = "[^:]*/[^:]*$|.*:(bal_lo|bal_hi|cv_sd)$"
+
+
+def test_a_one_param_experiment_fits_a_narrow_table(first):
+    import os
+
+    git(first, "add", "-A")
+    git(first, "commit", "-qm", "the first run")
+    dvc(first, "exp", "run", "-S", "head.units=64")
+    env = {**os.environ, "COLUMNS": "1000"}
+    table = subprocess.run([sys.executable, "-m", "dvc", "exp", "show", "--only-changed", "--no-pager", "--drop",
+                            NARROW], cwd=first, env=env, capture_output=True, text=True, check=True).stdout
+    assert "head.units" in table and "metrics/head.json:bal_acc" in table, table
+    assert max(len(line) for line in table.splitlines()) <= 200, table
+    assert NARROW in (REPO / "docs/evaluation.md").read_text()
+    git(first, "checkout", "--", ".")  # params, lock and metrics of the first run again
+    dvc(first, "checkout")  # and its outputs, for the tests below
 
 
 def test_exp_run_with_another_backbone_re_runs_only_what_depends_on_it(first):
