@@ -76,6 +76,12 @@ def folds(labels, groups, n_folds, repeats, seed):
             yield repeat, fold, train, held
 
 
+def fold_jobs(labels, groups, settings, seed):
+    """[(repeat, fold, train indices, held-out indices, the fold's seed)] of crossval settings `settings`."""
+    return [(repeat, fold, train, held, (seed + 1000 * repeat + fold) % 2**32)
+            for repeat, fold, train, held in folds(labels, groups, settings.folds, settings.repeats, seed)]
+
+
 def early_stopping_split(labels, groups, share, seed):
     """(fit, stop) positions in a fold's training part: `share` of it kept apart for early stopping."""
     from sklearn.model_selection import StratifiedGroupKFold
@@ -168,8 +174,7 @@ def cross_validate(params, classes, x, y, groups, workers=None, images=None):
                             f"image(s), fewer than crossval.folds={settings.folds}; every fold needs one. Lower "
                             "crossval.folds or add images")
     started = time.perf_counter()
-    jobs = [(repeat, fold, train, held, (seed + 1000 * repeat + fold) % 2**32)
-            for repeat, fold, train, held in folds(y, groups, settings.folds, settings.repeats, seed)]
+    jobs = fold_jobs(y, groups, settings, seed)
     if images is not None:  # before hours of training: every fold's fine-tuning sees every class
         check_fit_parts(classes, y, [(repeat, fold, train[early_stopping_split(y[train], groups[train],
                                                                                 settings.validation, fold_seed)[0]])
