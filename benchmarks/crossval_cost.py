@@ -34,6 +34,9 @@ from fashion.features.store import read_info  # noqa: E402
 from fashion.params import load_params, validate  # noqa: E402
 
 
+LOG_FORMAT = "%(asctime)s %(name)s: %(message)s"
+
+
 def with_overrides(params, overrides):
     plain = params.model_dump()
     for key, value in overrides.items():
@@ -48,9 +51,11 @@ def with_overrides(params, overrides):
 
 def timed_fold(params, classes, x, y, groups, images, job):
     """One fold through the stage's fold function, in this process: (probabilities, notes, wall seconds)."""
-    _, _, train, held, seed = job
+    repeat, fold, train, held, seed = job
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, datefmt="%H:%M:%S")  # a spawned worker: its epochs
     started = time.perf_counter()
-    probabilities, notes = fold_probabilities(params, classes, x, y, groups, train, held, seed, images)
+    probabilities, notes = fold_probabilities(params, classes, x, y, groups, train, held, seed, images,
+                                              f"repeat {repeat + 1} fold {fold + 1}")
     return probabilities, notes, time.perf_counter() - started
 
 
@@ -103,7 +108,7 @@ def main():
     parser.add_argument("--workers", type=int, default=1, help="folds side by side (0: one per core)")
     parser.add_argument("-S", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, datefmt="%H:%M:%S")
     run(args.repo, args.only, args.workers, parse_overrides(args.overrides))
 
 

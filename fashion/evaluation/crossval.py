@@ -29,7 +29,7 @@ import numpy as np
 
 from fashion.atomic import atomic_file, check_writable, write_json
 from fashion.data import dataset
-from fashion.errors import PipelineError, outdated
+from fashion.errors import PipelineError, ShortNames, outdated
 from fashion.evaluation.crossval_finetuned import check_fit_parts, fine_tuned_probabilities, fold_images
 from fashion.evaluation.intervals import METRICS, headline
 from fashion.features.smote import smote_resample
@@ -109,9 +109,10 @@ def fold_head(params, classes, x, y, groups, train, seed):
     return model, fit, stop
 
 
-def fold_probabilities(params, classes, x, y, groups, train, held, seed, images=None):
+def fold_probabilities(params, classes, x, y, groups, train, held, seed, images=None, name="fold"):
     """({model: (held-out images, classes) probabilities}, notes) of the head and the baseline trained on `train`,
-    and with `images` (crossval_finetuned.FoldImages) of the fine-tuned model too; notes: its epochs and seconds."""
+    and with `images` (crossval_finetuned.FoldImages) of the fine-tuned model too; notes: its epochs and seconds.
+    `name` begins the fine-tuning's log lines (the folds run side by side)."""
     model, fit, stop = fold_head(params, classes, x, y, groups, train, seed)
     probabilities = {
         # Called directly, not through predict(): each fold's new model would be traced into a graph again, for
@@ -122,7 +123,7 @@ def fold_probabilities(params, classes, x, y, groups, train, held, seed, images=
     notes = {}
     if images is not None:
         probabilities[FINETUNED], notes = fine_tuned_probabilities(params, images, model, y, fit, stop, held,
-                                                                   len(classes), seed)
+                                                                   len(classes), seed, name)
     return probabilities, notes
 
 
@@ -179,14 +180,19 @@ def cross_validate(params, classes, x, y, groups, workers=None, images=None):
         check_fit_parts(classes, y, [(repeat, fold, train[early_stopping_split(y[train], groups[train],
                                                                                 settings.validation, fold_seed)[0]])
                                      for repeat, fold, train, _, fold_seed in jobs])
+    if images is not None and workers is None and visible_gpus():
+        workers = 1  # fine_tune trains on every visible GPU: one fold at a time, in this process
+        log.info("GPUs visible: the folds fine-tune one after another, each on every GPU")
     workers = min(len(jobs), workers or os.cpu_count() or 1)
     scores, rows = [], []
     # Each repeat predicts every photo once, from the folds that did not train on it.
     out_of_fold = {name: np.zeros((len(y), len(classes))) for name in models}
-    with _fold_runner(workers) as run:
+    # Fine-tuning takes minutes an epoch on a CPU: its workers log each epoch, as the finetune stage does.
+    with _fold_runner(workers, logging.getLogger().level if images is not None else None) as run:
         results = run(functools.partial(fold_probabilities, params, classes, x, y, groups),
                       [train for _, _, train, _, _ in jobs], [held for _, _, _, held, _ in jobs],
-                      [fold_seed for *_, fold_seed in jobs], [images] * len(jobs))
+                      [fold_seed for *_, fold_seed in jobs], [images] * len(jobs),
+                      [f"repeat {repeat + 1} fold {fold + 1}" for repeat, fold, *_ in jobs])
         for (repeat, fold, _, held, _), (probabilities, notes) in zip(jobs, results):
             for name in models:
                 out_of_fold[name][held] += probabilities[name] / settings.repeats
@@ -203,15 +209,29 @@ def cross_validate(params, classes, x, y, groups, workers=None, images=None):
     return scores, rows, out_of_fold, time.perf_counter() - started
 
 
+def visible_gpus():
+    import tensorflow as tf
+
+    return tf.config.list_physical_devices("GPU")
+
+
 @contextlib.contextmanager
-def _fold_runner(workers):
+def _fold_runner(workers, log_level=None):
     """map() over the folds: in this process, or in `workers` fresh ones (spawned: TensorFlow is not safe to
-    fork), results in order as each is done."""
+    fork), results in order as each is done. With a log_level, the workers log to stderr as the stage does."""
     if workers <= 1:
         yield map
         return
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=None if log_level is None else _log_like_a_stage,
+                             initargs=() if log_level is None else (log_level,)) as pool:
         yield pool.map
+
+
+def _log_like_a_stage(level):
+    handler = logging.StreamHandler()
+    handler.setFormatter(ShortNames("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
 
 
 def write_folds(path, rows):

@@ -66,9 +66,17 @@ def check_fit_parts(classes, labels, parts):
                 "photos, or turn fine-tuning off for cross-validation (finetune.enabled: false)")
 
 
-def fine_tuned_probabilities(params, images, head, labels, fit, stop, held, num_classes, seed):
+class _Named(logging.LoggerAdapter):
+    """The fold's name before each of fine_tune's log lines."""
+
+    def process(self, msg, kwargs):
+        return f"{self.extra['name']}: {msg}", kwargs
+
+
+def fine_tuned_probabilities(params, images, head, labels, fit, stop, held, num_classes, seed, name="fold"):
     """(held-out probabilities, {epochs_run, best_epoch, seconds}) of the model fine-tuned from the fold's `head`
-    on the pooled positions `fit`, early stopping on `stop`; `held` is only predicted. Memory: one batch."""
+    on the pooled positions `fit`, early stopping on `stop`; `held` is only predicted. Memory: one batch.
+    `name` begins its log lines."""
     from fashion.models.finetuning import fine_tune
     from fashion.models.training import best_epoch
 
@@ -80,7 +88,8 @@ def fine_tuned_probabilities(params, images, head, labels, fit, stop, held, num_
         head.save(head_path)  # fine_tune starts from a saved head, as the stage does from models/head.keras
         make_reproducible(seed)
         model, history, seconds, _ = fine_tune(head_path, images.recipe, store, (rows[fit], labels[fit]),
-                                               (rows[stop], labels[stop]), num_classes, settings, seed, log)
+                                               (rows[stop], labels[stop]), num_classes, settings, seed,
+                                               _Named(log, {"name": name}))
         # Called directly, not through predict(), as crossval does with the head: no graph traced per fold.
         probabilities = np.concatenate([np.asarray(model(batch.astype(np.float32), training=False))
                                         for batch in store.batches(rows[held], settings.batch_size)])
