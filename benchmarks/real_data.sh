@@ -6,6 +6,11 @@
 #   bash benchmarks/real_data.sh --dry-run NAME                # print the command, run nothing
 #   bash benchmarks/real_data.sh NAME -S finetune.enabled=true # more overrides after the name
 #
+# With -S finetune.enabled=true the fine-tuned backbone is trained by the finetune stage and, on the same
+# folds as the head and the baseline, in every crossval fold: 5 folds x 3 repeats of fine-tuning take about an
+# hour on 2 CPU cores for the neckline photos (docs/finetuning.md, "Cross-validated by the crossval stage"); add
+# -S crossval.repeats=1 for a third of that. benchmarks/crossval_cost.py times a few of those folds first.
+#
 # Each is a plain `dvc exp run` with the -S overrides printed before it runs, reading the data and
 # the MobileNet weights in ../shared (VGG16 and ResNet50 need a connected machine for their ImageNet
 # weights: -S model=vgg16 -S features.weights=imagenet). Results land in metrics/test.json and in

@@ -82,6 +82,11 @@ class Paths:
         return self.metrics / "cv_predictions.csv"
 
     @property
+    def cv_oof(self):
+        """Every cross-validated model's out-of-fold probabilities (cv_predictions.csv: the best model's alone)."""
+        return self.metrics / "cv_oof.csv"
+
+    @property
     def suspects(self):
         return self.metrics / "suspects.csv"
 

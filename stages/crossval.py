@@ -3,11 +3,14 @@
 Repeated stratified k-fold over the train and validation features (grouped by item when split.group
 is set): in every fold the head is trained as train_head trains it (SMOTE on the fold's training part
 only) and the baseline fitted on the same part, both scored on the held-out fold
-(fashion/evaluation/crossval.py). It reads the cached features, so it adds no backbone pass.
+(fashion/evaluation/crossval.py). They read the cached features. With finetune.enabled the fine-tuned
+backbone is trained in every fold too, from the fold's head and the prepared images, as the finetune
+stage trains it (fashion/evaluation/crossval_finetuned.py).
 
 Writes metrics/cv.json (mean and standard deviation of each metric per model), metrics/cv_folds.csv
-(one row per fold and model) and metrics/cv_predictions.csv (every train and validation photo's
-out-of-fold probabilities from the model CV ranks higher, which the suspects stage reads).
+(one row per fold and model), metrics/cv_predictions.csv (every train and validation photo's
+out-of-fold probabilities from the model CV ranks highest, which the suspects stage reads) and
+metrics/cv_oof.csv (the same from every model, one block of rows per model).
 """
 
 from fashion.errors import run_stage

@@ -153,3 +153,12 @@ def test_folds_in_worker_processes_give_the_same_numbers_to_the_last_digit(tmp_p
     assert alone[0] == side_by_side[0] and alone[1] == side_by_side[1]
     for name, probabilities in alone[2].items():
         np.testing.assert_array_equal(probabilities, side_by_side[2][name])
+
+
+def test_a_training_part_too_small_for_the_early_stopping_share_is_a_clear_error():
+    labels = np.array([0, 0, 1, 1, 2, 2])
+    with pytest.raises(PipelineError, match=r"a fold's training part has 6 photo\(s\).*crossval.validation=0.15 keeps "
+                                            r"1 in 7 of them apart for early stopping, so it needs at least 7"):
+        early_stopping_split(labels, np.array([f"p{i}" for i in range(6)]), 0.15, seed=0)
+    fit, stop = early_stopping_split(labels, np.array([f"p{i}" for i in range(6)]), 0.5, seed=0)
+    assert len(fit) + len(stop) == 6 and not set(fit) & set(stop)

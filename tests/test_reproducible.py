@@ -37,7 +37,8 @@ SMALL = {
 # Everything a run reports: must be byte-identical between two runs from scratch.
 REPORTED = ["metrics/test.json", "metrics/cnn.json", "metrics/head.json", "metrics/finetuned.json",
             "metrics/baseline.json", "metrics/smote.json", "metrics/cnn_train.json", "metrics/report.md",
-            "metrics/cv.json", "metrics/cv_folds.csv", "metrics/cv_predictions.csv", "metrics/suspects.csv",
+            "metrics/cv.json", "metrics/cv_folds.csv", "metrics/cv_predictions.csv", "metrics/cv_oof.csv",
+            "metrics/suspects.csv",
             "metrics/per_class.json",
             "plots/cnn/history.csv", "plots/head/history.csv", "plots/finetuned/history.csv",
             "plots/cnn/predictions.csv", "plots/head/predictions.csv", "plots/finetuned/predictions.csv",

@@ -18,7 +18,7 @@ import numpy as np
 from fashion.atomic import atomic_file
 from fashion.data import dataset
 from fashion.data.exclusions import decisions, read_suspects
-from fashion.errors import missing, outdated
+from fashion.errors import PipelineError, missing, outdated
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +28,9 @@ NOT_LOCATED = "no neckline located"
 COLUMNS = ("path", "split", "given", "suggested", "quality", "reason")
 
 
-def read_predictions(path):
-    """(paths, given labels as class names, classes, (n, classes) probabilities) from crossval's predictions."""
+def read_predictions(path, model=None):
+    """(paths, given labels as class names, classes, (n, classes) probabilities) from crossval's predictions:
+    metrics/cv_predictions.csv (one model's), or one `model`'s rows of metrics/cv_oof.csv (every model's)."""
     path = Path(path)
     if not path.is_file():
         raise missing(path, "the crossval stage's out-of-fold probabilities")
@@ -39,6 +40,14 @@ def read_predictions(path):
         rows = list(reader)
     if not header or header[:3] != ["path", "label", "model"] or len(header) < 5:
         raise outdated(path, "is not crossval's out-of-fold probabilities")
+    models = list(dict.fromkeys(row[2] for row in rows))
+    if model is not None:
+        if model not in models:
+            raise outdated(path, f"has no out-of-fold probabilities of the {model} (it has: {', '.join(models)})")
+        rows = [row for row in rows if row[2] == model]
+    elif len(models) > 1:
+        raise PipelineError(f"{path} holds several models' out-of-fold probabilities ({', '.join(models)}); "
+                            "read one model's at a time")
     classes = [column.removeprefix("p_") for column in header[3:]]
     probabilities = np.array([[float(value) for value in row[3:]] for row in rows]).reshape(len(rows), len(classes))
     return [row[0] for row in rows], [row[1] for row in rows], classes, probabilities
