@@ -3,8 +3,8 @@
     python benchmarks/locate_cv.py WORK [--configs NAME ...] [--models baseline head] [--folds 5] [--repeats 3]
     python benchmarks/locate_cv.py WORK --table        # the table of what WORK/results.jsonl holds
 
-For each configuration (CONFIGS: today's upper 60 %, the box located under the face, other box
-geometries, input size, the mirror, one and two backbones) the library's own prepare and extract run on
+For each configuration (CONFIGS: the upper 60 %, the box located under the face, other box
+geometries, input size, the mirror, one and two backbones, the face detectors, data.locate auto) the library's own prepare and extract run on
 the neckline photos in ../shared into WORK/NAME, laid out like a repository with its params.yaml, so that
 `python benchmarks/finetune_cv.py WORK/NAME` and `python benchmarks/cnn_cv.py WORK/NAME` measure
 fine-tuning and the CNN on the same crops. The baseline and the head are then scored on the crossval
@@ -15,7 +15,9 @@ unlocated photos would get, at what coverage.
 
 prepare's decode cache is shared by the configurations in WORK/cache. A new box geometry is a new cache
 folder, so the product would run the detector again; here the detector's answer for a photo is the same
-whatever the box, so it is kept in memory per decoded photo (`remember_faces`) and run once per photo.
+whatever the box, so it is kept in memory per decoded photo and detector (`remember_faces`) and run once
+per photo. A configuration named in DETECTORS runs with that face detector instead of
+fashion.data.locate.FACE_DETECTOR (its own decode-cache folder: the fingerprint holds the detector).
 """
 
 import argparse
@@ -33,7 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from fashion.paths import Paths  # noqa: E402
-from fashion.data import dataset, locate  # noqa: E402
+from fashion.data import dataset, faces, locate  # noqa: E402
 from fashion.models.baseline import baseline_probabilities, fit_baseline  # noqa: E402
 from fashion.evaluation.crossval import fold_head, folds, pooled_features, pooled_paths  # noqa: E402
 from fashion.features.extraction import extract  # noqa: E402
@@ -58,9 +60,9 @@ TWO = {"model": "mobilenet+mobilenet_v2", "features.alpha": 1.0,
 FACE = {"data.locate": "face", "data.locate_box": BOX}
 TIGHT = {"top": 0.9, "bottom": 2.2, "half_width": 1.1}
 CONFIGS = {
-    "upper60": {**TWO},                                   # today's best: the upper 60 %, two backbones
+    "upper60": {**TWO},                                   # no locator: the upper 60 %, two backbones
     "upper60_one": {**ONE},
-    "face": {**TWO, **FACE},                              # the box under the face (issue 24's first guess)
+    "face": {**TWO, **FACE},                              # the box under the face (the first guess)
     "face_one": {**ONE, **FACE},
     "face_tight": {**TWO, **FACE, "data.locate_box": TIGHT},
     "face_wide": {**TWO, **FACE, "data.locate_box": {"top": 0.6, "bottom": 3.2, "half_width": 1.8}},
@@ -74,20 +76,27 @@ CONFIGS = {
     "tight_one": {**ONE, **FACE, "data.locate_box": TIGHT},
     "face_160": {**TWO, **FACE, "data.image_size": 160},
     "face_mirror": {**TWO, **FACE, "features.mirror": True},
+    # the chosen box with MTCNN as the face detector, and data.locate auto (face, pose, close-up)
+    "tight_mtcnn": {**TWO, **FACE, "data.locate_box": TIGHT},
+    "auto_tight": {**TWO, "data.locate": "auto", "data.locate_box": TIGHT},
+    "tight_mtcnn_one": {**ONE, **FACE, "data.locate_box": TIGHT},
+    "auto_tight_one": {**ONE, "data.locate": "auto", "data.locate_box": TIGHT},
 }
+# Configurations that run with another face detector than fashion.data.locate.FACE_DETECTOR.
+DETECTORS = {"tight_mtcnn": "mtcnn", "tight_mtcnn_one": "mtcnn"}
 
 
 def remember_faces():
     """Run the face detector once per decoded photo, whatever the box geometry (see the docstring)."""
-    detect, seen = locate._detect, {}
+    detect, seen = faces.detect_faces, {}
 
-    def remembered(rgb):
-        key = hashlib.sha256(rgb.tobytes() + str(rgb.shape).encode()).hexdigest()
+    def remembered(rgb, detector):
+        key = (hashlib.sha256(rgb.tobytes() + str(rgb.shape).encode()).hexdigest(), detector)
         if key not in seen:
-            seen[key] = detect(rgb)
+            seen[key] = detect(rgb, detector)
         return seen[key]
 
-    locate._detect = remembered
+    faces.detect_faces = remembered
 
 
 def params_for(name):
@@ -220,7 +229,9 @@ def main():
     log = logging.getLogger("locate_cv")
     args.work.mkdir(parents=True, exist_ok=True)
     remember_faces()
+    chosen = locate.FACE_DETECTOR
     for name in args.configs:
+        locate.FACE_DETECTOR = DETECTORS.get(name, chosen)
         params, folder = build(args.work, name, log)
         for record in score(params, folder, args.models, args.folds, args.repeats, log):
             with open(results_path, "a") as out:

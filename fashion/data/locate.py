@@ -17,9 +17,9 @@ picture. The box the models see is anchored under the wearer's face, in face uni
   2. `pose`: BlazePose's shoulders (fashion/data/pose.py), which stand in for the face (a face box placed
      from the shoulders by FROM_SHOULDERS, measured on the photos where both are found): with or without
      a face in the photo;
-  3. `closeup`: neither a face nor a person: the garment fills the frame and the head is cut off (every
-     such neckline photo is one, looked at), and its neckline is in the top band CLOSEUP_REGION, not in
-     the upper 60 % (the same band holds a flat-lay's collar);
+  3. `closeup`: neither a face nor shoulders that place a box: the garment fills the frame and the head is
+     cut off (every such neckline photo is one, looked at), and its neckline is in the top band
+     CLOSEUP_REGION, not in the upper 60 % (the same band holds a flat-lay's collar);
   4. `none`: a photo with nothing in it (nearly one colour): it keeps `data.region` (`located: false`).
   BlazePose also says which way the wearer faces: `view` is `back` when the person's left shoulder is on
   the photo's left (the wearer's back to the camera: no neckline to see), `front` when it is on the right,
@@ -150,9 +150,10 @@ def locate(rgb, preprocessing):
     found = (face and placed(face, "face", view)) or (pose and placed(face_from_shoulders(pose), "pose", view))
     if found:
         return found
-    if pose is None and not is_blank(rgb):
+    # Shoulders that place no box lie at or above the top edge: a close-up too, and their view is doubtful.
+    if not is_blank(rgb):
         return Location(**CLOSEUP_REGION, located=True, locator="closeup", view=None)
-    return Location(**preprocessing.region, located=False, locator="none", view=view)
+    return Location(**preprocessing.region, located=False, locator="none", view=None)
 
 
 def version(locate_with):
