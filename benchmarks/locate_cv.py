@@ -1,7 +1,7 @@
 """The neckline locator chosen by cross-validation: grouped folds of train + validation, never the test split.
 
     python benchmarks/locate_cv.py WORK [--configs NAME ...] [--models baseline head] [--folds 5] [--repeats 3]
-    python benchmarks/locate_cv.py WORK --table        # the table of what WORK/results.jsonl holds
+    python benchmarks/locate_cv.py WORK --table [--against NAME]  # the table of what WORK/results.jsonl holds
 
 For each configuration (CONFIGS: the upper 60 %, the box located under the face, other box
 geometries, input size, the mirror, one and two backbones, the face detectors, data.locate auto) the library's own prepare and extract run on
@@ -186,8 +186,9 @@ def face_subsets(work, config, model):
     return out
 
 
-def table(results, work):
-    """Markdown: mean ± sd per configuration and model, the paired difference to upper60's same folds, and
+def table(results, work, against=None):
+    """Markdown: mean ± sd per configuration and model, the paired difference to the same folds of upper60 (of
+    upper60_one for a configuration with one backbone, named *_one; of `against` when given), and
     the balanced accuracy on the photos where the `face` configuration found a face and where it found none."""
     import warnings
 
@@ -195,16 +196,18 @@ def table(results, work):
     by = {}
     for r in results:
         by.setdefault((r["config"], r["model"]), {})[(r["repeat"], r["fold"])] = r
-    lines = ["| configuration | model | folds | balanced acc. | paired diff. to upper60 | photos with a face found | "
+    lines = [f"| configuration | model | folds | balanced acc. | paired diff. to {against or 'upper60(_one)'} | "
+             "photos with a face found | "
              "photos with no face |", "|---|---|---|---|---|---|---|"]
 
     def stat(values):
         return f"{np.mean(values):.3f} ± {np.std(values, ddof=1):.3f}" if len(values) > 1 else "-"
 
     for (config, model), folds_ in by.items():
-        base = by.get(("upper60", model), {})
+        reference = against or ("upper60_one" if config.endswith("_one") else "upper60")
+        base = by.get((reference, model), {})
         keys = sorted(folds_)
-        paired = [folds_[k]["all"] - base[k]["all"] for k in keys if k in base] if config != "upper60" else []
+        paired = [folds_[k]["all"] - base[k]["all"] for k in keys if k in base] if config != reference else []
         subsets = face_subsets(work, config, model) if (work / "face/data/prepared").is_dir() else {}
         lines.append(f"| {config} | {model} | {len(keys)} | {stat([folds_[k]['all'] for k in keys])} | "
                      f"{stat(paired) if paired else '-'} | {stat([v[0] for v in subsets.values()])} | "
@@ -220,10 +223,11 @@ def main():
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--table", action="store_true", help="print the table of WORK/results.jsonl and stop")
+    parser.add_argument("--against", help="with --table: the configuration the paired differences are to")
     args = parser.parse_args()
     results_path = args.work / "results.jsonl"
     if args.table:
-        print(table([json.loads(line) for line in results_path.read_text().splitlines()], args.work))
+        print(table([json.loads(line) for line in results_path.read_text().splitlines()], args.work, args.against))
         return
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     log = logging.getLogger("locate_cv")
