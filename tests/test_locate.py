@@ -136,6 +136,18 @@ def test_locate_params_change_the_prepare_fingerprint():
     assert fingerprint(**{"data.locate_box.bottom": 2.5}) == plain
 
 
+def test_another_locator_is_another_feature_cache():
+    """The manifest's sha256 is of the whole photo: the same photo cut by another locator must not find the
+    features of the first one's crop."""
+    from fashion.features.feature_cache import fingerprint
+
+    backbone = {"model": "mobilenet", "weights": "none", "alpha": 0.25, "precision": "float32", "mirror": False, "seed": 0}
+    recipe = LOCATED.to_record()
+    assert len({fingerprint(backbone, recipe), fingerprint(backbone, recipe, locate.version("face")),
+                fingerprint(backbone, recipe, locate.version("auto"))}) == 3
+    assert locate.version("none") is None and "rules" in locate.version("face")
+
+
 @pytest.mark.parametrize("overrides,message", [
     ({"data.locate": "pose"}, "'data.locate' is 'pose'; allowed values: none, face, auto"),
     ({"data.locate_box.top": -0.5}, "'data.locate_box.top' is -0.5; it must be between 0 and 20"),
@@ -184,6 +196,8 @@ def test_prepare_records_the_box_and_whether_a_face_was_found(located_photos):
                                   "no_face": {"located": 0, "not_located": 3},
                                   "total": {"located": 3, "not_located": 3}}
     assert summary["locators"]["total"] == {"face": 3, "none": 3}
+    assert summary["locator_version"] == locate.version("face")
+    assert summary["locator_version"].startswith(f"face_detection_full_range_sparse.tflite {faces.BLAZEFACE['blazeface_full'].digest()}")
     assert summary["preprocessing"]["locate"] == "face" and summary["preprocessing"]["locate_box"] == BOX
 
 

@@ -62,6 +62,10 @@ def prepare(params, paths=Paths()):
         summary["groups"] = {"pattern": split.group, "count": len({r["group"] for r in records}),
                              "unmatched": unmatched}
         if preprocessing.locate != "none":
+            from fashion.data.locate import version
+
+            # the face and pose models and rules that cut the boxes: the feature cache's fingerprint holds it
+            summary["locator_version"] = version(preprocessing.locate)
             summary["located"] = dataset.located_counts(records, classes)
             summary["locators"] = dataset.column_counts(records, classes, "locator")
             summary["views"] = dataset.column_counts(records, classes, "view")
