@@ -23,8 +23,8 @@ picture. The box the models see is anchored under the wearer's face, in face uni
   4. `none`: a photo with nothing in it (nearly one colour): it keeps `data.region` (`located: false`).
   BlazePose also says which way the wearer faces: `view` is `back` when the person's left shoulder is on
   the photo's left (the wearer's back to the camera: no neckline to see), `front` when it is on the right,
-  and None when no person was found (a face alone does not tell: BlazeFace finds the cheek and ear of a
-  wearer seen from behind). A back view keeps its box (the back of the collar) and is
+  and None when no person was found or the photo is a close-up (a face alone does not tell: BlazeFace
+  finds the cheek and ear of a wearer seen from behind). A back view keeps its box (the back of the collar) and is
   said, in the manifest and every prediction.
 
 The box is clipped to the photo. Several faces in one photo: the largest one is taken (product photos
@@ -38,13 +38,14 @@ from dataclasses import dataclass
 import numpy as np
 
 MIN_BOX_PIXELS = 8     # a clipped box thinner than this (a face at the bottom edge) is no neckline box
-# The face detector of data.locate face and auto: MediaPipe's full-range BlazeFace finds as many faces as
-# MTCNN on the neckline photos, 12 times as fast (benchmarks/locate_detectors.py, docs/locate.md#cost).
+# The face detector of data.locate face and auto: MediaPipe's full-range BlazeFace finds a few more faces
+# than MTCNN on the neckline photos (515 against 505 of 654), 23 times as many per CPU second
+# (benchmarks/locate_detectors.py, docs/locate.md#the-detectors-cost).
 FACE_DETECTOR = "blazeface_full"
 # Where the face box lies relative to the shoulders, in shoulder widths (the distance between BlazePose's
 # two shoulder points): its width and height, and how far its top is above the shoulders' midpoint.
-# Medians over the neckline photos where both the face detector and BlazePose found the wearer, front
-# views (benchmarks/locate_report.py prints them).
+# Medians over the neckline photos where both MTCNN (whose box units data.locate_box has) and BlazePose found
+# the wearer, front views (benchmarks/locate_report.py prints them).
 FROM_SHOULDERS = {"width": 0.41, "height": 0.56, "top_above": 0.92}
 # Shoulders closer together than this share of the photo's longer side are a side view or a close-up's
 # misplaced points (none of the neckline photos lies between 0.07 and 0.12): no box, no view from them.
