@@ -54,7 +54,7 @@ MIN_SHOULDER_SPAN = 0.1
 CLOSEUP_REGION = {"top": 0.0, "bottom": 0.45, "left": 0.0, "right": 1.0}
 BLANK_SD = 3.0         # a photo whose pixels vary less than this (0..255) shows nothing to locate
 # Bump when a rule or constant above (or fashion.data.faces.AS_MTCNN) changes: the decode cache then decodes again.
-RULES_VERSION = 1
+RULES_VERSION = 2
 PHOTO_LOCATORS = ("face", "pose", "closeup", "none")
 VIEWS = ("front", "back")
 
