@@ -1,7 +1,7 @@
 """The neckline locator chosen by cross-validation: grouped folds of train + validation, never the test split.
 
     python benchmarks/locate_cv.py WORK [--configs NAME ...] [--models baseline head] [--folds 5] [--repeats 3]
-    python benchmarks/locate_cv.py WORK --table [--against NAME]  # the table of what WORK/results.jsonl holds
+    python benchmarks/locate_cv.py WORK --table [--against NAME] [--subsets-from NAME]  # WORK/results.jsonl's table
 
 For each configuration (CONFIGS: the upper 60 %, the box located under the face, other box
 geometries, input size, the mirror, one and two backbones, the face detectors, data.locate auto) the library's own prepare and extract run on
@@ -171,12 +171,12 @@ def score(params, folder, models, n_folds, repeats, log):
     return records
 
 
-def face_subsets(work, config, model):
-    """{(repeat, fold): (balanced accuracy where the face configuration found a face, where it found none)}
-    from WORK/config/oof-<model>.csv: every configuration scored on the same photos as the face ones."""
+def face_subsets(work, config, model, subsets_from="face"):
+    """{(repeat, fold): (balanced accuracy where the `subsets_from` configuration found a face, where it found
+    none)} from WORK/config/oof-<model>.csv: every configuration scored on the same photos."""
     from sklearn.metrics import balanced_accuracy_score
 
-    located = {r["path"]: r["located"] == "true" for r in dataset.read_manifest(work / "face/data/prepared")}
+    located = {r["path"]: r["located"] == "true" for r in dataset.read_manifest(work / subsets_from / "data/prepared")}
     rows = [line.split(",") for line in (work / config / f"oof-{model}.csv").read_text().splitlines()[1:]]
     out = {}
     for key in sorted({(int(r[0]), int(r[1])) for r in rows}):
@@ -186,7 +186,7 @@ def face_subsets(work, config, model):
     return out
 
 
-def table(results, work, against=None):
+def table(results, work, against=None, subsets_from="face"):
     """Markdown: mean ± sd per configuration and model, the paired difference to the same folds of upper60 (of
     upper60_one for a configuration with one backbone, named *_one; of `against` when given), and
     the balanced accuracy on the photos where the `face` configuration found a face and where it found none."""
@@ -208,7 +208,8 @@ def table(results, work, against=None):
         base = by.get((reference, model), {})
         keys = sorted(folds_)
         paired = [folds_[k]["all"] - base[k]["all"] for k in keys if k in base] if config != reference else []
-        subsets = face_subsets(work, config, model) if (work / "face/data/prepared").is_dir() else {}
+        subsets = face_subsets(work, config, model, subsets_from) if (work / subsets_from / "data/prepared").is_dir() \
+            else {}
         lines.append(f"| {config} | {model} | {len(keys)} | {stat([folds_[k]['all'] for k in keys])} | "
                      f"{stat(paired) if paired else '-'} | {stat([v[0] for v in subsets.values()])} | "
                      f"{stat([v[1] for v in subsets.values()])} |")
@@ -224,10 +225,13 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--table", action="store_true", help="print the table of WORK/results.jsonl and stop")
     parser.add_argument("--against", help="with --table: the configuration the paired differences are to")
+    parser.add_argument("--subsets-from", default="face",
+                        help="with --table: the face configuration whose found / not found faces split the photos")
     args = parser.parse_args()
     results_path = args.work / "results.jsonl"
     if args.table:
-        print(table([json.loads(line) for line in results_path.read_text().splitlines()], args.work, args.against))
+        print(table([json.loads(line) for line in results_path.read_text().splitlines()], args.work, args.against,
+                    args.subsets_from))
         return
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     log = logging.getLogger("locate_cv")
