@@ -2,6 +2,7 @@
 
     python benchmarks/locate_cv.py WORK [--configs NAME ...] [--models baseline head] [--folds 5] [--repeats 3]
     python benchmarks/locate_cv.py WORK --table [--against NAME] [--subsets-from NAME]  # WORK/results.jsonl's table
+    python benchmarks/locate_cv.py WORK --views NAME --models baseline head   # NAME's scores by view
 
 For each configuration (CONFIGS: the upper 60 %, the box located under the face, other box
 geometries, input size, the mirror, one and two backbones, the face detectors, data.locate auto) the library's own prepare and extract run on
@@ -186,6 +187,24 @@ def face_subsets(work, config, model, subsets_from="face"):
     return out
 
 
+def view_scores(work, config, model):
+    """Markdown lines: accuracy (mean ± sd over the folds) and pooled balanced accuracy of WORK/config's held-out
+    photos by their view in its manifest (data.locate auto: front, back, unknown)."""
+    from sklearn.metrics import balanced_accuracy_score
+
+    view = {r["path"]: r["view"] or "unknown" for r in dataset.read_manifest(work / config / "data/prepared")}
+    rows = [line.split(",") for line in (work / config / f"oof-{model}.csv").read_text().splitlines()[1:]]
+    lines = []
+    for wanted in ("front", "back", "unknown"):
+        part = [r for r in rows if view[r[2]] == wanted]
+        accuracy = [np.mean([r[3] == r[4] for r in part if (r[0], r[1]) == key])
+                    for key in sorted({(r[0], r[1]) for r in part})]
+        lines.append(f"| {config} | {model} | {wanted} | {len(part) // len({r[0] for r in rows})} | "
+                     f"{np.mean(accuracy):.3f} ± {np.std(accuracy, ddof=1):.3f} | "
+                     f"{balanced_accuracy_score([r[3] for r in part], [r[4] for r in part]):.3f} |")
+    return lines
+
+
 def table(results, work, against=None, subsets_from="face"):
     """Markdown: mean ± sd per configuration and model, the paired difference to the same folds of upper60 (of
     upper60_one for a configuration with one backbone, named *_one; of `against` when given), and
@@ -225,10 +244,15 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--table", action="store_true", help="print the table of WORK/results.jsonl and stop")
     parser.add_argument("--against", help="with --table: the configuration the paired differences are to")
+    parser.add_argument("--views", metavar="NAME", help="print NAME's scores by view (data.locate auto) and stop")
     parser.add_argument("--subsets-from", default="face",
                         help="with --table: the face configuration whose found / not found faces split the photos")
     args = parser.parse_args()
     results_path = args.work / "results.jsonl"
+    if args.views:
+        print("| configuration | model | view | photos | accuracy | balanced acc. (pooled) |\n|---|---|---|---|---|---|")
+        print("\n".join(line for model in args.models for line in view_scores(args.work, args.views, model)))
+        return
     if args.table:
         print(table([json.loads(line) for line in results_path.read_text().splitlines()], args.work, args.against,
                     args.subsets_from))
