@@ -1,10 +1,11 @@
 """The neckline locator chosen by cross-validation: grouped folds of train + validation, never the test split.
 
     python benchmarks/locate_cv.py WORK [--configs NAME ...] [--models baseline head] [--folds 5] [--repeats 3]
-    python benchmarks/locate_cv.py WORK --table        # the table of what WORK/results.jsonl holds
+    python benchmarks/locate_cv.py WORK --table [--against NAME] [--subsets-from NAME]  # WORK/results.jsonl's table
+    python benchmarks/locate_cv.py WORK --views NAME --models baseline head   # NAME's scores by view
 
-For each configuration (CONFIGS: today's upper 60 %, the box located under the face, other box
-geometries, input size, the mirror, one and two backbones) the library's own prepare and extract run on
+For each configuration (CONFIGS: the upper 60 %, the box located under the face, other box
+geometries, input size, the mirror, one and two backbones, the face detectors, data.locate auto) the library's own prepare and extract run on
 the neckline photos in ../shared into WORK/NAME, laid out like a repository with its params.yaml, so that
 `python benchmarks/finetune_cv.py WORK/NAME` and `python benchmarks/cnn_cv.py WORK/NAME` measure
 fine-tuning and the CNN on the same crops. The baseline and the head are then scored on the crossval
@@ -15,7 +16,9 @@ unlocated photos would get, at what coverage.
 
 prepare's decode cache is shared by the configurations in WORK/cache. A new box geometry is a new cache
 folder, so the product would run the detector again; here the detector's answer for a photo is the same
-whatever the box, so it is kept in memory per decoded photo (`remember_faces`) and run once per photo.
+whatever the box, so it is kept in memory per decoded photo and detector (`remember_faces`) and run once
+per photo. A configuration named in DETECTORS runs with that face detector instead of
+fashion.data.locate.FACE_DETECTOR (its own decode-cache folder: the fingerprint holds the detector).
 """
 
 import argparse
@@ -33,7 +36,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from fashion.paths import Paths  # noqa: E402
-from fashion.data import dataset, locate  # noqa: E402
+from fashion.data import dataset, faces, locate  # noqa: E402
 from fashion.models.baseline import baseline_probabilities, fit_baseline  # noqa: E402
 from fashion.evaluation.crossval import fold_head, folds, pooled_features, pooled_paths  # noqa: E402
 from fashion.features.extraction import extract  # noqa: E402
@@ -58,9 +61,9 @@ TWO = {"model": "mobilenet+mobilenet_v2", "features.alpha": 1.0,
 FACE = {"data.locate": "face", "data.locate_box": BOX}
 TIGHT = {"top": 0.9, "bottom": 2.2, "half_width": 1.1}
 CONFIGS = {
-    "upper60": {**TWO},                                   # today's best: the upper 60 %, two backbones
+    "upper60": {**TWO},                                   # no locator: the upper 60 %, two backbones
     "upper60_one": {**ONE},
-    "face": {**TWO, **FACE},                              # the box under the face (issue 24's first guess)
+    "face": {**TWO, **FACE},                              # the box under the face (the first guess)
     "face_one": {**ONE, **FACE},
     "face_tight": {**TWO, **FACE, "data.locate_box": TIGHT},
     "face_wide": {**TWO, **FACE, "data.locate_box": {"top": 0.6, "bottom": 3.2, "half_width": 1.8}},
@@ -74,20 +77,27 @@ CONFIGS = {
     "tight_one": {**ONE, **FACE, "data.locate_box": TIGHT},
     "face_160": {**TWO, **FACE, "data.image_size": 160},
     "face_mirror": {**TWO, **FACE, "features.mirror": True},
+    # the chosen box with MTCNN as the face detector, and data.locate auto (face, pose, close-up)
+    "tight_mtcnn": {**TWO, **FACE, "data.locate_box": TIGHT},
+    "auto_tight": {**TWO, "data.locate": "auto", "data.locate_box": TIGHT},
+    "tight_mtcnn_one": {**ONE, **FACE, "data.locate_box": TIGHT},
+    "auto_tight_one": {**ONE, "data.locate": "auto", "data.locate_box": TIGHT},
 }
+# Configurations that run with another face detector than fashion.data.locate.FACE_DETECTOR.
+DETECTORS = {"tight_mtcnn": "mtcnn", "tight_mtcnn_one": "mtcnn"}
 
 
 def remember_faces():
     """Run the face detector once per decoded photo, whatever the box geometry (see the docstring)."""
-    detect, seen = locate._detect, {}
+    detect, seen = faces.detect_faces, {}
 
-    def remembered(rgb):
-        key = hashlib.sha256(rgb.tobytes() + str(rgb.shape).encode()).hexdigest()
+    def remembered(rgb, detector):
+        key = (hashlib.sha256(rgb.tobytes() + str(rgb.shape).encode()).hexdigest(), detector)
         if key not in seen:
-            seen[key] = detect(rgb)
+            seen[key] = detect(rgb, detector)
         return seen[key]
 
-    locate._detect = remembered
+    faces.detect_faces = remembered
 
 
 def params_for(name):
@@ -162,12 +172,12 @@ def score(params, folder, models, n_folds, repeats, log):
     return records
 
 
-def face_subsets(work, config, model):
-    """{(repeat, fold): (balanced accuracy where the face configuration found a face, where it found none)}
-    from WORK/config/oof-<model>.csv: every configuration scored on the same photos as the face ones."""
+def face_subsets(work, config, model, subsets_from="face"):
+    """{(repeat, fold): (balanced accuracy where the `subsets_from` configuration found a face, where it found
+    none)} from WORK/config/oof-<model>.csv: every configuration scored on the same photos."""
     from sklearn.metrics import balanced_accuracy_score
 
-    located = {r["path"]: r["located"] == "true" for r in dataset.read_manifest(work / "face/data/prepared")}
+    located = {r["path"]: r["located"] == "true" for r in dataset.read_manifest(work / subsets_from / "data/prepared")}
     rows = [line.split(",") for line in (work / config / f"oof-{model}.csv").read_text().splitlines()[1:]]
     out = {}
     for key in sorted({(int(r[0]), int(r[1])) for r in rows}):
@@ -177,8 +187,27 @@ def face_subsets(work, config, model):
     return out
 
 
-def table(results, work):
-    """Markdown: mean ± sd per configuration and model, the paired difference to upper60's same folds, and
+def view_scores(work, config, model):
+    """Markdown lines: accuracy (mean ± sd over the folds) and pooled balanced accuracy of WORK/config's held-out
+    photos by their view in its manifest (data.locate auto: front, back, unknown)."""
+    from sklearn.metrics import balanced_accuracy_score
+
+    view = {r["path"]: r["view"] or "unknown" for r in dataset.read_manifest(work / config / "data/prepared")}
+    rows = [line.split(",") for line in (work / config / f"oof-{model}.csv").read_text().splitlines()[1:]]
+    lines = []
+    for wanted in ("front", "back", "unknown"):
+        part = [r for r in rows if view[r[2]] == wanted]
+        accuracy = [np.mean([r[3] == r[4] for r in part if (r[0], r[1]) == key])
+                    for key in sorted({(r[0], r[1]) for r in part})]
+        lines.append(f"| {config} | {model} | {wanted} | {len(part) // len({r[0] for r in rows})} | "
+                     f"{np.mean(accuracy):.3f} ± {np.std(accuracy, ddof=1):.3f} | "
+                     f"{balanced_accuracy_score([r[3] for r in part], [r[4] for r in part]):.3f} |")
+    return lines
+
+
+def table(results, work, against=None, subsets_from="face"):
+    """Markdown: mean ± sd per configuration and model, the paired difference to the same folds of upper60 (of
+    upper60_one for a configuration with one backbone, named *_one; of `against` when given), and
     the balanced accuracy on the photos where the `face` configuration found a face and where it found none."""
     import warnings
 
@@ -186,17 +215,20 @@ def table(results, work):
     by = {}
     for r in results:
         by.setdefault((r["config"], r["model"]), {})[(r["repeat"], r["fold"])] = r
-    lines = ["| configuration | model | folds | balanced acc. | paired diff. to upper60 | photos with a face found | "
+    lines = [f"| configuration | model | folds | balanced acc. | paired diff. to {against or 'upper60(_one)'} | "
+             "photos with a face found | "
              "photos with no face |", "|---|---|---|---|---|---|---|"]
 
     def stat(values):
         return f"{np.mean(values):.3f} ± {np.std(values, ddof=1):.3f}" if len(values) > 1 else "-"
 
     for (config, model), folds_ in by.items():
-        base = by.get(("upper60", model), {})
+        reference = against or ("upper60_one" if config.endswith("_one") else "upper60")
+        base = by.get((reference, model), {})
         keys = sorted(folds_)
-        paired = [folds_[k]["all"] - base[k]["all"] for k in keys if k in base] if config != "upper60" else []
-        subsets = face_subsets(work, config, model) if (work / "face/data/prepared").is_dir() else {}
+        paired = [folds_[k]["all"] - base[k]["all"] for k in keys if k in base] if config != reference else []
+        subsets = face_subsets(work, config, model, subsets_from) if (work / subsets_from / "data/prepared").is_dir() \
+            else {}
         lines.append(f"| {config} | {model} | {len(keys)} | {stat([folds_[k]['all'] for k in keys])} | "
                      f"{stat(paired) if paired else '-'} | {stat([v[0] for v in subsets.values()])} | "
                      f"{stat([v[1] for v in subsets.values()])} |")
@@ -211,16 +243,27 @@ def main():
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--table", action="store_true", help="print the table of WORK/results.jsonl and stop")
+    parser.add_argument("--against", help="with --table: the configuration the paired differences are to")
+    parser.add_argument("--views", metavar="NAME", help="print NAME's scores by view (data.locate auto) and stop")
+    parser.add_argument("--subsets-from", default="face",
+                        help="with --table: the face configuration whose found / not found faces split the photos")
     args = parser.parse_args()
     results_path = args.work / "results.jsonl"
+    if args.views:
+        print("| configuration | model | view | photos | accuracy | balanced acc. (pooled) |\n|---|---|---|---|---|---|")
+        print("\n".join(line for model in args.models for line in view_scores(args.work, args.views, model)))
+        return
     if args.table:
-        print(table([json.loads(line) for line in results_path.read_text().splitlines()], args.work))
+        print(table([json.loads(line) for line in results_path.read_text().splitlines()], args.work, args.against,
+                    args.subsets_from))
         return
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     log = logging.getLogger("locate_cv")
     args.work.mkdir(parents=True, exist_ok=True)
     remember_faces()
+    chosen = locate.FACE_DETECTOR
     for name in args.configs:
+        locate.FACE_DETECTOR = DETECTORS.get(name, chosen)
         params, folder = build(args.work, name, log)
         for record in score(params, folder, args.models, args.folds, args.repeats, log):
             with open(results_path, "a") as out:

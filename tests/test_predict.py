@@ -97,8 +97,9 @@ def test_json_fields_and_a_whole_folder_recursively(trained):
     assert len(results) == sum(1 for _ in (root / "photos").rglob("*.jpg"))
     classes = set(load_classifier("cnn", root / "models", with_backbone=False).classes)
     for r in results:
-        assert list(r) == ["path", "label", "probability", "top3", "low_confidence", "located", "box", "error",
-                           "random_weights"]
+        assert list(r) == ["path", "label", "probability", "top3", "low_confidence", "located", "locator", "view",
+                           "box", "error", "random_weights"]
+        assert r["located"] is None and r["locator"] is None and r["view"] is None  # this model does not locate
         assert r["label"] in classes and r["error"] is None
         assert len(r["top3"]) == 3 and r["top3"][0] == [r["label"], r["probability"]]
         assert [p for _, p in r["top3"]] == sorted((p for _, p in r["top3"]), reverse=True)
@@ -158,7 +159,8 @@ def test_csv_and_table_formats(trained):
     status, text = predict(root, photo, "--format", "csv", "--threshold", "1")
     rows = list(csv.DictReader(io.StringIO(text)))
     assert status == 0 and len(rows) == 1
-    assert list(rows[0]) == ["path", "label", "probability", "top3", "low_confidence", "located", "error"]
+    assert list(rows[0]) == ["path", "label", "probability", "top3", "low_confidence", "located", "locator", "view",
+                             "error"]
     assert rows[0]["low_confidence"] == "true" and rows[0]["error"] == ""
     assert rows[0]["top3"].count(":") == 3
     status, table = predict(root, photo, "--threshold", "1")

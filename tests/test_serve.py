@@ -470,6 +470,7 @@ def test_a_located_model_answers_with_its_box_and_the_page_outlines_it(located_s
     assert results == predict_command(copy, "--model", "cnn", *paths)  # the same records as the command
     region = {k.split(".")[-1]: v for k, v in TRAINED_REGION.items()}
     assert {r["located"] for r in results} == {True, False}  # these photos hold both kinds
+    assert all(r["locator"] == ("face" if r["located"] else "none") and r["view"] is None for r in results)
     for result in results:
         if result["located"]:
             assert result["box"] != region and result["box"]["top"] > 0.02
@@ -495,6 +496,58 @@ def test_a_located_model_answers_with_its_box_and_the_page_outlines_it(located_s
     finally:
         driver.quit()
     assert (tmp_path / "located.png").stat().st_size > 10_000
+
+
+@pytest.fixture(scope="module")
+def auto_server(served, tmp_path_factory):
+    """The server with a CNN whose recipe has data.locate: auto: every photo gets a box and a view."""
+    _, copy = served
+    located = copy_served(copy, tmp_path_factory.mktemp("auto_served"))
+    shutil.copy(copy / "params.yaml", located / "params.yaml")
+    info_path = located / "models" / "cnn.json"
+    info = json.loads(info_path.read_text())
+    info["preprocessing"].update(locate="auto", locate_box=yaml.safe_load((REPO / "params.yaml").read_text())
+                                 ["data"]["locate_box"])
+    info_path.write_text(json.dumps(info))
+    running = Server(located, "--model", "cnn")
+    yield running, located
+    running.stop()
+
+
+def test_an_auto_located_model_says_the_locator_and_the_back_views(auto_server, tmp_path):
+    """henley's first photos hold back views (looked at), round_neck's first is a close-up cut at the chin."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    server, copy = auto_server
+    paths = [str(p.relative_to(copy)) for p in sorted((copy / "photos" / "henley").glob("*.jpg"))[:4]]
+    paths.append(str(sorted((copy / "photos" / "round_neck").glob("*.jpg"))[0].relative_to(copy)))
+    results = post(server, upload(copy, paths)).json()
+    assert results == predict_command(copy, "--model", "cnn", *paths)  # the same records as the command
+    assert all(r["located"] is True for r in results)
+    assert {r["view"] for r in results} == {"front", "back", None} and results[-1]["locator"] == "closeup"
+    table = subprocess.run([sys.executable, "-P", "-m", "stages.predict", "--model", "cnn", *paths], cwd=copy,
+                           env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, check=True)
+    assert table.stdout.count("back view") == sum(r["view"] == "back" for r in results) + 1  # and the legend
+
+    driver = browser()
+    try:
+        driver.get(f"{server.url}/")
+        WebDriverWait(driver, 30).until(lambda d: "Model:" in d.find_element(By.ID, "model").text)
+        driver.find_element(By.ID, "files").send_keys("\n".join(str(copy / path) for path in paths))
+        WebDriverWait(driver, 60).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".card .label")) == len(paths))
+        cards = {card.find_element(By.CSS_SELECTOR, ".name").text: card
+                 for card in driver.find_elements(By.CSS_SELECTOR, ".card")}
+        for result in results:
+            card = cards[Path(result["path"]).name]
+            warned = [w.text for w in card.find_elements(By.CSS_SELECTOR, ".warning.back-view")]
+            assert bool(warned) == (result["view"] == "back")
+            assert all(text.startswith("Back view") for text in warned)
+            assert not card.find_elements(By.CSS_SELECTOR, ".warning.not-located")
+        driver.save_screenshot(str(tmp_path / "auto.png"))
+    finally:
+        driver.quit()
+    assert (tmp_path / "auto.png").stat().st_size > 10_000
 
 
 # --- the review page -----------------------------------------------------------------------------------

@@ -28,9 +28,10 @@ IMAGES_FILE = "images.npy"
 MANIFEST_FILE = "manifest.csv"
 SUMMARY_FILE = "summary.json"
 SPLITS = ("train", "validation", "test")
-# located: whether a face anchored the image's box (data.locate: face), empty with data.locate none;
+# located: whether a locator placed the image's box (data.locate: face or auto), empty with data.locate none;
+# locator: which one (face, pose, closeup, none); view: front, back, or empty when unknown (fashion.data.locate);
 # box_*: the part of the photo the image was cut from, as fractions of its height and width.
-LOCATION_COLUMNS = ("located", "box_top", "box_bottom", "box_left", "box_right")
+LOCATION_COLUMNS = ("located", "locator", "view", "box_top", "box_bottom", "box_left", "box_right")
 MANIFEST_COLUMNS = ("row", "path", "label", "label_index", "split", "group", "sha256", *LOCATION_COLUMNS)
 
 # A fixed-size .npy header (format 1.0) so the row count can be rewritten in place once
@@ -196,10 +197,21 @@ def summarize(params, preprocessing, classes, records, skipped):
 
 
 def located_counts(records, classes):
-    """{class or 'total': {located, not_located}}: how many images a face anchored (data.locate: face)."""
+    """{class or 'total': {located, not_located}}: how many images a locator placed a box in (data.locate face
+    or auto)."""
     counts = {name: {"located": 0, "not_located": 0} for name in (*classes, "total")}
     for record in records:
         column = "located" if record["located"] == "true" else "not_located"
         counts[record["label"]][column] += 1
         counts["total"][column] += 1
     return counts
+
+
+def column_counts(records, classes, column):
+    """{class or 'total': {value: count}} of a manifest column (locator, view; an empty view is 'unknown')."""
+    counts = {name: Counter() for name in (*classes, "total")}
+    for record in records:
+        value = record.get(column) or "unknown"
+        counts[record["label"]][value] += 1
+        counts["total"][value] += 1
+    return {name: dict(sorted(count.items())) for name, count in counts.items()}

@@ -106,7 +106,9 @@ def decode_into_store(candidates, writer, preprocessing, skipped, workers=None, 
 
 def location_columns(location):
     """The manifest's columns for where an image's input was cut: located (true, false, or empty with
-    data.locate none) and the box as fractions of the photo."""
+    data.locate none), the locator that placed the box and the view (empty when unknown or not looked for),
+    and the box as fractions of the photo."""
     record = location.to_record()
     located = "" if record["located"] is None else str(record["located"]).lower()
-    return {"located": located, **{f"box_{side}": value for side, value in record["box"].items()}}
+    return {"located": located, "locator": record["locator"] or "", "view": record["view"] or "",
+            **{f"box_{side}": value for side, value in record["box"].items()}}

@@ -33,7 +33,7 @@ DEFAULT_MIN_SIDE = 16
 DEFAULT_MAX_ASPECT = 10.0
 
 WHITE = 255
-# With data.locate: face, photos decode at (at least) this many times the model's input size: the
+# With data.locate face or auto, photos decode at (at least) this many times the model's input size: the
 # located box is about a third of a full-body photo's width and should not be enlarged from a draft.
 LOCATED_DECODE_FACTOR = 3
 

@@ -62,10 +62,18 @@ def prepare(params, paths=Paths()):
         summary["groups"] = {"pattern": split.group, "count": len({r["group"] for r in records}),
                              "unmatched": unmatched}
         if preprocessing.locate != "none":
+            from fashion.data.locate import version
+
+            # the face and pose models and rules that cut the boxes: the feature cache's fingerprint holds it
+            summary["locator_version"] = version(preprocessing.locate)
             summary["located"] = dataset.located_counts(records, classes)
-            log.info("data.locate %s: a face located the neckline in %d of %d images; the rest keep data.region "
-                     "(located: false in the manifest)", preprocessing.locate, summary["located"]["total"]["located"],
-                     len(records))
+            summary["locators"] = dataset.column_counts(records, classes, "locator")
+            summary["views"] = dataset.column_counts(records, classes, "view")
+            log.info("data.locate %s: the neckline located in %d of %d images (by locator: %s; views: %s); the rest "
+                     "keep data.region (located: false in the manifest)", preprocessing.locate,
+                     summary["located"]["total"]["located"], len(records),
+                     ", ".join(f"{k} {v}" for k, v in summary["locators"]["total"].items()),
+                     ", ".join(f"{k} {v}" for k, v in summary["views"]["total"].items()))
         if excluded is not None:
             summary["exclude"] = excluded
         write_json(tmp / dataset.SUMMARY_FILE, summary)

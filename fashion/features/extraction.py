@@ -102,20 +102,21 @@ def backbone_features(params, prepared_dir, cache_dir):
 
         disconnect = ray_engine.connect(params.features.ray)
     try:
-        extractor, splits, seconds = _compute(params, prepared_dir, cache_dir, records, preprocessing)
+        extractor, splits, seconds = _compute(params, prepared_dir, cache_dir, records, preprocessing,
+                                              summary.get("locator_version"))
     finally:
         if disconnect is not None:
             disconnect()
     return Extraction(extractor, summary, preprocessing, splits, len(records), seconds)
 
 
-def _compute(params, prepared_dir, cache_dir, records, preprocessing):
+def _compute(params, prepared_dir, cache_dir, records, preprocessing, locator_version=None):
     extractor = build_extractor(BackboneRecipe.from_params(params), preprocessing.image_size)
     batch_size, engine = params.features.batch_size, params.features.engine
     cache = None
     if params.features.cache:
-        cache = FeatureCache(cache_dir, fingerprint(extractor.recipe.to_record(), preprocessing.to_record()),
-                             extractor.dim)
+        cache = FeatureCache(cache_dir, fingerprint(extractor.recipe.to_record(), preprocessing.to_record(),
+                                                    locator_version), extractor.dim)
     keys_by_row = {record["row"]: record["sha256"] for record in records}
     # Every split's rows, one after the other: the backbone (or the Ray actor pool) is started once.
     splits = {split: dataset.split_arrays(records, split) for split in dataset.SPLITS}

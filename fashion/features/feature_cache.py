@@ -3,7 +3,9 @@ backbone over the new ones only.
 
 An entry's address is the image's pixel hash (the manifest's `sha256`) inside a folder named by a
 fingerprint of everything else that changes the features: the backbone recipe (with the contents of
-weights files, not their paths), the preprocessing, and the Keras version. A changed setting is a
+weights files, not their paths), the preprocessing, the neckline locator's models and rules when it
+is on (prepare's summary.json `locator_version`: the sha256 is of the whole photo, so another locator
+cuts another box out of the same key), and the Keras version. A changed setting is a
 new folder, so nothing stale is ever reused.
 
     .cache/features/<fingerprint>/<sha256[:2]>/<sha256>.f32   float32 features, then a 16-byte BLAKE2b of them
@@ -47,14 +49,17 @@ def _weights_content(weights):
     return weights if weights in _NOT_FILES else {"sha256": file_digest(weights_file(weights) or weights)}
 
 
-def fingerprint(backbone, preprocessing):
+def fingerprint(backbone, preprocessing, locator=None):
     """The cache folder name for features made by `backbone` (a BackboneRecipe record, weights
-    resolved) from images prepared by `preprocessing` (a Preprocessing record)."""
+    resolved) from images prepared by `preprocessing` (a Preprocessing record), located by `locator`
+    (fashion.data.locate.version; None without a locator)."""
     import keras
 
     identity = {"format": FORMAT_VERSION, "keras": keras.__version__,
                 "backbone": {**backbone, "weights": _weights_content(backbone["weights"])},
                 "preprocessing": preprocessing}
+    if locator is not None:
+        identity["locator"] = locator
     return hash_identity(identity)
 
 

@@ -27,7 +27,8 @@ from fashion.paths import Paths
 KINDS = ("cnn", "head", "finetuned")
 
 LOW_CONFIDENCE = "low confidence: the photo may show several garments or an unusual neckline"
-NOT_LOCATED = "no neckline located (no face found): the model saw data.region instead; treat with care"
+NOT_LOCATED = "no neckline located (no face or person found): the model saw data.region instead; treat with care"
+BACK_VIEW = "back view: the photo shows the wearer's back, where no neckline can be seen; treat with care"
 DEFAULT_THRESHOLD = 0.8
 
 
@@ -173,8 +174,9 @@ def settings_from_params():
 
 def classify(classifier, entries, threshold, batch_size=32, limits=ImageLimits(), workers=None, pool=None):
     """One result dict per (shown path, file or None, error or None) entry, in order: path, label,
-    probability, top3, low_confidence, located (whether a face anchored the box the model saw; None when
-    the model's recipe has locate none), box (that box, as fractions of the photo), error, random_weights (the
+    probability, top3, low_confidence, located (whether a locator placed the box the model saw; None when
+    the model's recipe has locate none), locator (face, pose, closeup or none; None with locate none), view
+    (front, back, or None when unknown), box (that box, as fractions of the photo), error, random_weights (the
     model's backbone had random weights).
 
     Decoding runs on a thread pool, a batch ahead of the model (`dataset.prefetched`); memory holds
@@ -213,7 +215,8 @@ def _classify_batch(classifier, batch, decoded, threshold):
     for (shown, _, _), (image, location, error) in zip(batch, decoded):
         if image is None:
             out.append({"path": shown, "label": None, "probability": None, "top3": [],
-                        "low_confidence": None, "located": None, "box": None, "error": error,
+                        "low_confidence": None, "located": None, "locator": None, "view": None, "box": None,
+                        "error": error,
                         "random_weights": classifier.random_weights})
             continue
         p = next(probabilities).astype(np.float64)

@@ -182,7 +182,9 @@ class Result(BaseModel):
     probability: float | None
     top3: list[tuple[str, float]]
     low_confidence: bool | None
-    located: bool | None = None   # false: no face found, the model saw the region (null: the model does not locate)
+    located: bool | None = None   # false: nothing found, the model saw the region (null: the model does not locate)
+    locator: str | None = None    # what placed the box: face, pose, closeup, none (null: the model does not locate)
+    view: str | None = None       # front, back (no neckline to see), or null when unknown
     box: dict[str, float] | None = None  # the part of the photo the model saw: top, bottom, left, right fractions
     error: str | None
     random_weights: bool

@@ -14,7 +14,7 @@ import wcwidth
 
 from fashion.data.images import SUPPORTED_EXTENSIONS, link_problem, walk_image_files
 from fashion.errors import PipelineError
-from fashion.serving.classify import LOW_CONFIDENCE, NOT_LOCATED
+from fashion.serving.classify import BACK_VIEW, LOW_CONFIDENCE, NOT_LOCATED
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +22,7 @@ FORMATS = ("table", "json", "csv")
 TABLE_WIDTH = 119  # columns: the table fits a 120-column terminal without wrapping
 LOW_CONFIDENCE_SHORT = "low confidence"
 NOT_LOCATED_SHORT = "no neckline located"
+BACK_VIEW_SHORT = "back view"
 
 
 # --- what to classify ------------------------------------------------------------------
@@ -75,12 +76,14 @@ def render(results, fmt, title=None, trained_on=None):
     if fmt == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer)
-        writer.writerow(["path", "label", "probability", "top3", "low_confidence", "located", "error"])
+        writer.writerow(["path", "label", "probability", "top3", "low_confidence", "located", "locator", "view",
+                         "error"])
         for r in results:
             top3 = ";".join(f"{label}:{p:.4f}" for label, p in r["top3"])
             writer.writerow([r["path"], r["label"] or "", "" if r["probability"] is None else f"{r['probability']:.6f}",
                              top3, "" if r["low_confidence"] is None else str(r["low_confidence"]).lower(),
-                             "" if r["located"] is None else str(r["located"]).lower(), r["error"] or ""])
+                             "" if r["located"] is None else str(r["located"]).lower(), r.get("locator") or "",
+                             r.get("view") or "", r["error"] or ""])
         return buffer.getvalue()
     return _table(results, title, trained_on)
 
@@ -99,7 +102,8 @@ def _table(results, title=None, trained_on=None):
         else:
             rows.append((r["path"], r["label"], f"{r['probability']:.3f}",
                          ", ".join(f"{label} {p:.2f}" for label, p in r["top3"])))
-            flags = [LOW_CONFIDENCE_SHORT] * bool(r["low_confidence"]) + [NOT_LOCATED_SHORT] * (r["located"] is False)
+            flags = [LOW_CONFIDENCE_SHORT] * bool(r["low_confidence"]) + [NOT_LOCATED_SHORT] * (r["located"] is False) \
+                + [BACK_VIEW_SHORT] * (r.get("view") == "back")
             notes.append("; ".join(flags))
     rows = [tuple(printable(cell) for cell in row) for row in rows]
     low_note = any(LOW_CONFIDENCE_SHORT in note for note in notes)
@@ -122,7 +126,8 @@ def _table(results, title=None, trained_on=None):
             lines.append(line.rstrip())
             if note:
                 lines += ["    " + part for part in textwrap.wrap(note, TABLE_WIDTH - 4)]
-    for short, meaning in ((LOW_CONFIDENCE_SHORT, LOW_CONFIDENCE), (NOT_LOCATED_SHORT, NOT_LOCATED)):
+    for short, meaning in ((LOW_CONFIDENCE_SHORT, LOW_CONFIDENCE), (NOT_LOCATED_SHORT, NOT_LOCATED),
+                           (BACK_VIEW_SHORT, BACK_VIEW)):
         if any(short in note for note in notes):
             lines += textwrap.wrap(f"{short}: {meaning.split(': ', 1)[1]}", TABLE_WIDTH)
     return "\n".join(line.rstrip() for line in lines) + "\n"

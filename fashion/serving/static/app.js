@@ -38,6 +38,9 @@ function lookedAt(width, height, region) {
            width: 100 * (right - left) / width, height: 100 * (bottom - top) / height };
 }
 
+// How the server's locator placed the box (result.locator), for the caption.
+const LOCATED_BY = { face: "under the face", pose: "between the shoulders", closeup: "at the top of the close-up" };
+
 function addCard(file) {
   const card = element("article", "card");
   const frame = element("div", "frame");
@@ -63,11 +66,11 @@ function addCard(file) {
   body.append(element("p", "name", file.name), element("p", "pending", "classifying…"));
   card.append(frame, caption, body);
   $("results").append(card);
-  body.outlineBox = (box, located) => {
+  body.outlineBox = (box, located, locator) => {
     region = box;
     outline.classList.toggle("not-located", located === false);
-    caption.textContent = located === true ? "outlined: the neckline located under the face, what the model looks at"
-      : "outlined: the part of the photo the model looks at";
+    caption.textContent = located === true ? `outlined: the neckline located ${LOCATED_BY[locator] || ""}, ` +
+      "what the model looks at" : "outlined: the part of the photo the model looks at";
     draw();
   };
   return body;
@@ -79,7 +82,7 @@ function showResult(body, result, kind) {
     body.append(element("p", "error", `Could not classify this file: ${result.error}`));
     return;
   }
-  if (result.box) body.outlineBox(result.box, result.located);
+  if (result.box) body.outlineBox(result.box, result.located, result.locator);
   body.append(element("h2", "label", result.label));
   const list = element("ul", "top3");
   for (const [label, probability] of result.top3) {
@@ -99,8 +102,13 @@ function showResult(body, result, kind) {
   }
   if (result.located === false) {
     body.append(element("p", "warning not-located",
-                        "No neckline located: no face was found, so the model saw the fixed region instead " +
-                        "(a back view or a close-up?). Treat this answer with care."));
+                        "No neckline located: neither a face nor a person was found, so the model saw the " +
+                        "fixed region instead. Treat this answer with care."));
+  }
+  if (result.view === "back") {
+    body.append(element("p", "warning back-view",
+                        "Back view: the photo shows the wearer's back, where no neckline can be seen. " +
+                        "Treat this answer with care; a front view answers better."));
   }
   const title = kind === model.kind ? model.title : kind;
   body.append(element("p", "answered", `Answered by the ${title} (${kind}).`));
