@@ -9,7 +9,8 @@ are scored on the held-out fold. It reads the cached features, so it adds no bac
 Writes metrics/cv.json (mean and standard deviation of each metric per model, over folds x repeats),
 metrics/cv_folds.csv (one row per fold and model) and metrics/cv_predictions.csv: every train and
 validation photo's out-of-fold probabilities from the model CV ranks higher (by balanced accuracy),
-averaged over the repeats. The suspects stage looks for wrong labels in them.
+averaged over the repeats. The suspects stage looks for wrong labels in them. metrics/cv_oof.csv holds the
+same for every model (a `model` column): the decide stage chooses each model's confidence threshold on them.
 """
 
 import contextlib
@@ -106,13 +107,15 @@ def pooled_paths(features_dir, prepared_dir):
     return [path_of_row[int(row)] for row in rows]
 
 
-def write_predictions(path, paths, labels, probabilities, classes, model):
-    """One row per photo: its path, given label, the model and its out-of-fold probability of each class."""
+def write_predictions(path, paths, labels, by_model, classes):
+    """One row per photo and model ({model: probabilities}): its path, given label, the model and its out-of-fold
+    probability of each class."""
     with atomic_file(path, "w") as handle:
         writer = csv.writer(handle)
         writer.writerow(["path", "label", "model"] + [f"p_{name}" for name in classes])
-        for source, label, row in zip(paths, labels, probabilities):
-            writer.writerow([source, classes[label], model] + [f"{p:.6f}" for p in row])
+        for model, probabilities in by_model.items():
+            for source, label, row in zip(paths, labels, probabilities):
+                writer.writerow([source, classes[label], model] + [f"{p:.6f}" for p in row])
 
 
 def summarize(scores):
@@ -178,7 +181,7 @@ def write_folds(path, rows):
 
 
 def crossval(params, paths=Paths()):
-    check_writable(paths.cv, paths.cv_folds, paths.cv_predictions)
+    check_writable(paths.cv, paths.cv_folds, paths.cv_predictions, paths.cv_oof)
     settings = params.crossval
     classes = read_info(paths.features)["classes"]
     x, y, groups = pooled_features(paths.features, paths.prepared)
@@ -188,8 +191,9 @@ def crossval(params, paths=Paths()):
     write_folds(paths.cv_folds, rows)
     write_json(paths.cv, summary)
     best = max(MODELS, key=lambda name: summary[name]["balanced_accuracy_mean"])  # ties: the head
-    write_predictions(paths.cv_predictions, pooled_paths(paths.features, paths.prepared), y, out_of_fold[best],
-                      classes, best)
+    photo_paths = pooled_paths(paths.features, paths.prepared)
+    write_predictions(paths.cv_predictions, photo_paths, y, {best: out_of_fold[best]}, classes)
+    write_predictions(paths.cv_oof, photo_paths, y, out_of_fold, classes)  # every model: the decide stage's
     log.info("out-of-fold probabilities of the %s (higher CV balanced accuracy) in %s", best, paths.cv_predictions)
     for name in MODELS:
         log.info("%s: %s", name, ", ".join(f"{m} {summary[name][f'{m}_mean']:.3f} +- {summary[name][f'{m}_sd']:.3f}"
