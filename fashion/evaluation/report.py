@@ -26,13 +26,19 @@ def shown_metrics(result, cv=None):
     """The few numbers of one model that `dvc metrics show` lists: rounded to 3 places, short keys.
 
     acc, bal_acc with its 95 % interval (bal_lo, bal_hi), f1 (macro) and, where the crossval stage
-    scored this model, cv_bal and cv_sd: the cross-validated balanced accuracy, mean and sd.
+    scored this model, cv_bal and cv_sd: the cross-validated balanced accuracy, mean and sd; where the decide
+    stage chose its threshold, auto_cov and auto_acc: the share of test photos at or above it and their accuracy.
     """
     out = {}
     for name, short in HEADLINE_KEYS.items():
         out[short] = round(result[name], 3)
         if name == "balanced_accuracy" and f"{name}_ci" in result:
             out["bal_lo"], out["bal_hi"] = (round(value, 3) for value in result[f"{name}_ci"])
+    decision = result.get("decision")
+    if decision is not None:  # what the model's chosen threshold realises on the test split
+        out["auto_cov"] = round(decision["test"]["coverage"], 3)
+        accuracy = decision["test"]["accuracy"]
+        out["auto_acc"] = None if accuracy is None else round(accuracy, 3)
     if cv is not None:
         out["cv_bal"] = round(cv["balanced_accuracy_mean"], 3)
         out["cv_sd"] = round(cv["balanced_accuracy_sd"], 3)
