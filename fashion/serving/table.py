@@ -14,6 +14,7 @@ import wcwidth
 from fashion.data.images import SUPPORTED_EXTENSIONS, walk_image_files
 from fashion.errors import PipelineError
 from fashion.serving.classify import LOW_CONFIDENCE, NOT_LOCATED
+from fashion.serving.decision import MEANING, UNFAMILIAR
 
 log = logging.getLogger(__name__)
 
@@ -58,40 +59,54 @@ def find_images(paths):
 
 # --- output -----------------------------------------------------------------------------------
 
-def render(results, fmt, title=None):
+CSV_COLUMNS = ("path", "label", "probability", "decision", "top3", "novelty", "low_confidence", "located", "box",
+               "error")
+
+
+def csv_row(r):
+    """One result record as CSV cells (CSV_COLUMNS): top 3 as label:probability;..., the box as
+    top:bottom:left:right fractions of the photo; empty cells for what a file that failed has not."""
+    def flag(value):
+        return "" if value is None else str(value).lower()
+
+    box = "" if not r.get("box") else ":".join(f"{r['box'][side]:.4f}" for side in ("top", "bottom", "left", "right"))
+    return [r["path"], r["label"] or "", "" if r["probability"] is None else f"{r['probability']:.6f}",
+            r.get("decision") or "", ";".join(f"{label}:{p:.4f}" for label, p in r["top3"]),
+            "" if r.get("novelty") is None else f"{r['novelty']:.6f}", flag(r["low_confidence"]), flag(r["located"]),
+            box, r["error"] or ""]
+
+
+def render(results, fmt, title=None, rule=None):
+    """The records as json, csv or a table (title: the model that answered; rule: how it decides, one line)."""
     if fmt == "json":
         return json.dumps(results, indent=2) + "\n"
     if fmt == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer)
-        writer.writerow(["path", "label", "probability", "top3", "low_confidence", "located", "error"])
-        for r in results:
-            top3 = ";".join(f"{label}:{p:.4f}" for label, p in r["top3"])
-            writer.writerow([r["path"], r["label"] or "", "" if r["probability"] is None else f"{r['probability']:.6f}",
-                             top3, "" if r["low_confidence"] is None else str(r["low_confidence"]).lower(),
-                             "" if r["located"] is None else str(r["located"]).lower(), r["error"] or ""])
+        writer.writerow(CSV_COLUMNS)
+        writer.writerows(csv_row(r) for r in results)
         return buffer.getvalue()
-    return _table(results, title)
+    return _table(results, title, rule)
 
 
-def _table(results, title=None):
+def _table(results, title=None, rule=None):
     """One line per file, at most TABLE_WIDTH columns: long paths lose their middle, a note that does not
-    fit goes on its own indented line below its row. `title` names the model that answered."""
-    rows = [("path", "label", "prob", "top 3")]
+    fit goes on its own indented line below its row. `title` names the model that answered, `rule` its decisions."""
+    rows = [("path", "label", "prob", "decision", "top 3")]
     notes = [""]
     for r in results:
         if r["error"]:
-            rows.append((r["path"], "-", "-", "-"))
+            rows.append((r["path"], "-", "-", "-", "-"))
             notes.append(f"error: {r['error']}")
         else:
-            rows.append((r["path"], r["label"], f"{r['probability']:.3f}",
+            rows.append((r["path"], r["label"], f"{r['probability']:.3f}", r.get("decision") or "-",
                          ", ".join(f"{label} {p:.2f}" for label, p in r["top3"])))
             flags = [LOW_CONFIDENCE_SHORT] * bool(r["low_confidence"]) + [NOT_LOCATED_SHORT] * (r["located"] is False)
             notes.append("; ".join(flags))
     rows = [tuple(printable(cell) for cell in row) for row in rows]
-    widths = _fit([max(display_width(row[c]) for row in rows) for c in range(4)],
+    widths = _fit([max(display_width(row[c]) for row in rows) for c in range(5)],
                   any(LOW_CONFIDENCE_SHORT in note for note in notes))
-    lines = [f"model: {title}"] if title else []
+    lines = ([f"model: {title}"] if title else []) + textwrap.wrap(f"decision: {rule}", TABLE_WIDTH) * bool(rule)
     for row, note in zip(rows, notes):
         cells = [shorten_middle(row[0], widths[0])] + [shorten_end(cell, w) for cell, w in zip(row[1:], widths[1:])]
         line = "  ".join(pad(cell, width) for cell, width in zip(cells, widths))
@@ -104,6 +119,8 @@ def _table(results, title=None):
     for short, meaning in ((LOW_CONFIDENCE_SHORT, LOW_CONFIDENCE), (NOT_LOCATED_SHORT, NOT_LOCATED)):
         if any(short in note for note in notes):
             lines += textwrap.wrap(f"{short}: {meaning.split(': ', 1)[1]}", TABLE_WIDTH)
+    if any(r.get("decision") == UNFAMILIAR for r in results):
+        lines += textwrap.wrap(f"{UNFAMILIAR}: {MEANING[UNFAMILIAR]}", TABLE_WIDTH)
     return "\n".join(line.rstrip() for line in lines) + "\n"
 
 
@@ -112,7 +129,7 @@ def _fit(widths, low_confidence_note):
     path column gives way first, then the top 3, then the label; each keeps at least a readable minimum."""
     widths = list(widths)
     budget = TABLE_WIDTH - 2 * (len(widths) - 1) - (2 + len(LOW_CONFIDENCE_SHORT) if low_confidence_note else 0)
-    for column, least in ((0, 24), (3, 24), (1, 12), (0, 12)):
+    for column, least in ((0, 24), (4, 24), (1, 12), (0, 12)):
         excess = sum(widths) - budget
         if excess > 0:
             widths[column] = max(least, widths[column] - excess)
