@@ -96,8 +96,8 @@ def test_json_fields_and_a_whole_folder_recursively(trained):
     assert len(results) == sum(1 for _ in (root / "photos").rglob("*.jpg"))
     classes = set(load_classifier("cnn", root / "models", with_backbone=False).classes)
     for r in results:
-        assert list(r) == ["path", "label", "probability", "top3", "low_confidence", "located", "box", "error",
-                           "random_weights"]
+        assert list(r) == ["path", "label", "probability", "top3", "low_confidence", "decision", "novelty", "located",
+                           "box", "error", "random_weights"]
         assert r["label"] in classes and r["error"] is None
         assert len(r["top3"]) == 3 and r["top3"][0] == [r["label"], r["probability"]]
         assert [p for _, p in r["top3"]] == sorted((p for _, p in r["top3"]), reverse=True)
@@ -157,13 +157,16 @@ def test_csv_and_table_formats(trained):
     status, text = predict(root, photo, "--format", "csv", "--threshold", "1")
     rows = list(csv.DictReader(io.StringIO(text)))
     assert status == 0 and len(rows) == 1
-    assert list(rows[0]) == ["path", "label", "probability", "top3", "low_confidence", "located", "error"]
-    assert rows[0]["low_confidence"] == "true" and rows[0]["error"] == ""
+    assert list(rows[0]) == ["path", "label", "probability", "decision", "top3", "novelty", "low_confidence",
+                             "located", "box", "error"]
+    assert rows[0]["low_confidence"] == "true" and rows[0]["error"] == "" and rows[0]["decision"] == "review"
+    assert rows[0]["box"] == "0.0500:0.7000:0.1000:0.9500"  # TRAINED_REGION: top, bottom, left, right
     assert rows[0]["top3"].count(":") == 3
     status, table = predict(root, photo, "--threshold", "1")
-    model, header, line, legend = table.splitlines()
+    model, decision, header, line, legend = table.splitlines()
     assert model.startswith("model: ") and str(root / "models") in model
-    assert header.split()[:4] == ["path", "label", "prob", "top"]
+    assert decision == "decision: threshold 1 (--threshold)"
+    assert header.split()[:5] == ["path", "label", "prob", "decision", "top"]
     shown = line.split()[0]  # the real file names are long: the path loses its middle, keeps its end
     assert shown.endswith(photo.name[-16:]) and (shown == str(photo) or "..." in shown)
     assert line.endswith("  low confidence") and legend == LOW_CONFIDENCE
@@ -186,14 +189,14 @@ def test_the_table_fits_120_columns_with_long_paths_and_wide_characters_and_name
     assert max(wcwidth.wcswidth(line) for line in lines) < 120, table
     assert lines[0] == f"model: {json.loads((root / 'models/head.json').read_text())['backbone']['model']} head " \
                        f"({root / 'models/head.keras'})"
-    rows = {line.split()[0]: line for line in lines[2:] if line and not line.startswith((" ", "low confidence:"))}
+    rows = {line.split()[0]: line for line in lines[3:] if line and not line.startswith((" ", "low confidence:"))}
     assert len(rows) == 3
     wide_row = next(row for path, row in rows.items() if path.endswith("第一张.jpg"))
     assert "..." in wide_row.split()[0] and wide_row.split()[0].startswith(str(tmp_path)[:10])
     assert any(path.endswith("xxx.jpg") and "..." in path for path in rows)
     assert "    error: image too elongated: 20x4000 pixels" in table
     # The columns line up in display width, wide characters and all: the label starts at the same column.
-    starts = {wcwidth.wcswidth(re.match(r".+?  +", line)[0]) for line in [lines[1], *rows.values()]}
+    starts = {wcwidth.wcswidth(re.match(r".+?  +", line)[0]) for line in [lines[2], *rows.values()]}
     assert len(starts) == 1, table
 
 
