@@ -44,6 +44,9 @@ def parse_args(argv):
     parser.add_argument("--model", choices=KINDS, help="default: the better one by the last evaluation")
     parser.add_argument("--threshold", type=float, help="default: the model's own (models/decisions/)")
     parser.add_argument("--batch-size", type=int, default=32, help="images per batch (default: 32)")
+    parser.add_argument("--chunk", type=int, default=CHUNK,
+                        help=f"photos tagged between two syncs of the journal (default: {CHUNK}); a stopped run "
+                             "redoes at most this many")
     parser.add_argument("--models-dir", default=str(Paths().models), help="default: models")
     parser.add_argument("--metrics", default=str(Paths().test), help="the last evaluation (default: metrics/test.json)")
     args = parser.parse_args(argv)
@@ -51,8 +54,9 @@ def parse_args(argv):
         parser.error(f"{args.folder} is not a folder; give the folder of photos to tag")
     if args.threshold is not None and not 0 <= args.threshold <= 1:
         parser.error(f"--threshold must be between 0 and 1, got {args.threshold}")
-    if args.batch_size < 1:
-        parser.error(f"--batch-size must be at least 1, got {args.batch_size}")
+    for name in ("batch_size", "chunk"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
     return args
 
 
@@ -73,7 +77,8 @@ def read_journal(output, settings):
     if not same:
         log.warning("%s was written with other settings (folder, model or decision rule): starting over", journal)
         return {}
-    text = journal.read_text(encoding="utf-8", newline="")
+    with open(journal, encoding="utf-8", newline="") as handle:
+        text = handle.read()
     text = text[:text.rfind("\n") + 1]  # a line cut short by the kill is done again
     rows = list(csv.reader(io.StringIO(text, newline="")))
     if not rows or tuple(rows[0]) != CSV_COLUMNS:
@@ -81,7 +86,7 @@ def read_journal(output, settings):
     return {row[0]: row for row in rows[1:] if len(row) == len(CSV_COLUMNS)}
 
 
-def tag_folder(classifier, rule, entries, output, settings, batch_size=32, limits=None):
+def tag_folder(classifier, rule, entries, output, settings, batch_size=32, limits=None, chunk=CHUNK):
     """[CSV row] of every entry in order, classified a chunk at a time, journaled, resumed where a run stopped."""
     journal, record = journal_paths(output)
     done = read_journal(output, settings)
@@ -98,14 +103,14 @@ def tag_folder(classifier, rule, entries, output, settings, batch_size=32, limit
     with open(journal, "a", encoding="utf-8", newline="") as handle, \
             ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
         writer = csv.writer(handle)
-        for start in range(0, len(todo), CHUNK):
-            chunk = todo[start:start + CHUNK]
-            rows = [csv_row(r) for r in classify(classifier, chunk, rule, batch_size, pool=pool, **extra)]
+        for start in range(0, len(todo), chunk):
+            part = todo[start:start + chunk]
+            rows = [csv_row(r) for r in classify(classifier, part, rule, batch_size, pool=pool, **extra)]
             writer.writerows(rows)
             handle.flush()
             os.fsync(handle.fileno())
             done.update((row[0], row) for row in rows)
-            progress.update(len(chunk))
+            progress.update(len(part))
     ordered = [done[entry[0]] for entry in entries]
     with atomic_file(output, "w") as handle:
         writer = csv.writer(handle)
@@ -145,7 +150,7 @@ def run(argv=None, out=sys.stdout):
     entries = find_images([args.folder])
     settings = {"folder": str(Path(args.folder).resolve()), "model": classifier.kind, "rule": rule.to_record()}
     log.info("tagging %d file(s) in %s with the %s (%s)", len(entries), args.folder, classifier.title, rule.describe())
-    rows = tag_folder(classifier, rule, entries, args.output, settings, args.batch_size, limits)
+    rows = tag_folder(classifier, rule, entries, args.output, settings, args.batch_size, limits, args.chunk)
     evaluation = last_evaluation(classifier.kind, args.metrics) or {}
     out.write(summary(rows, rule, evaluation.get("decision")) + f"; written to {args.output}\n")
     failed = sum(1 for row in rows if row[CSV_COLUMNS.index("error")])
