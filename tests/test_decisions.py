@@ -141,6 +141,8 @@ def test_evaluate_records_the_thresholds_on_the_test_split_with_intervals_and_dr
     with open(root / "plots/chosen_thresholds.csv", newline="") as handle:
         assert {row["model"] for row in csv.DictReader(handle)} == {"cnn", "head", "finetuned", "baseline"}
     assert (root / "plots/risk_coverage.png").stat().st_size > 10_000
+    report = (root / "metrics/report.md").read_text()
+    assert report.count("Chosen threshold") + report.count("No threshold reaches") == 4
 
 
 # --- predict and serve ------------------------------------------------------------------------------

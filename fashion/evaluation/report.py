@@ -136,7 +136,7 @@ def write_report(path, sections, smote, suspects=None):
                   f"images{temperature}. Brackets: 95 % intervals (stratified bootstrap over the test images).{random}", "",
                   f"Under the confidence threshold {low['threshold']:g}: {low['share']:.1%} of the test images "
                   f"(accuracy above it: {_maybe(low['accuracy_above'])}, below it: {_maybe(low['accuracy_below'])}).",
-                  "", "```", section["report"].rstrip(), "```", ""]
+                  *decision_lines(m.get("decision")), "", "```", section["report"].rstrip(), "```", ""]
     if smote is not None:
         lines += ["## SMOTE (training features of the head only)", ""]
         if smote.get("enabled"):
@@ -152,6 +152,25 @@ def write_report(path, sections, smote, suspects=None):
         lines += ["## Suspect labels", "", suspects + ".", ""]
     with atomic_file(path, "w") as handle:
         handle.write("\n".join(lines))
+
+
+def decision_lines(decision):
+    """The model's chosen threshold in the report: where it was chosen, what it expected, what the test split gave."""
+    if decision is None:
+        return []
+    if decision["threshold"] is None:
+        return ["", f"No threshold reaches accuracy {decision['target_accuracy']:g} "
+                    f"({decision['expected'].get('source')}): every photo goes to review."]
+    test, expected = decision["test"], decision["expected"]
+
+    def interval(key):
+        return "" if not test.get(f"{key}_ci") else " [{:.3f}, {:.3f}]".format(*test[f"{key}_ci"])
+
+    return ["", f"Chosen threshold {decision['threshold']:.4f} for accuracy {decision['target_accuracy']:g} "
+                f"({expected.get('source')}: coverage {expected.get('coverage_mean', expected.get('coverage')):.3f}, "
+                f"accuracy {_maybe(expected.get('accuracy_mean', expected.get('accuracy')))}); on the test split "
+                f"coverage {test['coverage']:.3f}{interval('coverage')}, accuracy {_maybe(test['accuracy'])}"
+                f"{interval('accuracy')}."]
 
 
 def _maybe(value):
