@@ -121,3 +121,13 @@ def test_bad_arguments_are_clear(decided, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         tag(root, tmp_path / "nowhere")
     assert exit_info.value.code == 2 and "is not a folder" in capsys.readouterr().err
+
+
+def test_the_ray_engine_writes_the_same_csv(decided, folder, tmp_path):
+    """Two Ray actors on this machine (features.ray's defaults), chunks back in any order: the same file."""
+    _, root = decided
+    tag(root, folder, "--output", tmp_path / "local.csv", "--model", "head", "--chunk", "16")
+    status, summary = tag(root, folder, "--output", tmp_path / "ray.csv", "--model", "head", "--chunk", "16",
+                          "--engine", "ray")
+    assert status == 1 and "written to" in summary
+    assert (tmp_path / "ray.csv").read_bytes() == (tmp_path / "local.csv").read_bytes()

@@ -17,12 +17,14 @@ import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import SimpleNamespace
 
 from fashion.atomic import atomic_file, check_writable
 from fashion.errors import EXIT_USER_ERROR
 from fashion.paths import Paths
 from fashion.progress import Progress
-from fashion.serving.classify import KINDS, classify, last_evaluation
+from fashion.params import PARAMS_FILE, load_params
+from fashion.serving.classify import KINDS, classify, last_evaluation, settings_from_params
 from fashion.serving.decision import AUTO, REVIEW, UNFAMILIAR
 from fashion.serving.predict import EXIT_SOME_FAILED, load_for_prediction
 from fashion.serving.table import CSV_COLUMNS, csv_row, find_images
@@ -47,6 +49,8 @@ def parse_args(argv):
     parser.add_argument("--chunk", type=int, default=CHUNK,
                         help=f"photos tagged between two syncs of the journal (default: {CHUNK}); a stopped run "
                              "redoes at most this many")
+    parser.add_argument("--engine", choices=("local", "ray"), default="local",
+                        help="local (this process) or ray (features.ray's cluster and workers; docs/tagging.md)")
     parser.add_argument("--models-dir", default=str(Paths().models), help="default: models")
     parser.add_argument("--metrics", default=str(Paths().test), help="the last evaluation (default: metrics/test.json)")
     args = parser.parse_args(argv)
@@ -86,8 +90,20 @@ def read_journal(output, settings):
     return {row[0]: row for row in rows[1:] if len(row) == len(CSV_COLUMNS)}
 
 
-def tag_folder(classifier, rule, entries, output, settings, batch_size=32, limits=None, chunk=CHUNK):
-    """[CSV row] of every entry in order, classified a chunk at a time, journaled, resumed where a run stopped."""
+def local_chunks(classifier, rule, batch_size=32, limits=None):
+    """A function chunks -> iterator of (chunk index, CSV rows), classified in this process, in order."""
+    extra = {} if limits is None else {"limits": limits}
+
+    def run(chunks):
+        with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+            for index, part in enumerate(chunks):
+                yield index, [csv_row(r) for r in classify(classifier, part, rule, batch_size, pool=pool, **extra)]
+    return run
+
+
+def tag_folder(tag_chunks, entries, output, settings, chunk=CHUNK):
+    """[CSV row] of every entry in order, tagged a chunk at a time by tag_chunks (local_chunks, or the Ray
+    engine's), each chunk journaled as it comes back; a run that stopped is resumed where it was."""
     journal, record = journal_paths(output)
     done = read_journal(output, settings)
     todo = [entry for entry in entries if entry[0] not in done]
@@ -99,18 +115,14 @@ def tag_folder(classifier, rule, entries, output, settings, batch_size=32, limit
         with open(journal, "w", encoding="utf-8", newline="") as handle:
             csv.writer(handle).writerow(CSV_COLUMNS)
     progress = Progress(log, "tagging", len(todo), unit="photos")
-    extra = {} if limits is None else {"limits": limits}
-    with open(journal, "a", encoding="utf-8", newline="") as handle, \
-            ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+    with open(journal, "a", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
-        for start in range(0, len(todo), chunk):
-            part = todo[start:start + chunk]
-            rows = [csv_row(r) for r in classify(classifier, part, rule, batch_size, pool=pool, **extra)]
+        for _, rows in tag_chunks([todo[start:start + chunk] for start in range(0, len(todo), chunk)]):
             writer.writerows(rows)
             handle.flush()
             os.fsync(handle.fileno())
             done.update((row[0], row) for row in rows)
-            progress.update(len(part))
+            progress.update(len(rows))
     ordered = [done[entry[0]] for entry in entries]
     with atomic_file(output, "w") as handle:
         writer = csv.writer(handle)
@@ -142,6 +154,13 @@ def summary(rows, rule, test_decision=None):
             "reasons in the error column)")
 
 
+def ray_settings():
+    """features.ray of params.yaml (address, workers, num_gpus), or its defaults without one."""
+    if Path(PARAMS_FILE).is_file():
+        return load_params().features.ray
+    return SimpleNamespace(address="", workers=2, num_gpus=0)
+
+
 def run(argv=None, out=sys.stdout):
     """The command without the process around it: returns the exit status."""
     args = parse_args(argv)
@@ -150,7 +169,15 @@ def run(argv=None, out=sys.stdout):
     entries = find_images([args.folder])
     settings = {"folder": str(Path(args.folder).resolve()), "model": classifier.kind, "rule": rule.to_record()}
     log.info("tagging %d file(s) in %s with the %s (%s)", len(entries), args.folder, classifier.title, rule.describe())
-    rows = tag_folder(classifier, rule, entries, args.output, settings, args.batch_size, limits, args.chunk)
+    if args.engine == "ray":
+        from fashion.serving.ray_tagging import ray_chunks
+
+        fallback, _ = settings_from_params()
+        tag_chunks = ray_chunks(ray_settings(), classifier.kind, args.models_dir, args.threshold, fallback, limits,
+                                args.batch_size)
+    else:
+        tag_chunks = local_chunks(classifier, rule, args.batch_size, limits)
+    rows = tag_folder(tag_chunks, entries, args.output, settings, args.chunk)
     evaluation = last_evaluation(classifier.kind, args.metrics) or {}
     out.write(summary(rows, rule, evaluation.get("decision")) + f"; written to {args.output}\n")
     failed = sum(1 for row in rows if row[CSV_COLUMNS.index("error")])
