@@ -1,6 +1,6 @@
 """Tag every photo of an unlabelled folder: a neckline and a decision for each, in a CSV.
 
-    python -m stages.tag FOLDER [--output tags.csv] [--model cnn|head|finetuned] [--threshold T]
+    python -m stages.tag FOLDER [--output tags.csv] [--model cnn|head|finetuned] [--threshold T] [--engine local|ray]
 
 Each photo goes through the prediction command's own code (fashion/serving/), and gets `decision`: auto (the
 model's top probability reaches the threshold the decide stage chose for evaluate.target_accuracy), review
