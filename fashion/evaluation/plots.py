@@ -117,7 +117,7 @@ def plot_risk_coverage(path, curves, chosen, target):
     each model's chosen threshold marked ({title: (coverage, accuracy)}), the target accuracy dashed."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for title, curve in curves.items():
+    for number, (title, curve) in enumerate(curves.items()):
         if not len(curve["coverage"]):
             continue
         line, = ax.plot(curve["coverage"], curve["accuracy"], label=title)
@@ -125,7 +125,8 @@ def plot_risk_coverage(path, curves, chosen, target):
             coverage, accuracy = chosen[title]
             ax.plot([coverage], [accuracy], "o", color=line.get_color(), markersize=8)
             ax.annotate(f"{coverage:.0%} at {accuracy:.3f}", (coverage, accuracy), textcoords="offset points",
-                        xytext=(6, -12), fontsize=8, color=line.get_color())
+                        xytext=(-10, 10 + 12 * number), ha="right", fontsize=8, color=line.get_color(),
+                        arrowprops={"arrowstyle": "-", "color": line.get_color(), "lw": 0.5})
     if target is not None:
         ax.axhline(target, color="grey", linestyle="--", label=f"target accuracy {target:g}")
     ax.set_xlabel("share of test photos answered automatically (coverage)")
