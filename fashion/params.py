@@ -385,10 +385,20 @@ class Finetune(Section):
         return self
 
 
+class Unfamiliar(Section):
+    """evaluate.unfamiliar: the novelty score in the backbone's feature space and its cutoff (stage decide)."""
+
+    quantile: float = Field(gt=0.5, le=1)
+    neighbours: int = Field(ge=1, le=1000)
+    reference: int = Field(ge=10, le=1_000_000)
+
+
 class Evaluate(Section):
-    """evaluate: scoring both models on the test split."""
+    """evaluate: scoring both models on the test split; the decide stage's target and novelty settings."""
 
     confidence_threshold: float = Field(ge=0, le=1)
+    target_accuracy: float = Field(gt=0, le=1)
+    unfamiliar: Unfamiliar
     calibration_bins: int = Field(ge=2, le=1000)
     mistakes: int = Field(ge=0, le=100)
     bootstrap: int = Field(ge=0, le=100_000)

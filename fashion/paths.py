@@ -90,6 +90,27 @@ class Paths:
     def suspects(self):
         return self.metrics / "suspects.csv"
 
+    # The decide stage: each model's decision rule (threshold, novelty cutoff), beside the models.
+    @property
+    def decisions(self):
+        return self.models / "decisions"
+
+    def decision(self, kind):
+        return self.decisions / f"{kind}.json"
+
+    @property
+    def decisions_metrics(self):
+        return self.metrics / "decisions.json"
+
+    @property
+    def risk_coverage_png(self):
+        return self.plots / "risk_coverage.png"
+
+    @property
+    def chosen_thresholds(self):
+        """One row per model: the chosen threshold's point on the test split's risk-coverage curve."""
+        return self.plots / "chosen_thresholds.csv"
+
     @property
     def cnn_train(self):
         return self.metrics / "cnn_train.json"
@@ -113,6 +134,10 @@ class Paths:
     # Plots.
     def history(self, kind):
         return self.plots / kind / "history.csv"
+
+    def risk_coverage(self, kind):
+        """The test split's risk-coverage curve of one model (evaluate)."""
+        return self.plots / kind / "risk_coverage.csv"
 
     def plot_folder(self, kind):
         return self.plots / kind

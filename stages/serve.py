@@ -30,12 +30,12 @@ import uvicorn
 
 from fashion.errors import run_stage
 from fashion.paths import Paths
-from fashion.serving.classify import KINDS, best_model, settings_from_params
+from fashion.serving.classify import KINDS, best_model, last_evaluation, settings_from_params
+from fashion.serving.decision import load_rule
 from fashion.serving.server import (
     Limits,
     Service,
     create_app,
-    last_evaluation,
     listening_socket,
     load_served_model,
     positive,
@@ -71,15 +71,19 @@ def main(argv=None):
     kind = args.model or best_model(args.metrics) or "head"
     with listening_socket(args.host, args.port) as sock:
         classifier = load_served_model(kind, args.models_dir)
+        rule = load_rule(kind, args.models_dir, threshold)
+        if rule.rule is None:
+            log.warning("the %s has no decision rule (models/decisions/%s.json): %s", classifier.title, kind,
+                        rule.describe())
         if classifier.random_weights:
             log.warning("%s", classifier.random_weights_warning())
         # The first call traces the model's graph: pay for it now, not in the first visitor's request.
         classifier.probabilities(np.full((1, classifier.image_size, classifier.image_size, 3), 255, np.uint8))
-        service = Service(classifier, threshold, image_limits, Limits(args.max_files, args.max_upload_mb),
+        service = Service(classifier, rule, image_limits, Limits(args.max_files, args.max_upload_mb),
                           last_evaluation(kind, args.metrics))
         host, port = sock.getsockname()[:2]
-        log.info("serving the %s on http://%s:%d/ (threshold %s); suspect labels to review: http://%s:%d/review "
-                 "(decisions go into %s)", classifier.title, host, port, threshold, host, port, review.exclude_path)
+        log.info("serving the %s on http://%s:%d/ (%s); suspect labels to review: http://%s:%d/review "
+                 "(decisions go into %s)", classifier.title, host, port, rule.describe(), host, port, review.exclude_path)
         log.info("the %s was %s", classifier.title, classifier.trained_on)
         if not ipaddress.ip_address(host).is_loopback:
             log.warning("listening on %s: anyone who reaches it can also change %s on /review", host,

@@ -31,3 +31,29 @@ def trained_random(tmp_path_factory):
                             "cnn.image_size": 32, "cnn.filters": [4], "cnn.epochs": 1, "finetune.enabled": False,
                             "evaluate.mistakes": 2, "evaluate.bootstrap": 50})
     return run_pipeline(params, root)
+
+
+# The decide stage's tiny cross-validation: two folds, a few epochs (the head's numbers are not the point).
+TINY_CV = {"crossval.folds": 2, "crossval.repeats": 1, "crossval.validation": 0.5, "evaluate.bootstrap": 200}
+
+
+@pytest.fixture(scope="session")
+def decided(trained, tmp_path_factory):
+    """(params, root): a copy of `trained` with crossval, decide and evaluate run again: models/decisions/ holds
+    every model's decision rule and the novelty reference, metrics/ the decision numbers."""
+    import shutil
+
+    from fashion.evaluation.crossval import crossval
+    from fashion.evaluation.decisions import decide
+    from fashion.evaluation.evaluate import evaluate
+    from fashion.paths import Paths
+    from tests.helpers import override
+
+    params, source = trained
+    root = tmp_path_factory.mktemp("decided")
+    for name in ("photos", "data", "models", "plots", "metrics"):
+        shutil.copytree(source / name, root / name, symlinks=True)
+    params = override(params, TINY_CV)
+    for stage in (crossval, decide, evaluate):
+        stage(params, Paths(root))
+    return params, root

@@ -82,6 +82,9 @@ def test_every_train_and_validation_photo_gets_out_of_fold_probabilities_of_the_
     assert np.allclose(probabilities.sum(axis=1), 1, atol=1e-4)  # an average over both repeats is still one
     given = predictions["label"].map({name: i for i, name in enumerate(predictions.columns[3:].str[2:])})
     assert (probabilities.argmax(axis=1) == given).mean() > 0.9  # separable features: mostly right
+    every = pd.read_csv(folder / "cv_oof.csv")  # every model's, for the decide stage
+    assert every["model"].tolist() == ["head"] * 75 + ["baseline"] * 75
+    pd.testing.assert_frame_equal(every[every["model"] == best].reset_index(drop=True), predictions)
 
 
 @pytest.mark.slow

@@ -132,7 +132,7 @@ def test_nothing_imports_a_stage_script(folder):
 def test_stages_holds_one_script_per_stage_and_the_two_commands():
     run_by_dvc = {script for script, _ in dvc_stages().values()}
     assert {"stages/prepare.py", "stages/extract.py", "stages/evaluate.py"} <= run_by_dvc
-    assert set(SCRIPTS) - run_by_dvc == {"stages/predict.py", "stages/serve.py"}, \
+    assert set(SCRIPTS) - run_by_dvc == {"stages/predict.py", "stages/serve.py", "stages/tag.py"}, \
         "a module in stages/ that no stage runs should be a library module (fashion/)"
 
 
@@ -149,6 +149,7 @@ def test_every_output_dvc_yaml_declares_is_a_path_named_in_paths():
              and isinstance(getattr(paths, name), Path)}
     named |= {str(paths.history(kind)) for kind in ("cnn", "head", "finetuned")}
     named |= {str(paths.model_metrics(kind)) for kind in ("cnn", "head", "finetuned", "baseline")}
+    named |= {str(paths.risk_coverage(kind)) for kind in ("cnn", "head", "finetuned", "baseline")}
     named |= {str(paths.model(kind).with_suffix(suffix)) for kind in ("cnn", "head") for suffix in (".keras", ".json")}
     named |= {str(paths.plot_folder(kind) / f"{name}") for kind in ("cnn", "head", "finetuned")
               for name in ("predictions.csv", "confusion.png", "curves.png", "mistakes.png")}

@@ -67,7 +67,8 @@ TENSORFLOW_NOISE = re.compile(r"absl::InitializeLog|^[IWEF]\d{4} [\d:.]+ +\d+ \S
 
 DECLARED_PLOTS = ["cnn_confusion", "head_confusion", "cnn_accuracy", "cnn_loss", "head_accuracy", "head_loss",
                   "plots/cnn/confusion.png", "plots/head/confusion.png", "plots/cnn/curves.png",
-                  "plots/head/curves.png", "plots/cnn/mistakes.png", "plots/head/mistakes.png"]
+                  "plots/head/curves.png", "plots/cnn/mistakes.png", "plots/head/mistakes.png",
+                  "risk_coverage", "chosen_thresholds", "plots/risk_coverage.png"]
 
 
 def flatten(tree, prefix=""):

@@ -97,8 +97,8 @@ def test_json_fields_and_a_whole_folder_recursively(trained):
     assert len(results) == sum(1 for _ in (root / "photos").rglob("*.jpg"))
     classes = set(load_classifier("cnn", root / "models", with_backbone=False).classes)
     for r in results:
-        assert list(r) == ["path", "label", "probability", "top3", "low_confidence", "located", "locator", "view",
-                           "box", "error", "random_weights"]
+        assert list(r) == ["path", "label", "probability", "top3", "low_confidence", "decision", "novelty", "located",
+                           "locator", "view", "box", "error", "random_weights"]
         assert r["located"] is None and r["locator"] is None and r["view"] is None  # this model does not locate
         assert r["label"] in classes and r["error"] is None
         assert len(r["top3"]) == 3 and r["top3"][0] == [r["label"], r["probability"]]
@@ -159,21 +159,21 @@ def test_csv_and_table_formats(trained):
     status, text = predict(root, photo, "--format", "csv", "--threshold", "1")
     rows = list(csv.DictReader(io.StringIO(text)))
     assert status == 0 and len(rows) == 1
-    assert list(rows[0]) == ["path", "label", "probability", "top3", "low_confidence", "located", "locator", "view",
-                             "error"]
-    assert rows[0]["low_confidence"] == "true" and rows[0]["error"] == ""
+    assert list(rows[0]) == ["path", "label", "probability", "decision", "top3", "novelty", "low_confidence",
+                             "located", "locator", "view", "box", "error"]
+    assert rows[0]["low_confidence"] == "true" and rows[0]["error"] == "" and rows[0]["decision"] == "review"
+    assert rows[0]["box"] == "0.0500:0.7000:0.1000:0.9500"  # TRAINED_REGION: top, bottom, left, right
     assert rows[0]["top3"].count(":") == 3
     status, table = predict(root, photo, "--threshold", "1")
     lines = table.splitlines()
     assert lines[0].startswith("model: ") and str(root / "models") in lines[0]
     info = json.loads((root / "models/head.json").read_text())
-    trained_on = " ".join(line.strip() for line in lines[1:] if not line.startswith("path"))
-    assert lines[1].startswith("trained on ") and describe(info["trained_on"]).split(";")[0] in " ".join(
-        line.strip() for line in lines[1:4])
-    assert "params " + info["trained_on"]["params_sha256"] in trained_on
+    heading = " ".join(line.strip() for line in lines[1:] if not line.startswith(("path", "decision:")))
+    assert lines[1].startswith("trained on ") and describe(info["trained_on"]).split(";")[0] in heading
+    assert "params " + info["trained_on"]["params_sha256"] in heading
+    assert "decision: threshold 1 (--threshold)" in lines
     # the file name stays whole, only folders are shortened
-    assert any(line == str(photo) or (line.endswith("/" + photo.name) and "..." in line) or
-               line.split()[0] in (str(photo), ) or line.split()[0].endswith("/" + photo.name) for line in lines[1:])
+    assert any(line.split()[0] == str(photo) or line.split()[0].endswith("/" + photo.name) for line in lines[1:])
     assert any(line.endswith("  low confidence") for line in lines) and lines[-1] == LOW_CONFIDENCE
 
 
@@ -204,7 +204,7 @@ def test_the_table_fits_120_columns_with_long_paths_and_wide_characters_and_name
     assert "    error: image too elongated: 20x4000 pixels" in table
     # The answers line up in display width under their header: the label starts at the same column.
     answers = [line for line in lines if re.match(r"  \S", line)]
-    assert answers[0].split()[:3] == ["label", "prob", "top"] and len(answers) == 4
+    assert answers[0].split()[:4] == ["label", "prob", "decision", "top"] and len(answers) == 4
     starts = {wcwidth.wcswidth(re.match(r"  \S+\s+", line)[0]) for line in answers}
     assert len(starts) == 1, table
 

@@ -364,6 +364,29 @@ def test_a_head_on_random_weights_is_warned_about_at_start_and_flagged_in_every_
     assert log.index("RANDOM weights") < log.index("serving the mobilenet head")
 
 
+def test_answers_carry_the_decision_of_the_models_own_rule(decided, tmp_path):
+    """With the decide stage's rule beside the models: the same decisions as the prediction command, and /model
+    says which threshold and novelty cutoff give them."""
+    _, root = decided
+    copy = copy_served(root, tmp_path)
+    running = Server(copy)
+    try:
+        paths = photos(copy, MAX_FILES)
+        expected = predict_command(copy, *paths)
+        response = post(running, upload(copy, paths))
+        assert response.status_code == 200 and response.json() == expected
+        assert {r["decision"] for r in expected} <= {"auto", "review", "unfamiliar"}
+        assert all(r["novelty"] is not None for r in expected)
+        model = httpx.get(f"{running.url}/model").json()
+        rule = json.loads((copy / "models/decisions" / f"{model['kind']}.json").read_text())
+        assert model["confidence_threshold"] == rule["threshold"]
+        assert model["decision_rule"]["unfamiliar_cutoff"] == \
+            json.loads((copy / "models/decisions/familiar.json").read_text())["cutoff"]
+        assert set(model["decisions"]) == {"auto", "review", "unfamiliar"}
+    finally:
+        running.stop()
+
+
 # --- a real browser ------------------------------------------------------------------------------------
 
 def browser():

@@ -12,7 +12,8 @@ Writes metrics/cv.json (mean and standard deviation of each metric per model, ov
 metrics/cv_folds.csv (one row per fold and model), metrics/cv_predictions.csv: every train and
 validation photo's out-of-fold probabilities from the model CV ranks highest (by balanced accuracy),
 averaged over the repeats, where the suspects stage looks for wrong labels; and metrics/cv_oof.csv:
-the same for every model, one block of rows per model (its `model` column says which).
+the same for every model, one block of rows per model (its `model` column says which), where the decide
+stage chooses each model's confidence threshold.
 """
 
 import contextlib

@@ -8,7 +8,11 @@ The models are the custom CNN, the head, the fine-tuned backbone when fine-tunin
 its files say so and its metrics file is empty) and the baseline. Writes metrics/<model>.json (the
 headline numbers `dvc metrics show` lists), metrics/test.json (every score, with 95 % intervals),
 metrics/per_class.json, metrics/report.md and, per model, plots/<model>/predictions.csv plus
-confusion.png, curves.png and mistakes.png (fashion/evaluation/: scores, report, plots).
+confusion.png, curves.png and mistakes.png (fashion/evaluation/: scores, report, plots). Where the decide stage
+has chosen a model's threshold (metrics/decisions.json), the accuracy and coverage it realises on the test split
+with 95 % intervals, the risk-coverage curves (plots/<model>/risk_coverage.csv, plots/risk_coverage.png,
+plots/chosen_thresholds.csv) and the share of test photos the novelty check calls unfamiliar
+(fashion/evaluation/selective.py).
 """
 
 import json
@@ -19,7 +23,7 @@ from fashion.atomic import check_writable, write_json
 from fashion.data import dataset
 from fashion.data.recipes import BackboneRecipe
 from fashion.errors import outdated
-from fashion.evaluation.plots import plot_confusion, plot_curves, plot_mistakes, write_turned_off
+from fashion.evaluation.plots import plot_confusion, plot_curves, plot_mistakes, plot_risk_coverage, write_turned_off
 from fashion.evaluation.report import (
     StepTimer,
     backbone_weights,
@@ -38,6 +42,8 @@ from fashion.evaluation.scores import (
     score,
     with_intervals,
 )
+from fashion.evaluation.selective import read_curve, read_rules, realised, unfamiliar_share, write_chosen, write_curve
+from fashion.features.familiarity import load_familiarity
 from fashion.features.store import features_of_rows, load_split, read_info
 from fashion.models.baseline import baseline_probabilities, fit_baseline
 from fashion.paths import Paths
@@ -67,11 +73,20 @@ def evaluate(params, paths=Paths(), test_rows=None):
     rows, labels, photos = read_test_split(prepared_dir) if test_rows is None else test_rows
     features_backbone = read_info(features_dir).get(BackboneRecipe.RECORD_KEY)
 
-    def scored(probabilities, backbone, title):
-        """Every score of one model, its 95 % intervals, the backbone weights behind it, and its notes."""
+    rules = read_rules(paths.decisions_metrics)
+    # the novelty check does not depend on the model: the same share of test photos for each
+    unfamiliar = unfamiliar_share(load_familiarity(paths.decisions), features_of_rows(features_dir, "test", rows))
+
+    def scored(probabilities, backbone, title, kind):
+        """Every score of one model, its 95 % intervals, the backbone weights behind it, and its notes; its
+        decision rule on the test split and its risk-coverage curve."""
         with steps.step("bootstrap", f"{title}: {settings.bootstrap} bootstrap resamples for the 95 % intervals"):
             result = with_intervals(score(labels, probabilities, classes, threshold, bins), labels,
                                     probabilities, len(classes), settings.bootstrap, params.seed)
+            if kind in rules:
+                result["decision"] = {**realised(rules[kind], labels, probabilities, settings.bootstrap, params.seed),
+                                      "unfamiliar": unfamiliar}
+        write_curve(paths.risk_coverage(kind), labels, probabilities)
         return {**result, **backbone_weights(backbone)}
 
     results, sections, notes = {}, {}, []
@@ -80,6 +95,7 @@ def evaluate(params, paths=Paths(), test_rows=None):
             if not is_enabled(kind, models_dir):
                 with steps.step("figures", f"{kind}: pictures saying it is turned off"):
                     write_turned_off(paths.plot_folder(kind), classes, f"{kind}: turned off (finetune.enabled: false)")
+                    write_curve(paths.risk_coverage(kind), labels, [])
                 log.info("%s: turned off (finetune.enabled: false), not evaluated", kind)
                 continue
             with steps.step("loading models", f"loading the {kind} model"):
@@ -100,7 +116,7 @@ def evaluate(params, paths=Paths(), test_rows=None):
                         classifier.from_features, (features[i:i + size] for i in range(0, len(features), size)),
                         len(rows), len(classes))
             results[kind] = scored(probabilities, classifier.info.get(BackboneRecipe.RECORD_KEY) if kind != "cnn"
-                                   else None, title)
+                                   else None, title, kind)
             # 1.0: not calibrated (head.calibrate / cnn.calibrate false, or a model saved before).
             results[kind]["temperature"] = classifier.info.get("temperature", 1.0)
             if results[kind]["random_weights"]:
@@ -128,7 +144,7 @@ def evaluate(params, paths=Paths(), test_rows=None):
         train_x, train_y = load_split(features_dir, "train")
         probabilities = baseline_probabilities(fit_baseline(train_x, train_y, params.seed),
                                                features_of_rows(features_dir, "test", rows), len(classes))
-    results["baseline"] = scored(probabilities, features_backbone, title)
+    results["baseline"] = scored(probabilities, features_backbone, title, "baseline")
     if results["baseline"]["random_weights"]:
         title += " (random weights)"
     results["baseline"]["notes"] = model_notes(title, results["baseline"], probabilities.argmax(axis=1), classes)
@@ -137,6 +153,8 @@ def evaluate(params, paths=Paths(), test_rows=None):
                             "report": classification_report(labels, probabilities, classes)}
     log.info("baseline (logistic regression): accuracy %.4f, balanced accuracy %.4f, macro-F1 %.4f",
              results["baseline"]["accuracy"], results["baseline"]["balanced_accuracy"], results["baseline"]["macro_f1"])
+
+    write_decision_plots(paths, results, titles_of(sections), settings.target_accuracy)
 
     smote = json.loads(paths.smote.read_text()) if paths.smote.is_file() else None
     suspects = suspects_line(paths.suspects)
@@ -158,3 +176,16 @@ def evaluate(params, paths=Paths(), test_rows=None):
     return results
 
 
+
+
+def titles_of(sections):
+    return {kind: section["title"] for kind, section in sections.items()}
+
+
+def write_decision_plots(paths, results, titles, target):
+    """The risk-coverage PNG of every model, each chosen threshold marked, and the chosen points as a table."""
+    decisions = {kind: result["decision"] for kind, result in results.items() if "decision" in result}
+    write_chosen(paths.chosen_thresholds, decisions)
+    plot_risk_coverage(paths.risk_coverage_png, {titles[kind]: read_curve(paths.risk_coverage(kind)) for kind in results},
+                       {titles[kind]: (d["test"]["coverage"], d["test"]["accuracy"]) for kind, d in decisions.items()},
+                       target)

@@ -110,3 +110,29 @@ def write_turned_off(folder, classes, text):
         ax.axis("off")
         ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=12)
         _save_figure(fig, Path(folder) / name)
+
+
+def plot_risk_coverage(path, curves, chosen, target):
+    """Accuracy of the answered test photos against the share answered, one line per model ({title: curve}),
+    each model's chosen threshold marked ({title: (coverage, accuracy)}), the target accuracy dashed."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for number, (title, curve) in enumerate(curves.items()):
+        if not len(curve["coverage"]):
+            continue
+        line, = ax.plot(curve["coverage"], curve["accuracy"], label=title)
+        if title in chosen and chosen[title][1] is not None:
+            coverage, accuracy = chosen[title]
+            ax.plot([coverage], [accuracy], "o", color=line.get_color(), markersize=8)
+            ax.annotate(f"{coverage:.0%} at {accuracy:.3f}", (coverage, accuracy), textcoords="offset points",
+                        xytext=(-10, 10 + 12 * number), ha="right", fontsize=8, color=line.get_color(),
+                        arrowprops={"arrowstyle": "-", "color": line.get_color(), "lw": 0.5})
+    if target is not None:
+        ax.axhline(target, color="grey", linestyle="--", label=f"target accuracy {target:g}")
+    ax.set_xlabel("share of test photos answered automatically (coverage)")
+    ax.set_ylabel("accuracy of the answered photos")
+    ax.set_xlim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower left")
+    ax.set_title("Risk-coverage on the test split (dots: each model's chosen threshold)")
+    _save_figure(fig, path)

@@ -26,13 +26,19 @@ def shown_metrics(result, cv=None):
     """The few numbers of one model that `dvc metrics show` lists: rounded to 3 places, short keys.
 
     acc, bal_acc with its 95 % interval (bal_lo, bal_hi), f1 (macro) and, where the crossval stage
-    scored this model, cv_bal and cv_sd: the cross-validated balanced accuracy, mean and sd.
+    scored this model, cv_bal and cv_sd: the cross-validated balanced accuracy, mean and sd; where the decide
+    stage chose its threshold, auto_cov and auto_acc: the share of test photos at or above it and their accuracy.
     """
     out = {}
     for name, short in HEADLINE_KEYS.items():
         out[short] = round(result[name], 3)
         if name == "balanced_accuracy" and f"{name}_ci" in result:
             out["bal_lo"], out["bal_hi"] = (round(value, 3) for value in result[f"{name}_ci"])
+    decision = result.get("decision")
+    if decision is not None:  # what the model's chosen threshold realises on the test split
+        out["auto_cov"] = round(decision["test"]["coverage"], 3)
+        accuracy = decision["test"]["accuracy"]
+        out["auto_acc"] = None if accuracy is None else round(accuracy, 3)
     if cv is not None:
         out["cv_bal"] = round(cv["balanced_accuracy_mean"], 3)
         out["cv_sd"] = round(cv["balanced_accuracy_sd"], 3)
@@ -130,7 +136,7 @@ def write_report(path, sections, smote, suspects=None):
                   f"images{temperature}. Brackets: 95 % intervals (stratified bootstrap over the test images).{random}", "",
                   f"Under the confidence threshold {low['threshold']:g}: {low['share']:.1%} of the test images "
                   f"(accuracy above it: {_maybe(low['accuracy_above'])}, below it: {_maybe(low['accuracy_below'])}).",
-                  "", "```", section["report"].rstrip(), "```", ""]
+                  *decision_lines(m.get("decision")), "", "```", section["report"].rstrip(), "```", ""]
     if smote is not None:
         lines += ["## SMOTE (training features of the head only)", ""]
         if smote.get("enabled"):
@@ -146,6 +152,25 @@ def write_report(path, sections, smote, suspects=None):
         lines += ["## Suspect labels", "", suspects + ".", ""]
     with atomic_file(path, "w") as handle:
         handle.write("\n".join(lines))
+
+
+def decision_lines(decision):
+    """The model's chosen threshold in the report: where it was chosen, what it expected, what the test split gave."""
+    if decision is None:
+        return []
+    if decision["threshold"] is None:
+        return ["", f"No threshold reaches accuracy {decision['target_accuracy']:g} "
+                    f"({decision['expected'].get('source')}): every photo goes to review."]
+    test, expected = decision["test"], decision["expected"]
+
+    def interval(key):
+        return "" if not test.get(f"{key}_ci") else " [{:.3f}, {:.3f}]".format(*test[f"{key}_ci"])
+
+    return ["", f"Chosen threshold {decision['threshold']:.4f} for accuracy {decision['target_accuracy']:g} "
+                f"({expected.get('source')}: coverage {expected.get('coverage_mean', expected.get('coverage')):.3f}, "
+                f"accuracy {_maybe(expected.get('accuracy_mean', expected.get('accuracy')))}); on the test split "
+                f"coverage {test['coverage']:.3f}{interval('coverage')}, accuracy {_maybe(test['accuracy'])}"
+                f"{interval('accuracy')}."]
 
 
 def _maybe(value):

@@ -23,6 +23,7 @@ from fashion.errors import PipelineError, missing, outdated
 from fashion.models.training import load_model_info
 from fashion.params import PARAMS_FILE, load_params
 from fashion.paths import Paths
+from fashion.serving.decision import DecisionRule
 
 KINDS = ("cnn", "head", "finetuned")
 
@@ -162,6 +163,14 @@ def best_model(metrics_path=Paths().test):
         return None
 
 
+def last_evaluation(kind, metrics_path=Paths().test):
+    """The model's section of the last evaluation (metrics/test.json), or None without one."""
+    try:
+        return json.loads(Path(metrics_path).read_text())[kind]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def settings_from_params():
     """(confidence threshold, ImageLimits) from params.yaml, or the defaults where there is none."""
     if not Path(PARAMS_FILE).is_file():
@@ -174,10 +183,13 @@ def settings_from_params():
 
 def classify(classifier, entries, threshold, batch_size=32, limits=ImageLimits(), workers=None, pool=None):
     """One result dict per (shown path, file or None, error or None) entry, in order: path, label,
-    probability, top3, low_confidence, located (whether a locator placed the box the model saw; None when
-    the model's recipe has locate none), locator (face, pose, closeup or none; None with locate none), view
-    (front, back, or None when unknown), box (that box, as fractions of the photo), error, random_weights (the
-    model's backbone had random weights).
+    probability, top3, low_confidence, decision (auto, review or unfamiliar: fashion/serving/decision.py),
+    novelty (how far the photo's backbone features are from the training photos'; None without the check),
+    located (whether a locator placed the box the model saw; None when the model's recipe has locate none),
+    locator (face, pose, closeup or none; None with locate none), view (front, back, or None when unknown),
+    box (that box, as fractions of the photo), error, random_weights (the model's backbone had random weights).
+
+    threshold: a DecisionRule, or a number (a rule with that threshold and no unfamiliar check).
 
     Decoding runs on a thread pool, a batch ahead of the model (`dataset.prefetched`); memory holds
     two batches at most. A long-running caller passes its own `pool`: OpenCV keeps a little memory
@@ -186,6 +198,7 @@ def classify(classifier, entries, threshold, batch_size=32, limits=ImageLimits()
     if pool is None:
         with ThreadPoolExecutor(max_workers=workers or min(8, os.cpu_count() or 1)) as own_pool:
             return classify(classifier, entries, threshold, batch_size, limits, pool=own_pool)
+    rule = threshold if isinstance(threshold, DecisionRule) else DecisionRule(threshold)
 
     def decode_batch(batch):
         return list(pool.map(lambda e: _decode(e, classifier, limits), batch))
@@ -193,7 +206,7 @@ def classify(classifier, entries, threshold, batch_size=32, limits=ImageLimits()
     results = []
     batches = [entries[i:i + batch_size] for i in range(0, len(entries), batch_size)]
     for decoded, batch in zip(prefetched(decode_batch(batch) for batch in batches), batches):
-        results += _classify_batch(classifier, batch, decoded, threshold)
+        results += _classify_batch(classifier, batch, decoded, rule)
     return results
 
 
@@ -208,22 +221,35 @@ def _decode(entry, classifier, limits):
         return None, None, str(err)
 
 
-def _classify_batch(classifier, batch, decoded, threshold):
+def probabilities_and_novelty(classifier, images, familiarity=None):
+    """(probabilities, novelty or None) of a batch; a head on the same backbone computes its features once."""
+    if familiarity is None:
+        return classifier.probabilities(images), None
+    features = familiarity.features(images, classifier)
+    probabilities = (classifier.from_features(features) if familiarity.shares_backbone(classifier)
+                     else classifier.probabilities(images))
+    return probabilities, familiarity.novelty(features)
+
+
+def _classify_batch(classifier, batch, decoded, rule):
     images = [image for image, _, _ in decoded if image is not None]
-    probabilities = iter(classifier.probabilities(np.stack(images)) if images else [])
+    probabilities, novelty = (probabilities_and_novelty(classifier, np.stack(images), rule.familiarity) if images
+                              else ([], None))
+    probabilities, novelty = iter(probabilities), iter([] if novelty is None else novelty)
     out = []
     for (shown, _, _), (image, location, error) in zip(batch, decoded):
         if image is None:
             out.append({"path": shown, "label": None, "probability": None, "top3": [],
-                        "low_confidence": None, "located": None, "locator": None, "view": None, "box": None,
-                        "error": error,
-                        "random_weights": classifier.random_weights})
+                        "low_confidence": None, "decision": None, "novelty": None, "located": None, "locator": None,
+                        "view": None, "box": None, "error": error, "random_weights": classifier.random_weights})
             continue
         p = next(probabilities).astype(np.float64)
+        far = None if rule.familiarity is None else round(float(next(novelty)), 6)
         order = np.argsort(-p, kind="stable")[:3]
         top = float(p[order[0]])
         out.append({"path": shown, "label": classifier.classes[order[0]], "probability": round(top, 6),
                     "top3": [[classifier.classes[k], round(float(p[k]), 6)] for k in order],
-                    "low_confidence": bool(top < threshold), **location.to_record(), "error": None,
-                    "random_weights": classifier.random_weights})
+                    "low_confidence": bool(rule.threshold is None or top < rule.threshold),
+                    "decision": rule.decision(top, far), "novelty": far,
+                    **location.to_record(), "error": None, "random_weights": classifier.random_weights})
     return out

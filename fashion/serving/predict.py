@@ -16,6 +16,7 @@ from fashion.serving.classify import (
     model_path,
     settings_from_params,
 )
+from fashion.serving.decision import load_rule
 from fashion.serving.table import FORMATS, find_images, render
 
 log = logging.getLogger(__name__)
@@ -34,8 +35,10 @@ def parse_args(argv):
     parser.add_argument("--model", choices=KINDS,
                         help="cnn, head or finetuned (when fine-tuning is on); default: the better one by the last evaluation (metrics/test.json)")
     parser.add_argument("--threshold", type=float,
-                        help=f"warn below this top probability; default: evaluate.confidence_threshold "
-                             f"in {PARAMS_FILE} ({DEFAULT_THRESHOLD} without it)")
+                        help="answer automatically at or above this top probability (decision auto, else review); "
+                             "default: the model's own, chosen for evaluate.target_accuracy by the decide stage "
+                             f"(models/decisions/); without one evaluate.confidence_threshold in {PARAMS_FILE} "
+                             f"({DEFAULT_THRESHOLD} without it)")
     parser.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
     parser.add_argument("--batch-size", type=int, default=32, help="images per batch (default: 32)")
     parser.add_argument("--models-dir", default=str(Paths().models), help="where the trained models are (default: models)")
@@ -49,23 +52,35 @@ def parse_args(argv):
     return args
 
 
+def load_for_prediction(model, models_dir, metrics, threshold=None):
+    """(classifier, its DecisionRule, ImageLimits) for predict and tag: --model or the best by the last
+    evaluation, the model's own threshold unless one is given, with a warning where the model has none."""
+    fallback, limits = settings_from_params()
+    kind = model or best_model(metrics) or "head"
+    classifier = load_classifier(kind, models_dir)
+    if classifier.random_weights:
+        log.warning("%s", classifier.random_weights_warning())
+    rule = load_rule(kind, models_dir, fallback, threshold)
+    if rule.rule is None and threshold is None:
+        log.warning("the %s has no decision rule (models/decisions/%s.json): using %s", classifier.title, kind,
+                    rule.describe())
+    if rule.familiarity is None:
+        log.warning("no novelty reference (models/decisions/familiar.json): unfamiliar photos are not told; "
+                    "run `dvc repro`")
+    return classifier, rule, limits
+
+
 def run(argv=None, out=sys.stdout):
     """The command without the process around it: returns the exit status."""
     args = parse_args(argv)
-    threshold, limits = settings_from_params()
-    if args.threshold is not None:
-        threshold = args.threshold
-    kind = args.model or best_model(args.metrics) or "head"
+    classifier, rule, limits = load_for_prediction(args.model, args.models_dir, args.metrics, args.threshold)
     entries = find_images(args.paths)
-    classifier = load_classifier(kind, args.models_dir)
-    if classifier.random_weights:
-        log.warning("%s", classifier.random_weights_warning())
     log.info("classifying %d file(s) with the %s", len(entries), classifier.title)
     if args.format != "table":  # the table says it in its heading
         log.info("the %s was %s", classifier.title, classifier.trained_on)
-    results = classify(classifier, entries, threshold, args.batch_size, limits)
-    out.write(render(results, args.format, f"{classifier.title} ({model_path(kind, args.models_dir)})",
-                     classifier.trained_on))
+    results = classify(classifier, entries, rule, args.batch_size, limits)
+    out.write(render(results, args.format, f"{classifier.title} ({model_path(classifier.kind, args.models_dir)})",
+                     classifier.trained_on, rule.describe()))
     failed = sum(1 for r in results if r["error"])
     if failed == len(results):
         print(f"none of the {len(results)} file(s) could be classified (see their error)", file=sys.stderr)

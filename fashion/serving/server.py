@@ -32,6 +32,7 @@ from fashion.errors import PipelineError
 from fashion.params import PARAMS_FILE, load_params
 from fashion.paths import Paths
 from fashion.serving.classify import LOW_CONFIDENCE, classify, load_classifier
+from fashion.serving.decision import MEANING, DecisionRule
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +83,9 @@ class Service:
     """The loaded model and the settings every request is classified with."""
 
     def __init__(self, classifier, threshold, image_limits, limits, test_metrics=None):
-        self.classifier, self.threshold, self.image_limits = classifier, threshold, image_limits
+        """threshold: the model's DecisionRule, or a number (a rule with that threshold, no unfamiliar check)."""
+        self.rule = threshold if isinstance(threshold, DecisionRule) else DecisionRule(threshold)
+        self.threshold, self.classifier, self.image_limits = self.rule.threshold, classifier, image_limits
         self.limits, self.test_metrics = limits, test_metrics
         self.lane = ModelLane()
 
@@ -92,6 +95,7 @@ class Service:
                 "random_weights": self.classifier.random_weights, "trained_on": self.classifier.trained_on,
                 "preprocessing": self.classifier.preprocessing.to_record(),
                 "confidence_threshold": self.threshold, "low_confidence_warning": LOW_CONFIDENCE,
+                "decision_rule": {**self.rule.to_record(), "description": self.rule.describe()}, "decisions": MEANING,
                 "limits": {"max_files": self.limits.max_files, "max_upload_mb": self.limits.max_upload_mb,
                            "max_pixels": self.image_limits.max_pixels, "min_side": self.image_limits.min_side,
                            "max_aspect": self.image_limits.max_aspect},
@@ -111,7 +115,7 @@ class Service:
                 with open(path, "wb") as out:
                     shutil.copyfileobj(upload.file, out)
                 entries.append((upload.filename or f"file {number + 1}", path, None))
-            return classify(self.classifier, entries, self.threshold, BATCH_SIZE, self.image_limits,
+            return classify(self.classifier, entries, self.rule, BATCH_SIZE, self.image_limits,
                             pool=self.lane.decoders)
 
     def check_uploads(self, uploads):
@@ -182,6 +186,8 @@ class Result(BaseModel):
     probability: float | None
     top3: list[tuple[str, float]]
     low_confidence: bool | None
+    decision: str | None = None   # auto | review | unfamiliar (null for a file that could not be classified)
+    novelty: float | None = None  # distance of the photo's backbone features to the training photos' (null: no check)
     located: bool | None = None   # false: nothing found, the model saw the region (null: the model does not locate)
     locator: str | None = None    # what placed the box: face, pose, closeup, none (null: the model does not locate)
     view: str | None = None       # front, back (no neckline to see), or null when unknown
@@ -340,14 +346,6 @@ class BodyLimit:
 def load_served_model(kind, models_dir=Paths().models):
     """The classifier for --model (load_classifier's clear errors for a model not trained or turned off)."""
     return load_classifier(kind, models_dir)
-
-
-def last_evaluation(kind, metrics_path=Paths().test):
-    """The model's section of the last evaluation (metrics/test.json), or None without one."""
-    try:
-        return json.loads(Path(metrics_path).read_text())[kind]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
 
 
 def positive(kind):

@@ -15,6 +15,7 @@ import wcwidth
 from fashion.data.images import SUPPORTED_EXTENSIONS, link_problem, walk_image_files
 from fashion.errors import PipelineError
 from fashion.serving.classify import BACK_VIEW, LOW_CONFIDENCE, NOT_LOCATED
+from fashion.serving.decision import MEANING, UNFAMILIAR
 
 log = logging.getLogger(__name__)
 
@@ -70,51 +71,66 @@ def missing_reason(path):
 
 # --- output -----------------------------------------------------------------------------------
 
-def render(results, fmt, title=None, trained_on=None):
+CSV_COLUMNS = ("path", "label", "probability", "decision", "top3", "novelty", "low_confidence", "located", "locator",
+               "view", "box", "error")
+
+
+def csv_row(r):
+    """One result record as CSV cells (CSV_COLUMNS): top 3 as label:probability;..., the box as
+    top:bottom:left:right fractions of the photo; empty cells for what a file that failed has not."""
+    def flag(value):
+        return "" if value is None else str(value).lower()
+
+    box = "" if not r.get("box") else ":".join(f"{r['box'][side]:.4f}" for side in ("top", "bottom", "left", "right"))
+    return [r["path"], r["label"] or "", "" if r["probability"] is None else f"{r['probability']:.6f}",
+            r.get("decision") or "", ";".join(f"{label}:{p:.4f}" for label, p in r["top3"]),
+            "" if r.get("novelty") is None else f"{r['novelty']:.6f}", flag(r["low_confidence"]), flag(r["located"]),
+            r.get("locator") or "", r.get("view") or "", box, r["error"] or ""]
+
+
+def render(results, fmt, title=None, trained_on=None, rule=None):
+    """The records as json, csv or a table (title: the model that answered; trained_on: what it learnt from;
+    rule: how it decides; one line each)."""
     if fmt == "json":
         return json.dumps(results, indent=2) + "\n"
     if fmt == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer)
-        writer.writerow(["path", "label", "probability", "top3", "low_confidence", "located", "locator", "view",
-                         "error"])
-        for r in results:
-            top3 = ";".join(f"{label}:{p:.4f}" for label, p in r["top3"])
-            writer.writerow([r["path"], r["label"] or "", "" if r["probability"] is None else f"{r['probability']:.6f}",
-                             top3, "" if r["low_confidence"] is None else str(r["low_confidence"]).lower(),
-                             "" if r["located"] is None else str(r["located"]).lower(), r.get("locator") or "",
-                             r.get("view") or "", r["error"] or ""])
+        writer.writerow(CSV_COLUMNS)
+        writer.writerows(csv_row(r) for r in results)
         return buffer.getvalue()
-    return _table(results, title, trained_on)
+    return _table(results, title, trained_on, rule)
 
 
-def _table(results, title=None, trained_on=None):
+def _table(results, title=None, trained_on=None, rule=None):
     """One line per file, at most TABLE_WIDTH columns: a long path keeps its file name whole and loses folders
     from the middle; a note that does not fit goes on its own indented line below its row. When a file name
     alone is too long for the path column, every photo's path goes on a line of its own, above its answer.
-    `title` names the model that answered, `trained_on` says what it learnt from."""
-    rows = [("path", "label", "prob", "top 3")]
+    `title` names the model that answered, `trained_on` says what it learnt from, `rule` how it decides."""
+    rows = [("path", "label", "prob", "decision", "top 3")]
     notes = [""]
     for r in results:
         if r["error"]:
-            rows.append((r["path"], "-", "-", "-"))
+            rows.append((r["path"], "-", "-", "-", "-"))
             notes.append(f"error: {r['error']}")
         else:
-            rows.append((r["path"], r["label"], f"{r['probability']:.3f}",
+            rows.append((r["path"], r["label"], f"{r['probability']:.3f}", r.get("decision") or "-",
                          ", ".join(f"{label} {p:.2f}" for label, p in r["top3"])))
             flags = [LOW_CONFIDENCE_SHORT] * bool(r["low_confidence"]) + [NOT_LOCATED_SHORT] * (r["located"] is False) \
                 + [BACK_VIEW_SHORT] * (r.get("view") == "back")
             notes.append("; ".join(flags))
     rows = [tuple(printable(cell) for cell in row) for row in rows]
     low_note = any(LOW_CONFIDENCE_SHORT in note for note in notes)
-    widths = _fit([max(display_width(row[c]) for row in rows) for c in range(4)], low_note)
+    columns = len(rows[0])
+    widths = _fit([max(display_width(row[c]) for row in rows) for c in range(columns)], low_note)
     names = max(display_width(file_name(row[0])) for row in rows[1:]) if len(rows) > 1 else 0
     stacked = names + len(ELLIPSIS_FOLDER) > widths[0]
     if stacked:  # paths on their own lines: the other columns take the whole width
-        widths = _fit([0] + [max(display_width(row[c]) for row in rows) for c in range(1, 4)], low_note)
+        widths = _fit([0] + [max(display_width(row[c]) for row in rows) for c in range(1, columns)], low_note)
     lines = [f"model: {title}"] if title else []
     lines += textwrap.wrap(trained_on, TABLE_WIDTH, subsequent_indent="  ") if trained_on else []
-    for index, (row, note) in enumerate(zip(rows, notes)):
+    lines += textwrap.wrap(f"decision: {rule}", TABLE_WIDTH, subsequent_indent="  ") if rule else []
+    for row, note in zip(rows, notes):
         if stacked:
             lines.append(shorten_folder(row[0], TABLE_WIDTH))
             row = ("",) + row[1:]
@@ -130,6 +146,8 @@ def _table(results, title=None, trained_on=None):
                            (BACK_VIEW_SHORT, BACK_VIEW)):
         if any(short in note for note in notes):
             lines += textwrap.wrap(f"{short}: {meaning.split(': ', 1)[1]}", TABLE_WIDTH)
+    if any(r.get("decision") == UNFAMILIAR for r in results):
+        lines += textwrap.wrap(f"{UNFAMILIAR}: {MEANING[UNFAMILIAR]}", TABLE_WIDTH)
     return "\n".join(line.rstrip() for line in lines) + "\n"
 
 
@@ -138,7 +156,7 @@ def _fit(widths, low_confidence_note):
     path column gives way first, then the top 3, then the label; each keeps at least a readable minimum."""
     widths = list(widths)
     budget = TABLE_WIDTH - 2 * (len(widths) - 1) - (2 + len(LOW_CONFIDENCE_SHORT) if low_confidence_note else 0)
-    for column, least in ((0, 24), (3, 24), (1, 12), (0, 0)):
+    for column, least in ((0, 24), (len(widths) - 1, 24), (1, 12), (0, 0)):
         excess = sum(widths) - budget
         if excess > 0:
             widths[column] = max(least, widths[column] - excess)

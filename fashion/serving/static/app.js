@@ -95,10 +95,18 @@ function showResult(body, result, kind) {
     list.append(row);
   }
   body.append(list);
-  if (result.low_confidence) {
+  if (result.decision) {
+    // auto | review | unfamiliar: the model's decision rule (models/decisions/, chosen by the decide stage)
+    const words = {auto: "Tagged automatically", review: "To review", unfamiliar: "Unfamiliar photo"};
+    body.append(element("p", `decision decision-${result.decision}`,
+                        `${words[result.decision]}: ${model.decisions[result.decision]}.`));
+  }
+  if (result.low_confidence && result.decision !== "unfamiliar") {
     const warning = model.low_confidence_warning;
+    const below = model.confidence_threshold === null ? "no threshold reaches the target accuracy"
+                                                      : `below ${percent(model.confidence_threshold)}`;
     body.append(element("p", "warning", `${warning[0].toUpperCase()}${warning.slice(1)} (top probability ` +
-                        `${percent(result.probability)}, below ${percent(model.confidence_threshold)}).`));
+                        `${percent(result.probability)}, ${below}).`));
   }
   if (result.located === false) {
     body.append(element("p", "warning not-located",
