@@ -96,8 +96,9 @@ def test_each_model_gets_a_threshold_that_reaches_the_target_on_its_own_data(dec
     assert written["target_accuracy"] == params.evaluate.target_accuracy
     rules = written["models"]
     assert {"head", "baseline", "cnn", "finetuned"} <= set(rules)
-    assert rules["head"]["source"] == rules["baseline"]["source"] == "crossval"
-    assert rules["cnn"]["source"] == rules["finetuned"]["source"] == "validation"
+    # crossval covers the fine-tuned model when it is on: its threshold comes from its out-of-fold probabilities too
+    assert rules["head"]["source"] == rules["baseline"]["source"] == rules["finetuned"]["source"] == "crossval"
+    assert rules["cnn"]["source"] == "validation"
     assert "validation" in rules["cnn"]["note"]
     # recomputed from crossval's out-of-fold probabilities, on the head's calibrated scale
     with open(root / "metrics/cv_oof.csv", newline="") as handle:
@@ -178,8 +179,13 @@ def test_every_answer_carries_the_decision_of_the_models_own_rule(decided):
     assert list(rows[0])[:4] == ["path", "label", "probability", "decision"]
     assert {row["decision"] for row in rows} <= {AUTO, REVIEW, UNFAMILIAR}
     status, table = predict(root, root / "photos", "--model", "head")
-    assert table.splitlines()[1] == f"decision: {load_rule('head', root / 'models').describe()}"
-    assert table.splitlines()[2].split()[:4] == ["path", "label", "prob", "decision"]
+    lines = table.splitlines()
+    assert lines[1].startswith("trained on ")  # then the decision rule, whole on one line or wrapped
+    decision = next(i for i, line in enumerate(lines) if line.startswith("decision: "))
+    wrapped = " ".join(line.strip() for line in lines[decision:] if not line.startswith(("path", "  label")))
+    assert wrapped.startswith(f"decision: {load_rule('head', root / 'models').describe()}")
+    assert any(line.split()[:4] in (["path", "label", "prob", "decision"], ["label", "prob", "decision", "top"])
+               for line in lines)
 
 
 def test_threshold_option_overrides_the_rule_and_keeps_the_unfamiliar_check(decided):
