@@ -205,7 +205,9 @@ def test_one_headline_file_per_model_and_a_summary_at_the_end(trained, tmp_path,
         assert title in summary
     assert f"{full['head']['balanced_accuracy']:.3f} [" in summary
     assert "mobilenet_0.25_224_no_top.h5" in text  # the weights the head used
-    assert str(tmp_path / "plots" / "head" / "confusion.png") in text
+    # the pictures to open, per model folder, and only of the models evaluated
+    opened = next(line for line in text.splitlines() if "open: " in line)
+    assert f"in {tmp_path / 'plots'}: " in opened and "head/ confusion.png, curves.png" in opened
     suspects_line = f"{len(table)} suspect label(s) among the train + validation photos ({tmp_path / 'suspects.csv'}"
     assert suspects_line in summary
     assert f"## Suspect labels\n\n{suspects_line}" in (tmp_path / "report.md").read_text()

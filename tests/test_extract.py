@@ -121,6 +121,7 @@ def test_offline_auto_without_weights_stops_with_the_three_ways_out(offline, cap
 
 
 def test_random_weights_asked_for_by_name_still_work_and_are_said(caplog):
+    caplog.set_level(logging.INFO, logger="fashion")
     extractor = FeatureExtractor("mobilenet", 32, weights="none", alpha=0.25)
     assert extractor.weights_used == "none"
     assert "RANDOM weights, as asked" in caplog.text

@@ -114,9 +114,8 @@ class FeatureExtractor:
             self.model = build(self.weights_used)
             if weights == "auto":
                 log.info("features.weights=auto: %s uses %s", name, _describe(self.weights_used))
-            elif weights == "none":
-                log.warning("features.weights=none: %s has RANDOM weights, as asked; its features are near chance",
-                            name)
+            elif weights == "none":  # asked for by name; the stages and commands after it warn of it
+                log.info("features.weights=none: %s has RANDOM weights, as asked; its features are near chance", name)
         finally:
             keras.config.set_dtype_policy("float32")
         self.model.trainable = False
