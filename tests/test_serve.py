@@ -359,7 +359,7 @@ def test_a_head_on_random_weights_is_warned_about_at_start_and_flagged_in_every_
     finally:
         running.stop()
     log = running.log.read_text()
-    warning = next(line for line in log.splitlines() if "RANDOM weights" in line)
+    warning = next(line for line in log.splitlines() if "RANDOM weights" in line and line.startswith("WARNING"))
     assert warning.startswith("WARNING serve: the mobilenet head was trained on features of a backbone with RANDOM")
     assert log.index("RANDOM weights") < log.index("serving the mobilenet head")
 

@@ -18,8 +18,8 @@ from tests.helpers import REPO
 
 pytestmark = pytest.mark.slow
 
-COLUMNS = ["path", "label", "probability", "decision", "top3", "novelty", "low_confidence", "located", "box",
-           "error"]
+COLUMNS = ["path", "label", "probability", "decision", "top3", "novelty", "low_confidence", "located", "locator",
+           "view", "box", "error"]
 
 
 def tag(root, *args):
