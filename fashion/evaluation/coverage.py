@@ -6,6 +6,8 @@ threshold; `choose_threshold` picks the lowest threshold whose answered photos r
 at a fixed threshold with the stratified resamples of fashion/evaluation/intervals.py.
 """
 
+import math
+
 import numpy as np
 
 from fashion.evaluation.intervals import stratified_indices
@@ -38,7 +40,9 @@ def choose_threshold(confidence, correct, target):
         return {"threshold": None, "coverage": 0.0, "accuracy": None, "reached": False,
                 "best_accuracy": round(float(accuracy.max()), 6)}
     i = good[-1]  # thresholds fall along the curve: the last good entry is the lowest threshold
-    return {"threshold": round(float(thresholds[i]), 6), "coverage": round(float(coverage[i]), 6),
+    # 6 decimals, rounded down: a threshold rounded up could pass over the very photo it was chosen at
+    threshold = math.floor(float(thresholds[i]) * 1e6) / 1e6
+    return {"threshold": threshold, "coverage": round(float(coverage[i]), 6),
             "accuracy": round(float(accuracy[i]), 6), "reached": True}
 
 

@@ -166,6 +166,9 @@ def describe(rule, target):
         return (f"no threshold reaches accuracy {target:g} on {rule['source']} (best {rule['best_accuracy']:.3f}): "
                 "every photo goes to review")
     if rule["source"] == "crossval":
+        if rule["accuracy_mean"] is None:  # no fold had a photo above the threshold: nothing to average
+            return (f"threshold {rule['threshold']:.4f}: no photo of any fold answered at it over {rule['folds']} "
+                    "folds")
         return (f"threshold {rule['threshold']:.4f}: {rule['coverage_mean']:.1%} +- {rule['coverage_sd']:.1%} of "
                 f"photos answered at accuracy {rule['accuracy_mean']:.3f} +- {rule['accuracy_sd']:.3f} over "
                 f"{rule['folds']} folds")

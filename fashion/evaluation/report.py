@@ -167,14 +167,19 @@ def decision_lines(decision):
         return "" if not test.get(f"{key}_ci") else " [{:.3f}, {:.3f}]".format(*test[f"{key}_ci"])
 
     return ["", f"Chosen threshold {decision['threshold']:.4f} for accuracy {decision['target_accuracy']:g} "
-                f"({expected.get('source')}: coverage {expected.get('coverage_mean', expected.get('coverage')):.3f}, "
-                f"accuracy {_maybe(expected.get('accuracy_mean', expected.get('accuracy')))}); on the test split "
+                f"({expected.get('source')}: coverage {_maybe(_first(expected, 'coverage_mean', 'coverage'))}, "
+                f"accuracy {_maybe(_first(expected, 'accuracy_mean', 'accuracy'))}); on the test split "
                 f"coverage {test['coverage']:.3f}{interval('coverage')}, accuracy {_maybe(test['accuracy'])}"
                 f"{interval('accuracy')}."]
 
 
 def _maybe(value):
     return "n/a" if value is None else f"{value:.3f}"
+
+
+def _first(record, *keys):
+    """The first of the keys whose value is not None (a cross-validated rule has means, a validation one not)."""
+    return next((record[key] for key in keys if record.get(key) is not None), None)
 
 
 def log_summary(results, titles, cv, notes, report_path, plots_dir, suspects=None):
