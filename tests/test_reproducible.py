@@ -143,7 +143,13 @@ def test_exp_run_with_another_backbone_re_runs_only_what_depends_on_it(first):
                                "finetune", "train_cnn", "evaluate") if f"Running stage '{stage}'" in out}
     assert ran == {"extract", "crossval", "suspects", "resample", "train_head", "finetune", "evaluate"}
     after = json.loads((first / "metrics/test.json").read_text())
-    assert after["cnn"] == before["cnn"] and after["head"] != before["head"]
+    # The CNN never sees the backbone: its scores and threshold stay. Its unfamiliar check (the decision's share of
+    # unfamiliar test photos) is measured in the backbone's feature space, so that part may move.
+    def scores(model):
+        return {key: value for key, value in model.items() if key != "decision"}
+
+    assert scores(after["cnn"]) == scores(before["cnn"]) and after["head"] != before["head"]
+    assert after["cnn"]["decision"]["threshold"] == before["cnn"]["decision"]["threshold"]
     assert json.loads((first / "data/features/info.json").read_text())["feature_dim"] == 1280
     assert up_to_date(dvc(first, "status"))
     assert "mobilenet_v2" in dvc(first, "exp", "show", "--json")
