@@ -7,6 +7,7 @@ otherwise identical to the byte differ in them, and DVC would see a change where
 import contextlib
 import json
 import logging
+from pathlib import Path
 
 from fashion.atomic import write_json
 
@@ -24,5 +25,5 @@ def record_timing(path, **values):
 def read_timing(path):
     """The timings a stage recorded, or {} when it has not run here."""
     with contextlib.suppress(OSError, ValueError):
-        return json.loads(open(path).read())
+        return json.loads(Path(path).read_text())
     return {}

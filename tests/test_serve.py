@@ -466,21 +466,26 @@ def test_the_page_in_a_browser_shows_each_photo_its_class_and_the_region(server,
 
 # --- a model that locates the neckline -------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def located_server(served, tmp_path_factory):
-    """The server with a CNN whose recipe locates the neckline under the face (data.locate: face), as if it
-    had been trained on located crops: the recipe in models/cnn.json is what predict and serve apply."""
+def serve_located(served, folder, locate):
+    """The server with a CNN whose recipe has data.locate `locate`, as if it had been trained on located crops:
+    the recipe in models/cnn.json is what predict and serve apply. Yields (server, its folder)."""
     _, copy = served
-    located = copy_served(copy, tmp_path_factory.mktemp("located_served"))
+    located = copy_served(copy, folder)
     shutil.copy(copy / "params.yaml", located / "params.yaml")
     info_path = located / "models" / "cnn.json"
     info = json.loads(info_path.read_text())
-    info["preprocessing"].update(locate="face", locate_box=yaml.safe_load((REPO / "params.yaml").read_text())
+    info["preprocessing"].update(locate=locate, locate_box=yaml.safe_load((REPO / "params.yaml").read_text())
                                  ["data"]["locate_box"])
     info_path.write_text(json.dumps(info))
     running = Server(located, "--model", "cnn")
     yield running, located
     running.stop()
+
+
+@pytest.fixture(scope="module")
+def located_server(served, tmp_path_factory):
+    """The neckline located under the face (data.locate: face)."""
+    yield from serve_located(served, tmp_path_factory.mktemp("located_served"), "face")
 
 
 def test_a_located_model_answers_with_its_box_and_the_page_outlines_it(located_server, tmp_path):
@@ -523,18 +528,8 @@ def test_a_located_model_answers_with_its_box_and_the_page_outlines_it(located_s
 
 @pytest.fixture(scope="module")
 def auto_server(served, tmp_path_factory):
-    """The server with a CNN whose recipe has data.locate: auto: every photo gets a box and a view."""
-    _, copy = served
-    located = copy_served(copy, tmp_path_factory.mktemp("auto_served"))
-    shutil.copy(copy / "params.yaml", located / "params.yaml")
-    info_path = located / "models" / "cnn.json"
-    info = json.loads(info_path.read_text())
-    info["preprocessing"].update(locate="auto", locate_box=yaml.safe_load((REPO / "params.yaml").read_text())
-                                 ["data"]["locate_box"])
-    info_path.write_text(json.dumps(info))
-    running = Server(located, "--model", "cnn")
-    yield running, located
-    running.stop()
+    """data.locate: auto: every photo gets a box and a view."""
+    yield from serve_located(served, tmp_path_factory.mktemp("auto_served"), "auto")
 
 
 def test_an_auto_located_model_says_the_locator_and_the_back_views(auto_server, tmp_path):
