@@ -86,7 +86,7 @@ def manifest_tables(manifest, results):
     records = list(csv.DictReader(open(manifest)))
     classes = sorted({r["label"] for r in records})
     for column, values in (("locator", locate.PHOTO_LOCATORS), ("view", (*locate.VIEWS, ""))):
-        print(f"\n| class | " + " | ".join(v or "unknown" for v in values) + " |")
+        print("\n| class | " + " | ".join(v or "unknown" for v in values) + " |")
         print("|---" * (1 + len(values)) + "|")
         for name in (*classes, None):
             counts = Counter(r[column] for r in records if name is None or r["label"] == name)

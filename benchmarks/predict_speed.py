@@ -50,7 +50,6 @@ def main():
         paths = Paths(root)
         prepare(params, paths)
         extract(params, paths)
-        info = json.loads((paths.features / "info.json").read_text())
         resample(params, paths)
         train_head(params, paths)
 

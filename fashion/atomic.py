@@ -7,6 +7,7 @@ them.
 """
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -115,3 +116,16 @@ def remove_stale(*paths):
             shutil.rmtree(path)
         else:
             path.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def locked(path):
+    """An exclusive lock for rewriting `path`: flock on its folder, which outlives the file's atomic renames,
+    so every writer (thread or process) waits for the one before it to have renamed its copy into place."""
+    folder = os.open(Path(path).resolve().parent, os.O_RDONLY)
+    try:
+        fcntl.flock(folder, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(folder, fcntl.LOCK_UN)
+        os.close(folder)

@@ -15,8 +15,16 @@ from pathlib import Path
 from typing import Annotated, ClassVar, Literal, get_args, get_origin
 
 import yaml
-from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError,
-                      WrapValidator, model_validator)
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    WrapValidator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 
@@ -216,6 +224,7 @@ class Data(Section):
     cache_max_gb: float = Field(gt=0, le=100_000)
     exclude: OptionalText
     exclude_test: bool
+    confirmed: OptionalText = None
 
     @model_validator(mode="after")
     def _synthetic_lives_in_its_folder(self):

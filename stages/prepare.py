@@ -2,8 +2,9 @@
 
 Reads a folder with one sub-folder per class (the generated default data set is such a folder too) or
 Fashion-MNIST IDX files (fashion/data/sources.py), decodes them into the image store
-(fashion/data/decoding.py), draws the split (fashion/data/split.py) and drops the photos data.exclude
-lists (fashion/data/exclusions.py). Writes data/prepared/ (fashion/data/dataset.py) as one folder.
+(fashion/data/decoding.py), draws the split (fashion/data/split.py), drops the photos data.exclude
+lists (fashion/data/exclusions.py) and adds the photos the review queue labelled (data.confirmed,
+fashion/data/confirmed.py) to the training split. Writes data/prepared/ (fashion/data/dataset.py) as one folder.
 Unusable files are skipped with a reason; problems that make the data set unusable as a whole stop
 the stage with a message saying what to fix, and leave no output behind.
 """

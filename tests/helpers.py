@@ -17,9 +17,9 @@ from fashion.paths import Paths
 def make_params(**overrides):
     """The repository's params.yaml, validated, with dotted-key overrides: make_params(**{"data.image_size": 32}).
 
-    data.exclude is none unless given: the repository's exclude.txt is relative to where a test runs."""
+    data.exclude and data.confirmed are none unless given: the repository's files are relative to where a test runs."""
     return validate(override(yaml.safe_load((REPO / "params.yaml").read_text()),
-                             {"data.exclude": None, **overrides}))
+                             {"data.exclude": None, "data.confirmed": None, **overrides}))
 
 
 def override(params, overrides):
@@ -92,12 +92,12 @@ TINY_RUN = {"data.image_size": 64, "split.validation": 0.2, "split.test": 0.25,
 def run_pipeline(params, root):
     """(params, root): prepare, extract, resample, train_head, finetune, train_cnn and evaluate, called in
     order on params, with their outputs laid out under root like the repository's."""
+    from fashion.data.preparation import prepare
     from fashion.evaluation.evaluate import evaluate
     from fashion.features.extraction import extract
-    from fashion.models.finetuned import finetune
-    from fashion.data.preparation import prepare
     from fashion.features.smote import resample
     from fashion.models.cnn import train_cnn
+    from fashion.models.finetuned import finetune
     from fashion.models.head import train_head
 
     paths = Paths(root)

@@ -9,11 +9,10 @@ import yaml
 
 from tests.helpers import REPO, override
 
-# What a clone needs to run the pipeline: the code, the pipeline, the params, the exclude file, the weights
-# file the default backbone loads, DVC's config and page template.
-PIPELINE_FILES = ("stages", "fashion", "presets", "dvc.yaml", "params.yaml", "exclude.txt", "weights", ".dvc/config",
-                  ".dvc/offline_plots.html",
-                  ".dvcignore", ".gitignore")
+# What a clone needs to run the pipeline: the code, the pipeline, the params, the exclude and labels files,
+# the weights file the default backbone loads, DVC's config and page template.
+PIPELINE_FILES = ("stages", "fashion", "presets", "dvc.yaml", "params.yaml", "exclude.txt", "confirmed.csv", "weights",
+                  ".dvc/config", ".dvc/offline_plots.html", ".dvcignore", ".gitignore")
 
 
 def copy_repo(root, overrides):

@@ -10,11 +10,11 @@ import time
 
 import pytest
 
-from fashion.serving.classify import load_classifier
 from fashion.errors import PipelineError
 from fashion.features.extraction import extract
 from fashion.features.store import read_info
 from fashion.paths import Paths
+from fashion.serving.classify import load_classifier
 from tests.helpers import MOBILENET_025, REPO, prepared_photos
 
 # A real process that starts writing an output folder through atomic_dir and is then killed outright.

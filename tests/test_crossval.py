@@ -7,9 +7,8 @@ import numpy as np
 import pytest
 
 from fashion.data import dataset
-from fashion.evaluation.crossval import early_stopping_split, folds
-from fashion.evaluation.crossval import crossval
 from fashion.errors import PipelineError
+from fashion.evaluation.crossval import crossval, early_stopping_split, folds
 from fashion.paths import Paths
 from tests.helpers import make_params
 from tests.test_resample import write_features

@@ -177,5 +177,17 @@ def test_the_exclude_file_named_by_data_exclude_is_a_dep_of_prepare(tmp_path):
     assert "lists/mine.txt" in changed and "exclude.txt" not in changed
 
 
+def test_the_labels_file_named_by_data_confirmed_is_a_dep_of_prepare(tmp_path):
+    """An answer on the review queue re-runs prepare at the next `dvc repro`; DVC follows the param."""
+    from tests.repo_copy import copy_repo, dvc
+
+    root = copy_repo(tmp_path / "repo", {"data.confirmed": "reviews/labels.csv"})
+    (root / "reviews").mkdir()
+    (root / "reviews/labels.csv").write_text("path,label,sha256\n")
+    status = json.loads(dvc(root, "status", "prepare", "--json"))
+    changed = next(entry["changed deps"] for entry in status["prepare"] if "changed deps" in entry)
+    assert "reviews/labels.csv" in changed and "confirmed.csv" not in changed
+
+
 if __name__ == "__main__":
     print("dvc.yaml: module deps rewritten for", ", ".join(write_module_deps()) or "no stage (all were right)")

@@ -11,10 +11,10 @@ from PIL import Image
 from sklearn import metrics
 
 from fashion.errors import PipelineError
-from fashion.serving.classify import best_model
-from fashion.evaluation.scores import expected_calibration_error, read_test_split, score
 from fashion.evaluation.evaluate import evaluate
+from fashion.evaluation.scores import expected_calibration_error, read_test_split, score
 from fashion.paths import Paths
+from fashion.serving.classify import best_model
 from tests.helpers import make_params
 
 pytestmark = pytest.mark.slow  # see pytest.ini: the quick loop leaves this module out

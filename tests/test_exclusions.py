@@ -5,8 +5,8 @@ import sys
 
 import pytest
 
-from fashion.errors import PipelineError
 from fashion.data.exclusions import decisions, parse, read_exclusions, record_decision
+from fashion.errors import PipelineError
 from tests.helpers import REPO
 
 

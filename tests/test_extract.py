@@ -9,15 +9,15 @@ import pytest
 import yaml
 
 from fashion.data import dataset
-from fashion.features.extractor import Ensemble, FeatureExtractor, MirrorAveraged, build_extractor, weights_alpha
-from fashion.features.feature_cache import file_digest
 from fashion.data.recipes import BackboneRecipe
-from fashion.serving.classify import load_classifier
+from fashion.digests import file_sha256
 from fashion.errors import PipelineError
 from fashion.features.extraction import extract
+from fashion.features.extractor import Ensemble, FeatureExtractor, MirrorAveraged, build_extractor, weights_alpha
 from fashion.features.store import load_split, read_info
-from fashion.runtime import make_reproducible
 from fashion.paths import Paths
+from fashion.runtime import make_reproducible
+from fashion.serving.classify import load_classifier
 from tests.helpers import MOBILENET_025, MOBILENET_V1, MOBILENET_V2, REPO, make_params, prepared_photos
 
 pytestmark = pytest.mark.slow  # see pytest.ini: the quick loop leaves this module out
@@ -163,7 +163,7 @@ def test_offline_auto_uses_the_repository_weights_file_before_any_download(offli
 
 def test_the_repository_weights_file_is_the_shared_one_with_its_licence_and_origin():
     bundled = REPO / "weights" / "mobilenet_0.25_224_no_top.h5"
-    assert file_digest(bundled) == file_digest(MOBILENET_025())
+    assert file_sha256(bundled) == file_sha256(MOBILENET_025())
     licence = (REPO / "weights" / "LICENSE.apache-2.0").read_text()
     assert "Apache License" in licence and "Version 2.0" in licence
     origin = (REPO / "weights" / "README.md").read_text()

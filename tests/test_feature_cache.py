@@ -15,25 +15,13 @@ import numpy as np
 import pytest
 
 from fashion.data import dataset
+from fashion.data.preparation import prepare
 from fashion.errors import PipelineError
 from fashion.features.extraction import extract
-from fashion.features.feature_cache import (
-    ENTRY_SUFFIX,
-    USED_FILE,
-    FeatureCache,
-    evict,
-    fingerprint,
-)
+from fashion.features.feature_cache import ENTRY_SUFFIX, USED_FILE, FeatureCache, evict, fingerprint
 from fashion.features.store import load_split_rows
-from fashion.data.preparation import prepare
 from fashion.paths import Paths
-from tests.helpers import (
-    MOBILENET_025,
-    copy_photos,
-    make_params,
-    override,
-    prepared_photos,
-)
+from tests.helpers import MOBILENET_025, copy_photos, make_params, override, prepared_photos
 
 pytestmark = pytest.mark.slow  # see pytest.ini: the quick loop leaves this module out
 

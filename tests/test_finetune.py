@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from fashion.data import dataset
-from fashion.features.backbones import BLOCKS
-from fashion.serving.classify import load_classifier
-from fashion.errors import PipelineError
 from fashion.data.recipes import BackboneRecipe
+from fashion.errors import PipelineError
+from fashion.features.backbones import BLOCKS
 from fashion.paths import Paths
+from fashion.serving.classify import load_classifier
 from tests.helpers import make_params, override
 
 pytestmark = pytest.mark.slow  # see pytest.ini: the quick loop leaves this module out

@@ -4,8 +4,14 @@ import numpy as np
 import pytest
 from sklearn import metrics
 
-from fashion.evaluation.intervals import (METRICS, bootstrap_intervals, confusion_counts, confusion_metrics, headline,
-                              stratified_indices)
+from fashion.evaluation.intervals import (
+    METRICS,
+    bootstrap_intervals,
+    confusion_counts,
+    confusion_metrics,
+    headline,
+    stratified_indices,
+)
 
 
 def simulate(rng, n, num_classes, accuracy):

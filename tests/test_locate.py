@@ -9,12 +9,12 @@ import pytest
 from PIL import Image
 
 from fashion.data import dataset, decode_cache, faces, locate
-from fashion.serving.classify import Classifier
-from fashion.errors import PipelineError
 from fashion.data.images import decode_rgb, load_located
 from fashion.data.preparation import prepare
 from fashion.data.recipes import Preprocessing
+from fashion.errors import PipelineError
 from fashion.paths import Paths
+from fashion.serving.classify import Classifier
 from tests.helpers import NECKLINES, make_params, override
 
 pytestmark = pytest.mark.slow  # see pytest.ini: the quick loop leaves this module out

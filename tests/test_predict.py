@@ -16,16 +16,15 @@ import wcwidth
 import yaml
 from PIL import Image
 
-from fashion.serving.classify import load_classifier
-from fashion.errors import PipelineError
 from fashion.data.images import load_image
 from fashion.data.recipes import FULL_REGION
-from fashion.serving.classify import LOW_CONFIDENCE, classify
+from fashion.errors import PipelineError
 from fashion.models.provenance import describe
-from fashion.serving.table import find_images, render
+from fashion.serving.classify import LOW_CONFIDENCE, classify, load_classifier
 from fashion.serving.predict import run
-from tests.helpers import REPO
+from fashion.serving.table import find_images, render
 from tests.corpus import write_bad_files
+from tests.helpers import REPO
 
 pytestmark = pytest.mark.slow  # see pytest.ini: the quick loop leaves this module out
 

@@ -11,14 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fashion.paths import Paths
 from fashion.data import dataset
-from fashion.errors import PipelineError
 from fashion.data.images import load_image
-from fashion.data.recipes import Preprocessing
 from fashion.data.preparation import prepare
-from tests.helpers import REPO, copy_photos, make_params, shared_path
+from fashion.data.recipes import Preprocessing
+from fashion.errors import PipelineError
+from fashion.paths import Paths
 from tests.corpus import write_bad_files, write_hidden_and_links
+from tests.helpers import REPO, copy_photos, make_params, shared_path
 
 SIZE = 32
 

@@ -9,12 +9,12 @@ import re
 import numpy as np
 from PIL import Image
 
-from fashion.paths import Paths
 from fashion.data import dataset
 from fashion.data.decode_cache import ENTRY_SUFFIX
 from fashion.data.preparation import prepare
-from tests.helpers import make_params
+from fashion.paths import Paths
 from tests.corpus import write_bad_files
+from tests.helpers import make_params
 
 SIZE = 32
 OUTPUTS = (dataset.IMAGES_FILE, dataset.MANIFEST_FILE, dataset.SUMMARY_FILE)

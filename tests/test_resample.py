@@ -6,12 +6,11 @@ import json
 import numpy as np
 import pytest
 
-from fashion.paths import Paths
 from fashion.atomic import write_json
 from fashion.errors import PipelineError
+from fashion.features.smote import resample, smote_resample
 from fashion.features.store import load_split
-from fashion.features.smote import resample
-from fashion.features.smote import smote_resample
+from fashion.paths import Paths
 from tests.helpers import make_params
 
 CLASSES = ["big", "middle", "small"]

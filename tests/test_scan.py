@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from fashion.errors import PipelineError
 from fashion.data.inventory import scan
+from fashion.errors import PipelineError
 from tests.helpers import NECKLINES, copy_photos
 from tests.repo_copy import copy_repo, dvc, set_params
 

@@ -12,7 +12,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -27,8 +26,9 @@ import yaml
 from PIL import Image
 
 from fashion.serving.classify import best_model, model_path
-from tests.helpers import REPO, TRAINED_REGION
 from tests.corpus import bomb_png, write_bad_files
+from tests.helpers import REPO, TRAINED_REGION
+from tests.servers import Server, browser, copy_served, free_port
 
 pytestmark = pytest.mark.slow  # see pytest.ini: the quick loop leaves this module out
 
@@ -36,52 +36,6 @@ THRESHOLD = 0.5  # params.yaml of the served copy: not predict's default 0.8
 MAX_PIXELS = 1_000_000  # ... and not the default 50 million
 MAX_FILES = 8
 MAX_UPLOAD_MB = 1
-STARTUP_SECONDS = 180
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class Server:
-    """`python -m stages.serve` running in `cwd`; the code is this checkout's (-P: not the cwd's)."""
-
-    def __init__(self, cwd, *args):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = Path(cwd) / f"serve-{self.port}.log"
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
-        with open(self.log, "wb") as log:
-            self.process = subprocess.Popen([sys.executable, "-P", "-m", "stages.serve", "--port", str(self.port),
-                                             *map(str, args)], cwd=cwd, env=env, stdout=log, stderr=log)
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while not self.answers():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                pytest.fail(f"the server did not start:\n{self.log.read_text()}")
-            time.sleep(0.2)
-
-    def answers(self):
-        try:
-            return httpx.get(f"{self.url}/health", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    def alive(self):
-        return self.process.poll() is None
-
-    def stop(self):
-        """Ctrl+C, as a user stops it; its exit status."""
-        if self.alive():
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
 
 
 @pytest.fixture(scope="module")
@@ -389,25 +343,6 @@ def test_answers_carry_the_decision_of_the_models_own_rule(decided, tmp_path):
 
 # --- a real browser ------------------------------------------------------------------------------------
 
-def browser():
-    """Headless Chromium through chromedriver (Debian's chromium and chromium-driver); CI must have them."""
-    binary, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    if not (binary and driver):
-        message = "chromium and chromedriver are not installed (apt-get install chromium chromium-driver)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = binary
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                     "--window-size=412,915"):  # a phone's width
-        options.add_argument(argument)
-    return webdriver.Chrome(options=options, service=Service(driver))
-
-
 def assert_outlined(card, image, region):
     """The card's outline covers `region` (fractions of the photo) of its image's rectangle, to 2 px."""
     from selenium.webdriver.common.by import By
@@ -416,13 +351,6 @@ def assert_outlined(card, image, region):
     assert outline["x"] - image["x"] == pytest.approx(region["left"] * image["width"], abs=2)
     assert outline["y"] - image["y"] == pytest.approx(region["top"] * image["height"], abs=2)
     assert outline["height"] == pytest.approx((region["bottom"] - region["top"]) * image["height"], abs=2)
-
-
-def copy_served(copy, folder):
-    """The served copy's models, metrics and photos in another folder, for a server with other settings."""
-    for name in ("models", "metrics", "photos"):
-        shutil.copytree(copy / name, folder / name)
-    return folder
 
 
 def test_the_page_in_a_browser_shows_each_photo_its_class_and_the_region(server, served, tmp_path):

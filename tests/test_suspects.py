@@ -10,16 +10,14 @@ import sys
 import numpy as np
 import pytest
 
-from fashion.paths import Paths
 from fashion.data import dataset
-from fashion.evaluation.crossval import crossval
-from fashion.errors import PipelineError
 from fashion.data.exclusions import read_suspects
-from fashion.features.extraction import extract
 from fashion.data.preparation import prepare
-from fashion.evaluation.suspects import COLUMNS, MISLABELLED, find_suspects, top_paths
-from fashion.evaluation.suspects import suspects
-from fashion.evaluation.suspects import NOT_LOCATED
+from fashion.errors import PipelineError
+from fashion.evaluation.crossval import crossval
+from fashion.evaluation.suspects import COLUMNS, MISLABELLED, NOT_LOCATED, find_suspects, suspects, top_paths
+from fashion.features.extraction import extract
+from fashion.paths import Paths
 from tests.helpers import MOBILENET_025, REPO, make_params, shared_path
 
 pytestmark = pytest.mark.slow  # see pytest.ini: the quick loop leaves this module out

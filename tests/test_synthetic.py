@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import yaml
 
-from fashion.errors import PipelineError
 from fashion.data import synthetic
+from fashion.data.synthetic import DEFAULT_COUNTS, NECKLINES, generate_dataset, render_garment, synthesize
+from fashion.errors import PipelineError
 from fashion.params import load_params
 from fashion.paths import Paths
-from fashion.data.synthetic import DEFAULT_COUNTS, NECKLINES, generate_dataset, render_garment, synthesize
 from tests.helpers import REPO
 
 SIZE = 64  # small enough to keep the whole file at a few seconds

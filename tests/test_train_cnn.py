@@ -8,14 +8,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fashion.paths import Paths
 from fashion.data import dataset
-from fashion.errors import PipelineError, run_stage
-from fashion.data.preparation import prepare
 from fashion.data.image_data import ImageBatches, balanced_class_weights
-from fashion.models.cnn import build_cnn, front_inputs, split_front
-from fashion.models.cnn import train_cnn
+from fashion.data.preparation import prepare
+from fashion.errors import PipelineError, run_stage
+from fashion.models.cnn import build_cnn, front_inputs, split_front, train_cnn
 from fashion.params import load_params
+from fashion.paths import Paths
 from fashion.presets import preset
 
 ORIGINAL_LAYOUT = preset("cnn_original")

@@ -6,11 +6,10 @@ import json
 import keras
 import numpy as np
 
-from fashion.paths import Paths
-from fashion.models.head import build_head, ignore_constant_features
 from fashion.data.recipes import BackboneRecipe, Preprocessing
-from fashion.models.head import train_head
+from fashion.models.head import build_head, ignore_constant_features, train_head
 from fashion.models.training import fit_temperature, load_model_info
+from fashion.paths import Paths
 from tests.helpers import make_params
 from tests.test_resample import write_features
 

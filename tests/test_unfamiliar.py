@@ -34,6 +34,7 @@ GENERATED_RUN = {"features.weights": str(REPO / "weights/mobilenet_0.25_224_no_t
 def generated_run(tmp_path_factory):
     """(params, root): the default run's stages on the generated set, up to the decide stage."""
     from fashion.data.preparation import prepare
+    from fashion.data.synthetic import synthesize
     from fashion.evaluation.crossval import crossval
     from fashion.evaluation.decisions import decide
     from fashion.features.extraction import extract
@@ -41,7 +42,6 @@ def generated_run(tmp_path_factory):
     from fashion.models.cnn import train_cnn
     from fashion.models.finetuned import finetune
     from fashion.models.head import train_head
-    from fashion.data.synthetic import synthesize
 
     root = tmp_path_factory.mktemp("generated")
     params = make_params(**{"data.source": "folder", "data.path": str(root / "data/synthetic"), **GENERATED_RUN})

@@ -88,6 +88,9 @@ def decode_into_store(candidates, writer, preprocessing, skipped, workers=None, 
                     kept_images.append(image)
                 elif first["label"] == candidate.label:
                     skip(skipped, candidate.path, "duplicate", f"identical to {first['path']}; kept that one")
+                elif candidate.confirmed:  # data.path's photo keeps its label and split: the test split stays
+                    skip(skipped, candidate.path, "duplicate", f"confirmed as {candidate.label!r} on the review queue, "
+                         f"but identical to {first['path']} of data.path, labelled {first['label']!r}; kept that one")
                 else:
                     conflicted.add(digest)
                     skip(skipped, candidate.path, "label_conflict",

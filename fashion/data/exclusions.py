@@ -14,18 +14,15 @@ data.exclude_test). `python -m stages.suspects --top 30 >> exclude.txt` and the 
 clicks never lose a line.
 """
 
-import contextlib
 import csv
-import fcntl
-import hashlib
 import logging
-import os
 import posixpath
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fashion.atomic import atomic_file
+from fashion.atomic import atomic_file, locked
+from fashion.digests import file_sha256
 from fashion.errors import PipelineError, missing
 
 log = logging.getLogger(__name__)
@@ -110,19 +107,6 @@ def read_exclusions(path, data_path):
 
 # --- the review page's writes -------------------------------------------------------------------------
 
-@contextlib.contextmanager
-def locked(path):
-    """An exclusive lock for rewriting `path`: flock on its folder, which outlives the file's atomic renames,
-    so every writer (thread or process) waits for the one before it to have renamed its copy into place."""
-    folder = os.open(Path(path).resolve().parent, os.O_RDONLY)
-    try:
-        fcntl.flock(folder, fcntl.LOCK_EX)
-        yield
-    finally:
-        fcntl.flock(folder, fcntl.LOCK_UN)
-        os.close(folder)
-
-
 def record_decision(path, photo, decision):
     """Write one review decision into the exclude file: `photo` (relative to data.path) becomes an exclude line
     or a `# keep` line, replacing an earlier decision on it; every other line stays as it was.
@@ -174,8 +158,7 @@ def exclude_listed(records, found, data, skipped):
     if found.hashes and data.source != "fashion_mnist":
         # The digest `sha256sum` prints: of the file's bytes (the manifest's sha256 is of the decoded pixels).
         for record in records:
-            with open(Path(data.path) / record["path"], "rb") as handle:
-                file_hashes[record["path"]] = hashlib.file_digest(handle, "sha256").hexdigest()
+            file_hashes[record["path"]] = file_sha256(Path(data.path) / record["path"])
     matched_paths, matched_hashes, kept, test_listed = set(), set(), [], []
     for record in records:
         digests = {record["sha256"], file_hashes.get(record["path"])} & found.hashes

@@ -14,13 +14,13 @@ same (as DVC's own state database does), kept in .cache/scan when data.cache is 
 See docs/bad-input.md.
 """
 
-import hashlib
 import json
 import os
 from pathlib import Path
 
 from fashion.atomic import write_json
 from fashion.data.images import skip, walk_image_files
+from fashion.digests import file_sha256
 from fashion.errors import PipelineError
 
 
@@ -48,7 +48,7 @@ def scan(data_path, source, hash_cache=None):
             key = str(file.resolve())
             earlier = known.get(key)
             reuse = isinstance(earlier, list) and len(earlier) == 4 and earlier[:3] == stamp
-            digest = earlier[3] if reuse else _sha256(file)
+            digest = earlier[3] if reuse else file_sha256(file)
         except OSError as err:  # e.g. no read permission: prepare skips it too
             skip(skipped, shown, "unreadable", f"cannot open: {err.strerror or err}")
             continue
@@ -58,11 +58,6 @@ def scan(data_path, source, hash_cache=None):
         write_json(hash_cache, hashes)
     return {"path": str(data_path), "source": source, "files": listed,
             "skipped": sorted(skipped, key=lambda entry: entry["path"])}
-
-
-def _sha256(path):
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def _read_cache(path):

@@ -35,8 +35,6 @@ exactly the same crop in all three.
 
 from dataclasses import dataclass
 
-import numpy as np
-
 MIN_BOX_PIXELS = 8     # a clipped box thinner than this (a face at the bottom edge) is no neckline box
 # The face detector of data.locate face and auto: MediaPipe's full-range BlazeFace finds a few more faces
 # than MTCNN on the neckline photos (515 against 505 of 654), 23 times as many per CPU second

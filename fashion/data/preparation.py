@@ -1,4 +1,5 @@
-"""Building the prepared data set (stage `prepare`): sources, decoding, the split, exclusions, summary."""
+"""Building the prepared data set (stage `prepare`): sources, decoding, the split, exclusions, the labels
+confirmed on the review queue, summary."""
 
 import logging
 from collections import Counter
@@ -6,11 +7,12 @@ from pathlib import Path
 
 from fashion.atomic import atomic_dir, check_writable, write_json
 from fashion.data import dataset
+from fashion.data.confirmed import read_confirmed, usable_answers
 from fashion.data.decoding import close_cache, decode_into_store, open_cache
 from fashion.data.exclusions import exclude_listed, read_exclusions
-from fashion.data.images import ImageLimits, decode_side
+from fashion.data.images import ImageLimits, decode_side, skip
 from fashion.data.recipes import Preprocessing
-from fashion.data.sources import discover_fashion_mnist, discover_folder
+from fashion.data.sources import confirmed_candidates, discover_fashion_mnist, discover_folder
 from fashion.data.split import assign_grouped_splits, assign_groups, assign_splits
 from fashion.errors import PipelineError
 from fashion.paths import Paths
@@ -28,10 +30,13 @@ def prepare(params, paths=Paths()):
     else:
         classes, candidates, skipped = discover_folder(data.path, decode_side(preprocessing),
                                                        ImageLimits.from_params(params))
+    # Read before decoding, so that a bad exclude or labels file stops the stage at once.
+    exclusions = read_exclusions(data.exclude, data.path) if data.exclude else None
+    confirmed = confirmed_training(data.confirmed, classes, decode_side(preprocessing), ImageLimits.from_params(params),
+                                   skipped)
+    candidates += confirmed["candidates"]
     cache = open_cache(params, preprocessing, paths.decode_cache)
     log.info("found %d candidate files in %d classes", len(candidates), len(classes))
-    # Read before decoding, so that a bad exclude file stops the stage at once.
-    exclusions = read_exclusions(data.exclude, data.path) if data.exclude else None
     with atomic_dir(paths.prepared) as tmp:
         writer = dataset.ImageStoreWriter(tmp / dataset.IMAGES_FILE, preprocessing.image_size)
         try:
@@ -76,6 +81,8 @@ def prepare(params, paths=Paths()):
                      ", ".join(f"{k} {v}" for k, v in summary["views"]["total"].items()))
         if excluded is not None:
             summary["exclude"] = excluded
+        if data.confirmed:
+            summary["confirmed"] = confirmed_report(confirmed, data.confirmed, records)
         write_json(tmp / dataset.SUMMARY_FILE, summary)
     log.info("prepared %d images (%s); skipped %d files (each with its reason in %s)",
              len(records), ", ".join(f"{k} {v}" for k, v in summary["totals"].items()), len(skipped),
@@ -83,3 +90,24 @@ def prepare(params, paths=Paths()):
     return summary
 
 
+
+
+def confirmed_training(path, classes, min_size, limits, skipped):
+    """The photos data.confirmed labels with a class, as training candidates, and what its answers hold."""
+    if not path:
+        return {"candidates": [], "answers": {}}
+    usable, answers = usable_answers(read_confirmed(path), classes,
+                                     lambda photo, kind, reason: skip(skipped, photo, kind, reason,
+                                                                      warn=kind != "confirmed_not_a_class"))
+    return {"candidates": confirmed_candidates(usable, min_size, limits), "answers": answers}
+
+
+def confirmed_report(confirmed, path, records):
+    """summary.json's account of data.confirmed: its answers by label, and how many photos joined training."""
+    paths = {candidate.path for candidate in confirmed["candidates"]}
+    added = sum(1 for record in records if record["path"] in paths)
+    listed = sum(confirmed["answers"].values())
+    log.info("data.confirmed: %d of %d answer(s) in %s added to the training split (by answer: %s)", added, listed,
+             path, ", ".join(f"{k} {v}" for k, v in sorted(confirmed["answers"].items())) or "none")
+    return {"file": str(path), "answers": listed, "by_answer": dict(sorted(confirmed["answers"].items())),
+            "trained": added}

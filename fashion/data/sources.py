@@ -4,6 +4,7 @@ Candidates, images to try; unusable files are skipped with a reason.
 """
 
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -25,6 +26,7 @@ class Candidate:
     load: Callable[[], np.ndarray]            # returns HxWx3 uint8 RGB, or raises ImageError
     fixed_split: str | None = None            # a split given by the source (Fashion-MNIST's t10k, a test/ folder)
     file: Path | None = None                  # the file it is decoded from (None: arrays, not files), for the decode cache
+    confirmed: bool = False                   # labelled on the review queue (data.confirmed), not found in data.path
 
 
 
@@ -107,6 +109,17 @@ def _class_candidates(root, class_dirs, min_size, limits, skipped):
                 path=file.relative_to(root).as_posix(), label=class_dir.name, file=file,
                 load=lambda file=file: decode_rgb(file, limits.max_pixels, min_size, limits.min_side, limits.max_aspect)))
     return candidates
+
+
+def confirmed_candidates(answers, min_size, limits):
+    """Candidates of the training split from the review queue's usable answers [(path, label)]
+    (fashion.data.confirmed.usable_answers); they come after data.path's, which win a duplicate. Their paths
+    are absolute, so that every reader of the manifest finds them whatever data.path is."""
+    files = [(Path(os.path.abspath(path)), label) for path, label in answers]
+    return [Candidate(path=str(file), label=label, file=file, fixed_split="train", confirmed=True,
+                      load=lambda file=file: decode_rgb(file, limits.max_pixels, min_size, limits.min_side,
+                                                        limits.max_aspect))
+            for file, label in files]
 
 
 def discover_fashion_mnist(folder):

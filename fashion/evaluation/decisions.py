@@ -26,6 +26,7 @@ import numpy as np
 
 from fashion.atomic import atomic_dir, check_writable, write_json
 from fashion.data import dataset
+from fashion.digests import file_sha256
 from fashion.errors import outdated
 from fashion.evaluation.coverage import choose_threshold, coverage_at, coverage_intervals, with_temperature
 from fashion.evaluation.crossval import folds, pooled_features, pooled_paths
@@ -34,7 +35,6 @@ from fashion.features.familiarity import fit_familiarity, save_familiarity
 from fashion.features.store import load_split, read_info
 from fashion.paths import Paths
 from fashion.serving.classify import KINDS, is_enabled, load_classifier
-from fashion.serving.decision import file_sha256
 
 log = logging.getLogger(__name__)
 

@@ -15,13 +15,13 @@ Entries, their atomic writes and checksums, and eviction are fashion/data/entry_
 decode cache.
 """
 
-import hashlib
 import logging
 
 import numpy as np
 
 from fashion.data import entry_cache
 from fashion.data.entry_cache import USED_FILE, EntryCache, hash_identity  # noqa: F401  (USED_FILE: the layout, for tests)
+from fashion.digests import file_sha256
 from fashion.features.backbones import weights_file
 
 log = logging.getLogger(__name__)
@@ -32,21 +32,12 @@ FORMAT_VERSION = 1
 _NOT_FILES = ("none", "imagenet", "auto")
 
 
-def file_digest(path):
-    """sha256 of a file's bytes, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _weights_content(weights):
     """A weights value with every file path replaced by the hash of the file's contents: a file
     replaced under the same name is a new fingerprint, the same file under another name is not."""
     if isinstance(weights, dict):
         return {name: _weights_content(value) for name, value in sorted(weights.items())}
-    return weights if weights in _NOT_FILES else {"sha256": file_digest(weights_file(weights) or weights)}
+    return weights if weights in _NOT_FILES else {"sha256": file_sha256(weights_file(weights) or weights)}
 
 
 def fingerprint(backbone, preprocessing, locator=None):

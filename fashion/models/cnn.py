@@ -24,8 +24,8 @@ from fashion.atomic import check_writable, remove_stale, write_json
 from fashion.data import dataset
 from fashion.data.image_data import ImageBatches, augmentation_layers, balanced_class_weights, layer_seed, pixel_splits
 from fashion.data.recipes import Preprocessing
-from fashion.models.training import best_epoch, calibrated, save_model, training_callbacks, write_history
 from fashion.models.provenance import RECORD_KEY, data_record, trained_on
+from fashion.models.training import best_epoch, calibrated, save_model, training_callbacks, write_history
 from fashion.paths import Paths
 from fashion.runtime import make_reproducible
 from fashion.timings import record_timing

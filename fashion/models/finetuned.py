@@ -20,8 +20,8 @@ from fashion.atomic import atomic_dir, check_writable, remove_stale, write_json
 from fashion.data import dataset
 from fashion.data.recipes import BackboneRecipe, Preprocessing
 from fashion.errors import outdated
-from fashion.models.training import best_epoch, calibrated, load_model_info, write_history, write_keras
 from fashion.models.provenance import RECORD_KEY, data_record, trained_on
+from fashion.models.training import best_epoch, calibrated, load_model_info, write_history, write_keras
 from fashion.paths import Paths
 from fashion.runtime import make_reproducible
 from fashion.timings import record_timing

@@ -14,8 +14,8 @@ from fashion.atomic import check_writable, remove_stale
 from fashion.data.recipes import BackboneRecipe, Preprocessing
 from fashion.errors import PipelineError, outdated
 from fashion.features.store import load_split, read_info
-from fashion.models.training import best_epoch, calibrated, save_model, training_callbacks, write_history
 from fashion.models.provenance import RECORD_KEY, trained_on
+from fashion.models.training import best_epoch, calibrated, save_model, training_callbacks, write_history
 from fashion.paths import Paths
 from fashion.runtime import make_reproducible, steady
 from fashion.timings import record_timing

@@ -6,11 +6,11 @@ one (a run from before the decide stage) falls back to evaluate.confidence_thres
 unfamiliar check, and the commands say so.
 """
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from fashion.digests import file_sha256
 from fashion.errors import outdated
 from fashion.features.familiarity import Familiarity, load_familiarity
 from fashion.paths import Paths
@@ -60,14 +60,6 @@ class DecisionRule:
     def to_record(self):
         return {"threshold": self.threshold, "rule": self.rule,
                 "unfamiliar_cutoff": None if self.familiarity is None else self.familiarity.cutoff}
-
-
-def file_sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def load_rule(kind, models_dir=Paths().models, fallback_threshold=0.8, threshold=None):

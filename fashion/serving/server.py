@@ -1,4 +1,5 @@
-"""The web server behind `python -m stages.serve`: the page, the HTTP API and the review of suspect labels.
+"""The web server behind `python -m stages.serve`: the page and the HTTP API, with the review of suspect labels
+(suspects_review.py) and the review queue of a tag run (review_queue.py).
 
 Every photo goes through `fashion.serving.classify.classify`, the prediction command's own code, so
 the server and the command give the same records. One model lane runs the model one batch at a time.
@@ -6,7 +7,6 @@ the server and the command give the same records. One model lane runs the model 
 
 import argparse
 import asyncio
-import json
 import logging
 import os
 import shutil
@@ -27,16 +27,15 @@ from starlette.datastructures import FormData, Headers
 from starlette.datastructures import UploadFile as StarletteUploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from fashion.data.exclusions import DECISIONS, decisions, read_suspects, record_decision
 from fashion.errors import PipelineError
-from fashion.params import PARAMS_FILE, load_params
 from fashion.paths import Paths
+from fashion.serving import review_queue, suspects_review
 from fashion.serving.classify import LOW_CONFIDENCE, classify, load_classifier
 from fashion.serving.decision import MEANING, DecisionRule
+from fashion.serving.responses import STATIC_DIR, error
 
 log = logging.getLogger(__name__)
 
-STATIC_DIR = Path(__file__).with_name("static")  # the page and its script
 FIELD = "files"
 MB = 1024 * 1024
 BATCH_SIZE = 32
@@ -132,51 +131,6 @@ class Service:
         return None
 
 
-class Review:
-    """The suspects review: the suspects stage's table, their photos under data.path, and the decisions, which
-    go into the exclude file (fashion/data/exclusions.py: rewritten atomically under a lock, so concurrent clicks
-    never lose one). The table is read on every request: a `dvc repro` while the server runs shows at once."""
-
-    def __init__(self, suspects_path, exclude_path, data_path):
-        self.suspects_path, self.exclude_path, self.data_path = Path(suspects_path), Path(exclude_path), Path(data_path)
-
-    def table(self):
-        return read_suspects(self.suspects_path) if self.suspects_path.is_file() else []
-
-    def listing(self):
-        decided = decisions(self.exclude_path, self.data_path)
-        return {"suspects_file": str(self.suspects_path), "found": self.suspects_path.is_file(),
-                "exclude_file": str(self.exclude_path),
-                "suspects": [{**row, "decision": decided.get(row["path"])} for row in self.table()]}
-
-    def photo(self, path):
-        """The photo file of a listed suspect; None for a path the table does not list (no other file is served)."""
-        if not any(row["path"] == path for row in self.table()):
-            return None
-        file = self.data_path / path
-        return file if file.is_file() else None
-
-    def decide(self, path, decision):
-        """Record the decision; False for a path the table does not list."""
-        if not any(row["path"] == path for row in self.table()):
-            return False
-        record_decision(self.exclude_path, path, decision)
-        return True
-
-
-def review_from_params(suspects_path=Paths().suspects):
-    """The review of this repository: data.path and data.exclude from params.yaml (exclude.txt where unset)."""
-    if not Path(PARAMS_FILE).is_file():
-        return Review(suspects_path, "exclude.txt", "data/synthetic")
-    data = load_params().data
-    return Review(suspects_path, data.exclude or "exclude.txt", data.path)
-
-
-class Decision(BaseModel):
-    path: str
-    decision: str
-
-
 # --- the API's records, for the docs at /docs ------------------------------------------------------
 
 class Result(BaseModel):
@@ -204,13 +158,11 @@ class FilesProblem(Problem):
     results: list[Result]
 
 
-def error(status, detail, headers=None, **extra):
-    return JSONResponse({"detail": detail, **extra}, status_code=status, headers=headers)
-
-
 # --- the app ----------------------------------------------------------------------------------------
 
-def create_app(service, review=None):
+def create_app(service, review=None, queue=None):
+    """The app: the page and the API, the suspects review (review: a suspects_review.Review) and the review
+    queue (queue: a review_queue.ReviewQueue); each answers 404 where None."""
     app = FastAPIOffline(
         title="Neckline classifier",
         description="Classify garment photos by neckline with the trained model. The page at `/` does "
@@ -221,38 +173,12 @@ def create_app(service, review=None):
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_exception_handler(RequestValidationError, not_a_photo_upload)
     app.add_exception_handler(StarletteHTTPException, unreadable_upload)
+    app.include_router(suspects_review.review_routes(review))
+    app.include_router(review_queue.queue_routes(queue))
 
     @app.get("/", include_in_schema=False)
     async def page():
         return FileResponse(STATIC_DIR / "index.html")
-
-    @app.get("/review", include_in_schema=False)
-    async def review_page():
-        return FileResponse(STATIC_DIR / "review.html")
-
-    @app.get("/review/suspects", summary="The suspect labels, worst first, each with the decision on it so far")
-    async def suspects():
-        if review is None:
-            return error(404, "no review: the server was started without one")
-        return review.listing()
-
-    @app.get("/review/photo", summary="The photo of one listed suspect (path relative to data.path)")
-    async def suspect_photo(path: str):
-        file = review.photo(path) if review is not None else None
-        if file is None:
-            return error(404, f"{path!r} is not a suspect's photo under data.path; GET /review/suspects lists them")
-        return FileResponse(file)
-
-    @app.post("/review/decision", summary="Keep or exclude a suspect: rewrites the exclude file (data.exclude)")
-    def decide(decision: Decision):  # plain def: the file lock waits on a worker thread, not the event loop
-        if review is None:
-            return error(404, "no review: the server was started without one")
-        if decision.decision not in DECISIONS:
-            return error(400, f"decision is {decision.decision!r}; send one of {', '.join(DECISIONS)}")
-        if not review.decide(decision.path, decision.decision):
-            return error(404, f"{decision.path!r} is not in {review.suspects_path}; only listed suspects are decided "
-                              "here (edit the exclude file for others)")
-        return {"path": decision.path, "decision": decision.decision, "exclude_file": str(review.exclude_path)}
 
     @app.get("/health", summary="Whether the server answers, and how many requests the model has")
     async def health():
@@ -294,7 +220,9 @@ def how_to_send(request):
 async def not_a_photo_upload(request, exc):
     """FastAPI's 422 for a request without files in the `files` field, reworded into what to send instead."""
     if request.url.path == "/review/decision":
-        return error(400, 'send a JSON body {"path": "<a suspect\'s path>", "decision": "exclude" or "keep"}')
+        return error(400, suspects_review.BAD_BODY)
+    if request.url.path == "/queue/answer":
+        return error(400, review_queue.BAD_BODY)
     content_type = request.headers.get("content-type", "").split(";")[0]
     if content_type != "multipart/form-data":
         sent = f"a body of type {content_type}" if content_type else "no multipart/form-data body"

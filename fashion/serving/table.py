@@ -3,10 +3,10 @@ table that fits a 120-column terminal, JSON or CSV.
 """
 
 import csv
-import os
 import io
 import json
 import logging
+import os
 import textwrap
 from pathlib import Path
 

@@ -21,9 +21,9 @@ from types import SimpleNamespace
 
 from fashion.atomic import atomic_file, check_writable
 from fashion.errors import EXIT_USER_ERROR
+from fashion.params import PARAMS_FILE, load_params
 from fashion.paths import Paths
 from fashion.progress import Progress
-from fashion.params import PARAMS_FILE, load_params
 from fashion.serving.classify import KINDS, classify, last_evaluation, settings_from_params
 from fashion.serving.decision import AUTO, REVIEW, UNFAMILIAR
 from fashion.serving.predict import EXIT_SOME_FAILED, load_for_prediction
