@@ -2,7 +2,27 @@
 
 import pytest
 
-from tests.helpers import MOBILENET_025, TINY_RUN, TRAINED_REGION, copy_photos, make_params, run_pipeline
+from tests.helpers import (
+    MOBILENET_025,
+    RUNNING,
+    TINY_RUN,
+    TRAINED_REGION,
+    copy_photos,
+    make_params,
+    require_marker,
+    run_pipeline,
+)
+
+SHARED_FIXTURES = {"trained", "trained_random", "decided"}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """Before the test's fixtures: the markers it must carry are checked against it (helpers.require_marker)."""
+    RUNNING["item"] = item
+    # Made once a session, so only their first user would read ../shared: every user carries the marker.
+    for name in SHARED_FIXTURES & set(item.fixturenames):
+        require_marker("shared_data", f"uses the {name} fixture (photos and weights from ../shared)")
 
 
 @pytest.fixture(scope="session")

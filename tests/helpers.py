@@ -37,9 +37,29 @@ def override(params, overrides):
     return params
 
 
+# The test running now (conftest.py sets it): what shared_path and tests.servers.browser check its markers against.
+RUNNING = {"item": None}
+
+
+def require_marker(name, what):
+    """Fail the running test unless it carries the marker `name` (pytest.ini), so that `-m "not NAME"` leaves out
+    every test that does `what`. With TESTS_MARKER_AUDIT=FILE, append its id to FILE instead (to find them)."""
+    item = RUNNING["item"]
+    if item is None or item.get_closest_marker(name) is not None:
+        return
+    audit = os.environ.get("TESTS_MARKER_AUDIT")
+    if audit:
+        with open(audit, "a") as handle:
+            handle.write(f"{name} {item.nodeid}\n")
+        return
+    pytest.fail(f"{item.nodeid} {what} but is not marked {name}: add @pytest.mark.{name} (see pytest.ini)")
+
+
 def shared_path(relative):
-    """A function returning ../shared/<relative>; in CI a missing file fails the test, elsewhere it skips it."""
+    """A function returning ../shared/<relative>; in CI a missing file fails the test, elsewhere it skips it.
+    Only a test marked shared_data may call it."""
     def locate():
+        require_marker("shared_data", "reads ../shared")
         path = SHARED / relative
         if not path.exists():
             message = f"{path} is missing: the tests need the shared data beside the repository"

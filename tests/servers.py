@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import REPO
+from tests.helpers import REPO, require_marker
 
 STARTUP_SECONDS = 180
 
@@ -64,6 +64,7 @@ class Server:
 
 def browser():
     """Headless Chromium through chromedriver (Debian's chromium and chromium-driver); CI must have them."""
+    require_marker("browser", "drives a browser")
     binary, driver = shutil.which("chromium"), shutil.which("chromedriver")
     if not (binary and driver):
         message = "chromium and chromedriver are not installed (apt-get install chromium chromium-driver)"

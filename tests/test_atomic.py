@@ -39,6 +39,7 @@ def killed_mid_write(final):
     return leftover
 
 
+@pytest.mark.shared_data
 def test_the_next_extract_removes_what_a_killed_one_left(tmp_path):
     params, prepared = prepared_photos(tmp_path, per_class=4, size=32, **{
         "features.weights": str(MOBILENET_025()), "features.alpha": 0.25})
@@ -71,6 +72,7 @@ def test_a_running_writers_temporary_folder_is_left_alone(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.shared_data
 def test_a_model_saved_by_an_older_version_asks_for_a_new_run(trained, tmp_path):
     _, root = trained
     models = tmp_path / "models"

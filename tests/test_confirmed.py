@@ -63,6 +63,7 @@ def test_a_bad_labels_file_is_a_clear_error(tmp_path, content, words):
     assert words in str(raised.value)
 
 
+@pytest.mark.shared_data
 def test_prepare_trains_on_confirmed_photos_and_keeps_the_test_split(tmp_path):
     """Real photos: two answered with a class join the training split with the person's label; the others are
     left out with their reason; a photo identical to a data.path photo never moves that photo."""

@@ -16,7 +16,7 @@ from fashion.evaluation.suspects import read_predictions
 from fashion.paths import Paths
 from tests.helpers import REPO, copy_photos, make_params
 
-pytestmark = pytest.mark.slow  # see pytest.ini: the quick loop leaves this module out
+pytestmark = [pytest.mark.slow, pytest.mark.shared_data]
 
 CLASSES = ("round_neck", "v_neck", "henley")
 TINY = {"data.image_size": 32, "split.validation": 0.2, "split.test": 0.2,

@@ -90,6 +90,7 @@ def test_target_accuracy_and_the_novelty_settings_are_validated():
 
 # --- the stage on a real tiny run -------------------------------------------------------------------
 
+@pytest.mark.shared_data
 def test_each_model_gets_a_threshold_that_reaches_the_target_on_its_own_data(decided):
     params, root = decided
     written = json.loads((root / "metrics/decisions.json").read_text())
@@ -117,6 +118,7 @@ def test_each_model_gets_a_threshold_that_reaches_the_target_on_its_own_data(dec
         assert saved["threshold"] == rules[kind]["threshold"] and len(saved["model_sha256"]) == 64
 
 
+@pytest.mark.shared_data
 def test_evaluate_records_the_thresholds_on_the_test_split_with_intervals_and_draws_the_curve(decided):
     _, root = decided
     test = json.loads((root / "metrics/test.json").read_text())
@@ -160,6 +162,7 @@ def outside_the_repository(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # no params.yaml: the model's own rule, or the defaults
 
 
+@pytest.mark.shared_data
 def test_every_answer_carries_the_decision_of_the_models_own_rule(decided):
     _, root = decided
     for kind in ("head", "cnn"):
@@ -188,6 +191,7 @@ def test_every_answer_carries_the_decision_of_the_models_own_rule(decided):
                for line in lines)
 
 
+@pytest.mark.shared_data
 def test_threshold_option_overrides_the_rule_and_keeps_the_unfamiliar_check(decided):
     _, root = decided
     _, text = predict(root, root / "photos", "--model", "head", "--format", "json", "--threshold", "0")
@@ -197,6 +201,7 @@ def test_threshold_option_overrides_the_rule_and_keeps_the_unfamiliar_check(deci
     assert {r["decision"] for r in json.loads(text)} <= {REVIEW, UNFAMILIAR}
 
 
+@pytest.mark.shared_data
 def test_a_rule_chosen_for_another_model_file_is_a_clear_error(decided, tmp_path):
     _, root = decided
     models = tmp_path / "models"
@@ -206,6 +211,7 @@ def test_a_rule_chosen_for_another_model_file_is_a_clear_error(decided, tmp_path
         load_rule("head", models)
 
 
+@pytest.mark.shared_data
 def test_without_a_rule_the_threshold_falls_back_to_params_and_the_commands_say_so(decided, tmp_path, caplog):
     _, root = decided
     models = tmp_path / "models"

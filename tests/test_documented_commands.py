@@ -202,6 +202,7 @@ def test_every_documented_real_data_configuration_exists():
 
 
 @pytest.mark.slow
+@pytest.mark.shared_data
 def test_the_readme_neckline_command_runs_as_written_up_to_extract(tmp_path):
     """The README's command for the neckline photos, as written (a MobileNet 1.0 file, features.alpha left at
     its default), on 2 photos per class at 32 px: extract follows the file's width."""

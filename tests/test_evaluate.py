@@ -17,7 +17,7 @@ from fashion.paths import Paths
 from fashion.serving.classify import best_model
 from tests.helpers import make_params
 
-pytestmark = pytest.mark.slow  # see pytest.ini: the quick loop leaves this module out
+pytestmark = [pytest.mark.slow, pytest.mark.shared_data]
 
 CLASSES = ["a", "b", "c"]
 # Hand-made: 10 images, 3 classes, some right, some wrong, one class never predicted correctly.

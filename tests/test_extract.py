@@ -20,7 +20,7 @@ from fashion.runtime import make_reproducible
 from fashion.serving.classify import load_classifier
 from tests.helpers import MOBILENET_025, MOBILENET_V1, MOBILENET_V2, REPO, make_params, prepared_photos
 
-pytestmark = pytest.mark.slow  # see pytest.ini: the quick loop leaves this module out
+pytestmark = [pytest.mark.slow, pytest.mark.shared_data]
 
 SIZE = 64
 

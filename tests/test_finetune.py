@@ -16,7 +16,7 @@ from fashion.paths import Paths
 from fashion.serving.classify import load_classifier
 from tests.helpers import make_params, override
 
-pytestmark = pytest.mark.slow  # see pytest.ini: the quick loop leaves this module out
+pytestmark = [pytest.mark.slow, pytest.mark.shared_data]
 
 
 def finetuned_parts(root):

@@ -1,8 +1,6 @@
 """Decoding and resizing on real files: every check looks at pixels, not just "no exception"."""
 
-import os
 import tracemalloc
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,9 +19,8 @@ from fashion.data.images import (
 from fashion.data.recipes import FULL_REGION, RESIZE_MODES, Preprocessing
 from tests import corpus
 from tests.corpus import BLUE, GRAY_LEVEL, GREEN, RED, WHITE
+from tests.helpers import NECKLINES
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-NECKLINES = SHARED / "data" / "necklines"
 BLACK = (0, 0, 0)
 LOSSY_TOLERANCE = 16  # JPEG/WebP: solid colours come back within a few levels
 
@@ -303,12 +300,7 @@ def test_min_size_leaves_other_formats_alone(zoo):
 
 @pytest.fixture(scope="module")
 def neckline_photos():
-    photos = sorted(NECKLINES.glob("*/*.jpg"))
-    if not photos:
-        message = f"no neckline photos under {NECKLINES}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+    photos = sorted(NECKLINES().glob("*/*.jpg"))
     # A few from each of the first classes: deterministic, and still fast.
     by_class = {}
     for photo in photos:
@@ -316,6 +308,7 @@ def neckline_photos():
     return [p for cls in sorted(by_class)[:3] for p in by_class[cls][:2]]
 
 
+@pytest.mark.shared_data
 @pytest.mark.parametrize("mode", RESIZE_MODES)
 def test_load_image_on_real_photos(neckline_photos, mode):
     for photo in neckline_photos:
@@ -325,6 +318,7 @@ def test_load_image_on_real_photos(neckline_photos, mode):
         assert np.array_equal(first, load_image(photo, Preprocessing(224, mode))), "decoding must be deterministic"
 
 
+@pytest.mark.shared_data
 def test_real_portrait_photo_is_padded_at_the_sides(neckline_photos):
     photo = neckline_photos[0]
     height, width = decode_rgb(photo).shape[:2]

@@ -17,7 +17,7 @@ from fashion.paths import Paths
 from fashion.serving.classify import Classifier
 from tests.helpers import NECKLINES, make_params, override
 
-pytestmark = pytest.mark.slow  # see pytest.ini: the quick loop leaves this module out
+pytestmark = [pytest.mark.slow, pytest.mark.shared_data]
 
 SIZE = 48
 BOX = {"top": 0.8, "bottom": 2.6, "half_width": 1.4}

@@ -19,7 +19,7 @@ from fashion.serving.classify import Classifier, classify
 from fashion.serving.table import render
 from tests.helpers import NECKLINES, make_params
 
-pytestmark = pytest.mark.slow  # see pytest.ini: the quick loop leaves this module out
+pytestmark = [pytest.mark.slow, pytest.mark.shared_data]
 
 SIZE = 48
 BOX = {"top": 0.9, "bottom": 2.2, "half_width": 1.1}

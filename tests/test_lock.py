@@ -18,7 +18,7 @@ import yaml
 from tests.helpers import REPO
 from tests.repo_copy import dvc, git
 
-pytestmark = pytest.mark.slow  # see pytest.ini: the quick loop leaves this module out
+pytestmark = [pytest.mark.slow, pytest.mark.shared_data]
 
 REFRESH = "benchmarks/refresh_lock.sh (the default `dvc repro`, then `git add dvc.lock metrics plots`), and commit"
 

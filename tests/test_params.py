@@ -183,6 +183,7 @@ def real_data_overrides(name):
     return overrides
 
 
+@pytest.mark.shared_data
 def test_every_real_data_configuration_is_valid_and_its_files_exist():
     names = subprocess.run(["bash", "benchmarks/real_data.sh", "--list"], cwd=REPO, check=True,
                            capture_output=True, text=True).stdout.split()

@@ -7,7 +7,7 @@ import pytest
 
 from tests.repo_copy import copy_repo, dvc, git
 
-pytestmark = pytest.mark.slow  # see pytest.ini: the quick loop leaves this module out
+pytestmark = [pytest.mark.slow, pytest.mark.shared_data]
 
 TINY = {
     "synthetic.image_size": 64,

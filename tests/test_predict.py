@@ -26,7 +26,7 @@ from fashion.serving.table import find_images, render
 from tests.corpus import write_bad_files
 from tests.helpers import REPO
 
-pytestmark = pytest.mark.slow  # see pytest.ini: the quick loop leaves this module out
+pytestmark = [pytest.mark.slow, pytest.mark.shared_data]
 
 
 def predict(root, *args):

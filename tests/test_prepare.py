@@ -30,6 +30,7 @@ def run_prepare(data_path, tmp_path, **overrides):
     return prepare(params, Paths(tmp_path, prepared=out)), out
 
 
+@pytest.mark.shared_data
 def test_real_photos_are_decoded_resized_and_listed(tmp_path):
     photos = copy_photos(tmp_path / "photos", per_class=10)
     summary, out = run_prepare(photos, tmp_path)
@@ -48,6 +49,7 @@ def test_real_photos_are_decoded_resized_and_listed(tmp_path):
     assert images.std() > 20  # real content, not blank
 
 
+@pytest.mark.shared_data
 def test_the_region_is_cut_out_of_every_photo_exactly_as_prediction_does(tmp_path):
     photos = copy_photos(tmp_path / "photos", per_class=4)
     region = {"top": 0.0, "bottom": 0.6, "left": 0.1, "right": 0.9}
@@ -62,6 +64,7 @@ def test_the_region_is_cut_out_of_every_photo_exactly_as_prediction_does(tmp_pat
         assert not np.array_equal(stored, load_image(photos / record["path"], Preprocessing(SIZE, "crop")))
 
 
+@pytest.mark.shared_data
 def test_split_is_stratified_disjoint_and_deterministic(tmp_path):
     photos = copy_photos(tmp_path / "photos", per_class=20)
     summary, out = run_prepare(photos, tmp_path, **{"split.validation": 0.2, "split.test": 0.25})
@@ -83,6 +86,7 @@ def test_split_is_stratified_disjoint_and_deterministic(tmp_path):
     assert splits != [r["split"] for r in dataset.read_manifest(other_seed)]
 
 
+@pytest.mark.shared_data
 def test_identical_images_never_land_in_two_splits(tmp_path):
     photos = copy_photos(tmp_path / "photos", per_class=8)
     first = sorted((photos / "round_neck").glob("*.jpg"))[0]
@@ -102,6 +106,7 @@ def test_identical_images_never_land_in_two_splits(tmp_path):
     assert summary["totals"]["total"] == 24 - 1
 
 
+@pytest.mark.shared_data
 def test_bad_files_are_skipped_with_reasons(tmp_path):
     photos = copy_photos(tmp_path / "photos", per_class=6)
     bad = write_bad_files(photos / "v_neck")
@@ -123,6 +128,7 @@ def test_bad_files_are_skipped_with_reasons(tmp_path):
     assert np.load(out / dataset.IMAGES_FILE).shape[0] == 18
 
 
+@pytest.mark.shared_data
 def test_degenerate_images_are_skipped_with_reasons_and_the_limits_are_params(tmp_path):
     from PIL import Image
 
@@ -155,6 +161,7 @@ def test_degenerate_images_are_skipped_with_reasons_and_the_limits_are_params(tm
     ("only_corrupt_class", "has no usable images"),
     ("tiny_class", "needs at least 3"),
 ])
+@pytest.mark.shared_data
 def test_unusable_data_sets_stop_with_a_clear_error_and_no_output(tmp_path, case, expected):
     photos = copy_photos(tmp_path / "photos", per_class=6, classes=("round_neck", "v_neck"))
     if case == "missing_path":
@@ -217,6 +224,7 @@ def test_fashion_mnist_idx_files_become_rgb_with_official_test_split(tmp_path):
     assert abs(float(image.mean()) - float(t10k_images[0].mean())) < 20
 
 
+@pytest.mark.shared_data
 def test_real_fashion_mnist(tmp_path):
     params = make_params(**{"data.source": "fashion_mnist", "data.path": str(shared_path("data/fashion-mnist")()),
                             "data.image_size": SIZE})
@@ -251,6 +259,7 @@ def test_command_line_error_has_no_traceback(tmp_path):
     assert not (tmp_path / "data" / "prepared").exists()
 
 
+@pytest.mark.shared_data
 def test_summary_is_valid_json_with_counts_per_class_and_split(tmp_path):
     photos = copy_photos(tmp_path / "photos", per_class=7)
     run_prepare(photos, tmp_path)
@@ -277,6 +286,7 @@ def counts_by_split(summary):
     return {split: summary["totals"][split] for split in dataset.SPLITS}
 
 
+@pytest.mark.shared_data
 def test_train_and_validation_folders_become_train_validation_and_a_held_out_test(tmp_path):
     """clothing-style: validation/ is the held-out test split; validation for early stopping comes from train/."""
     data = split_folders(tmp_path, {"train": 10, "validation": 3})
@@ -289,6 +299,7 @@ def test_train_and_validation_folders_become_train_validation_and_a_held_out_tes
     assert all(r["path"].startswith("train/") for r in records if r["split"] != "test")
 
 
+@pytest.mark.shared_data
 def test_train_validation_and_test_folders_are_kept_as_given(tmp_path):
     data = split_folders(tmp_path, {"train": 6, "validation": 2, "test": 3})
     summary = prepare(make_params(**{"data.source": "folder", "data.path": str(data), "data.image_size": 32}),
@@ -298,6 +309,7 @@ def test_train_validation_and_test_folders_are_kept_as_given(tmp_path):
         assert record["path"].split("/")[0] == record["split"]
 
 
+@pytest.mark.shared_data
 def test_a_class_only_in_the_held_out_folder_is_a_clear_error(tmp_path):
     data = split_folders(tmp_path, {"train": 4, "test": 2})
     (data / "test" / "polo_collar").mkdir()
@@ -308,6 +320,7 @@ def test_a_class_only_in_the_held_out_folder_is_a_clear_error(tmp_path):
     assert not (tmp_path / "prepared").exists()
 
 
+@pytest.mark.shared_data
 def test_real_clothing_folders(tmp_path):
     clothing = shared_path("data/clothing")()
     summary = prepare(make_params(**{"data.source": "folder", "data.path": str(clothing), "data.image_size": 32}),
@@ -344,6 +357,7 @@ def photos_of_items(target, items_per_class=8, views=3):
     return target
 
 
+@pytest.mark.shared_data
 def test_split_group_keeps_every_item_in_one_split(tmp_path):
     photos = photos_of_items(tmp_path / "photos")
     summary, out = run_prepare(photos, tmp_path, **{"split.group": NECKLINE_ITEM, "split.validation": 0.2,
@@ -361,6 +375,7 @@ def test_split_group_keeps_every_item_in_one_split(tmp_path):
     assert 0.1 < summary["totals"]["test"] / summary["totals"]["total"] < 0.3
 
 
+@pytest.mark.shared_data
 def test_without_split_group_each_photo_is_its_own_item(tmp_path):
     photos = photos_of_items(tmp_path / "photos", items_per_class=4)
     summary, out = run_prepare(photos, tmp_path)
@@ -375,6 +390,7 @@ def test_without_split_group_each_photo_is_its_own_item(tmp_path):
     assert any(len(splits) > 1 for splits in splits_of.values())
 
 
+@pytest.mark.shared_data
 def test_too_few_items_for_the_split_is_a_clear_error(tmp_path):
     photos = photos_of_items(tmp_path / "photos", items_per_class=1)
     with pytest.raises(PipelineError, match=r"split.group: only 4 items \(groups\) to split into test and the rest; "
@@ -385,6 +401,7 @@ def test_too_few_items_for_the_split_is_a_clear_error(tmp_path):
 
 # --- data.exclude ------------------------------------------------------------------------------------
 
+@pytest.mark.shared_data
 def test_listed_photos_are_gone_from_training_and_kept_in_test(tmp_path):
     photos = copy_photos(tmp_path / "photos", per_class=10)
     _, before = run_prepare(photos, tmp_path / "before")
@@ -418,6 +435,7 @@ def test_listed_photos_are_gone_from_training_and_kept_in_test(tmp_path):
     assert summary["exclude"]["excluded"] == 6 and summary["exclude"]["test_kept"] is False
 
 
+@pytest.mark.shared_data
 def test_a_bad_exclude_file_gets_a_clear_error_or_warning(tmp_path, caplog):
     photos = copy_photos(tmp_path / "photos", per_class=6)
     missing_file = tmp_path / "nowhere.txt"
@@ -448,6 +466,7 @@ def test_a_bad_exclude_file_gets_a_clear_error_or_warning(tmp_path, caplog):
     assert "1 line(s) of" in caplog.text and "name no photo of data.path" in caplog.text
 
 
+@pytest.mark.shared_data
 def test_excluding_every_training_photo_of_a_class_is_a_clear_error(tmp_path):
     photos = copy_photos(tmp_path / "photos", per_class=6)
     exclude = tmp_path / "exclude.txt"

@@ -31,7 +31,7 @@ from fashion.features.store import load_split_rows
 from fashion.paths import Paths
 from tests.helpers import MOBILENET_025, REPO, copy_photos, make_params, override, prepared_photos
 
-pytestmark = pytest.mark.slow  # see pytest.ini: the quick loop leaves this module out
+pytestmark = [pytest.mark.slow, pytest.mark.shared_data]
 
 SIZE = 32
 RAY = {"features.engine": "ray", "features.ray.workers": 2}

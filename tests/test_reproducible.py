@@ -13,7 +13,7 @@ import pytest
 from tests.helpers import MOBILENET_025, REPO, shared_path
 from tests.repo_copy import copy_repo, dvc, git
 
-pytestmark = pytest.mark.slow  # see pytest.ini: the quick loop leaves this module out
+pytestmark = [pytest.mark.slow, pytest.mark.shared_data]
 
 MOBILENET_V2 = shared_path("weights/mobilenet_v2_1.0_224_no_top.weights.h5")
 SMALL = {

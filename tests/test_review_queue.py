@@ -19,7 +19,7 @@ from fashion.data.confirmed import read_confirmed
 from tests.helpers import NECKLINES, REPO
 from tests.servers import Server, browser, copy_served
 
-pytestmark = pytest.mark.slow  # see pytest.ini: the quick loop leaves this module out
+pytestmark = [pytest.mark.slow, pytest.mark.shared_data]
 
 CLASSES = ("henley", "round_neck", "v_neck")  # the `trained` fixture's classes (sorted), from its first 12 photos of each
 
@@ -109,6 +109,7 @@ def test_concurrent_answers_all_land_and_bad_ones_are_refused(queue_server, tagg
     (tagged / "confirmed.csv").write_text("path,label,sha256\n")
 
 
+@pytest.mark.browser
 def test_review_two_photos_in_a_browser_and_prepare_trains_on_them(queue_server, tagged, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select, WebDriverWait

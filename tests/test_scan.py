@@ -22,6 +22,7 @@ def add_broken_links(photos):
     return photos
 
 
+@pytest.mark.shared_data
 def test_the_inventory_lists_usable_files_with_hashes_and_skips_broken_links_with_reasons(tmp_path):
     photos = add_broken_links(copy_photos(tmp_path / "photos", per_class=3))
     (photos / "henley" / "notes.txt").write_text("not a photo")
@@ -41,6 +42,7 @@ def test_the_inventory_lists_usable_files_with_hashes_and_skips_broken_links_wit
     assert skipped["henley/notes.txt"]["kind"] == "unsupported_type"
 
 
+@pytest.mark.shared_data
 def test_the_inventory_changes_with_the_contents_not_with_the_modification_time(tmp_path):
     photos = copy_photos(tmp_path / "photos", per_class=3)
     cache = tmp_path / "hashes.json"
@@ -77,6 +79,7 @@ def repo(tmp_path_factory):
     return copy_repo(tmp_path_factory.mktemp("repo"), TINY)
 
 
+@pytest.mark.shared_data
 def test_dvc_repro_skips_broken_links_reruns_prepare_on_new_photos_and_only_then(repo, tmp_path):
     photos = add_broken_links(copy_photos(tmp_path / "photos", per_class=5))
     # As the README says to run it; DVC used to stop here with [Errno 2] or [Errno 40] while hashing data.path.

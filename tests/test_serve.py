@@ -30,7 +30,7 @@ from tests.corpus import bomb_png, write_bad_files
 from tests.helpers import REPO, TRAINED_REGION
 from tests.servers import Server, browser, copy_served, free_port
 
-pytestmark = pytest.mark.slow  # see pytest.ini: the quick loop leaves this module out
+pytestmark = [pytest.mark.slow, pytest.mark.shared_data]
 
 THRESHOLD = 0.5  # params.yaml of the served copy: not predict's default 0.8
 MAX_PIXELS = 1_000_000  # ... and not the default 50 million
@@ -353,6 +353,7 @@ def assert_outlined(card, image, region):
     assert outline["height"] == pytest.approx((region["bottom"] - region["top"]) * image["height"], abs=2)
 
 
+@pytest.mark.browser
 def test_the_page_in_a_browser_shows_each_photo_its_class_and_the_region(server, served, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
@@ -416,6 +417,7 @@ def located_server(served, tmp_path_factory):
     yield from serve_located(served, tmp_path_factory.mktemp("located_served"), "face")
 
 
+@pytest.mark.browser
 def test_a_located_model_answers_with_its_box_and_the_page_outlines_it(located_server, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
@@ -460,6 +462,7 @@ def auto_server(served, tmp_path_factory):
     yield from serve_located(served, tmp_path_factory.mktemp("auto_served"), "auto")
 
 
+@pytest.mark.browser
 def test_an_auto_located_model_says_the_locator_and_the_back_views(auto_server, tmp_path):
     """henley's first photos hold back views (looked at), round_neck's first is a close-up cut at the chin."""
     from selenium.webdriver.common.by import By
@@ -578,6 +581,7 @@ def test_the_review_page_refuses_what_it_does_not_list(reviewing):
         assert answer.status_code == 404 and "is not a suspect's photo" in answer.json()["detail"]
 
 
+@pytest.mark.browser
 def test_the_review_page_in_a_browser_shows_each_suspect_and_writes_decisions(reviewing, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait

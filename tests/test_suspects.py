@@ -20,7 +20,7 @@ from fashion.features.extraction import extract
 from fashion.paths import Paths
 from tests.helpers import MOBILENET_025, REPO, make_params, shared_path
 
-pytestmark = pytest.mark.slow  # see pytest.ini: the quick loop leaves this module out
+pytestmark = [pytest.mark.slow, pytest.mark.shared_data]
 
 CLOTHING = shared_path("data/clothing/train")
 CLASSES = ("hat", "pants", "shoes", "skirt")

@@ -16,7 +16,7 @@ from fashion.serving.tagging import journal_paths, run
 from tests.corpus import write_bad_files
 from tests.helpers import REPO
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.shared_data]
 
 COLUMNS = ["path", "label", "probability", "decision", "top3", "novelty", "low_confidence", "located", "locator",
            "view", "box", "error"]

@@ -21,7 +21,7 @@ ORIGINAL_LAYOUT = preset("cnn_original")
 from fashion.models.training import load_model_info
 from tests.helpers import REPO, make_params
 
-pytestmark = pytest.mark.slow  # see pytest.ini: the quick loop leaves this module out
+pytestmark = [pytest.mark.slow, pytest.mark.shared_data]
 
 COLOURS = {"blue": (40, 60, 200), "green": (40, 180, 60), "red": (200, 40, 40)}
 PREPARED_SIZE = 32

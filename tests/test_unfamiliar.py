@@ -17,7 +17,7 @@ from fashion.serving.decision import UNFAMILIAR, load_rule
 from fashion.serving.table import find_images
 from tests.helpers import NECKLINES, REPO, make_params, shared_path
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.shared_data]
 
 FASHION_MNIST = shared_path("data/fashion-mnist")
 
