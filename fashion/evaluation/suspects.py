@@ -9,8 +9,10 @@ a `located` column (the neckline locator, data.locate), a photo whose neckline w
 too. Test photos are never looked at: their labels are what the scores are measured against.
 """
 
+import argparse
 import csv
 import logging
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +21,8 @@ from fashion.atomic import atomic_file
 from fashion.data import dataset
 from fashion.data.exclusions import decisions, read_suspects
 from fashion.errors import PipelineError, missing, outdated
+from fashion.params import load_params
+from fashion.paths import Paths
 
 log = logging.getLogger(__name__)
 
@@ -157,3 +161,28 @@ def suspects(paths):
         log.info("look at them: `python -m stages.serve`, then /review; or `python -m stages.suspects --top 30 "
                  ">> exclude.txt` (data.exclude) after a look")
     return table
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog="python -m stages.suspects",
+                                     description="Stage `suspects`: the train and validation photos whose label looks "
+                                                 "wrong, to look at first.")
+    parser.add_argument("--top", type=int, metavar="N",
+                        help="print the N worst suspects' paths not yet in data.exclude, one a line, and exit")
+    args = parser.parse_args(argv)
+    if args.top is not None and args.top < 1:
+        parser.error(f"--top must be 1 or more, got {args.top}")
+    return args
+
+
+def run(argv=None, paths=Paths()):
+    """The stage (no --top), or the --top listing on stdout for `>> exclude.txt`."""
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.top is None:
+        suspects(paths)
+        return
+    data = load_params().data
+    if not paths.suspects.is_file():
+        raise PipelineError(f"{paths.suspects} not found; run `dvc repro` (its suspects stage) first")
+    for path in top_paths(args.top, paths.suspects, data.exclude, data.path):
+        print(path)
