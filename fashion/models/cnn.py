@@ -25,7 +25,14 @@ from fashion.data import dataset
 from fashion.data.image_data import ImageBatches, augmentation_layers, balanced_class_weights, layer_seed, pixel_splits
 from fashion.data.recipes import Preprocessing
 from fashion.models.provenance import RECORD_KEY, data_record, trained_on
-from fashion.models.training import best_epoch, calibrated, save_model, training_callbacks, write_history
+from fashion.models.training import (
+    best_epoch_record,
+    calibrated,
+    log_best_epoch,
+    save_model,
+    training_callbacks,
+    write_history,
+)
 from fashion.paths import Paths
 from fashion.runtime import make_reproducible
 from fashion.timings import record_timing
@@ -206,17 +213,9 @@ def fit_cnn(store, train, validation, num_classes, cnn, seed, logger=log):
     return model, history, time.perf_counter() - started
 
 
-def training_metrics(history, seconds, train_images, validation_images):
-    logs, best = history.history, best_epoch(history)
-    epochs_run = len(logs["loss"])
-    return {
-        "best_epoch": best,
-        "epochs_run": epochs_run,
-        "best_val_loss": round(float(logs["val_loss"][best - 1]), 6),
-        "best_val_accuracy": round(float(logs["val_accuracy"][best - 1]), 6),
-        "train_images": train_images,
-        "validation_images": validation_images,
-    }
+def training_metrics(history, train_images, validation_images):
+    """metrics/cnn_train.json: the best epoch's record and the images trained and validated on."""
+    return {**best_epoch_record(history), "train_images": train_images, "validation_images": validation_images}
 
 
 def speed(seconds, train_images, epochs_run):
@@ -247,19 +246,15 @@ def train_cnn(params, paths=Paths()):
         validation = ImageBatches(store, val_rows, val_labels, len(classes), cnn.batch_size)
         model, temperature = calibrated(model, cnn.calibrate, validation, val_labels, None)
 
-    metrics = training_metrics(history, seconds, len(train_rows), len(val_rows))
+    metrics = training_metrics(history, len(train_rows), len(val_rows))
     metrics["temperature"] = temperature
     write_history(history, paths.history("cnn"))
     save_model(model, paths.cnn, {
         "kind": "cnn", "classes": classes, Preprocessing.RECORD_KEY: preprocessing.to_record(),
-        "seed": seed, "best_epoch": metrics["best_epoch"], "epochs_run": metrics["epochs_run"],
-        "best_val_loss": metrics["best_val_loss"], "best_val_accuracy": metrics["best_val_accuracy"],
-        "temperature": temperature, RECORD_KEY: trained_on(data_record(summary), params)})
+        "seed": seed, **best_epoch_record(history), "temperature": temperature, RECORD_KEY: trained_on(data_record(summary), params)})
     record_timing(paths.timings("train_cnn"), **speed(seconds, len(train_rows), metrics["epochs_run"]))
     write_json(paths.cnn_train, metrics)
-    log.info("best epoch %d of %d: val_loss %.4f, val_accuracy %.4f; %.0f s",
-             metrics["best_epoch"], metrics["epochs_run"], metrics["best_val_loss"],
-             metrics["best_val_accuracy"], seconds)
+    log_best_epoch(metrics, seconds, log)
     return model, metrics
 
 

@@ -92,6 +92,21 @@ def best_epoch(history):
     return min(range(len(losses)), key=losses.__getitem__) + 1
 
 
+def best_epoch_record(history):
+    """What a model's record says of its training: the best epoch (the weights early stopping kept), the epochs
+    run, and the best epoch's validation loss and accuracy (6 decimals)."""
+    logs, best = history.history, best_epoch(history)
+    return {"best_epoch": best, "epochs_run": len(logs["loss"]),
+            "best_val_loss": round(float(logs["val_loss"][best - 1]), 6),
+            "best_val_accuracy": round(float(logs["val_accuracy"][best - 1]), 6)}
+
+
+def log_best_epoch(record, seconds, logger=log):
+    """The line every trainer ends with: "best epoch 12 of 20: val_loss 0.4321, val_accuracy 0.8500; 3.2 s"."""
+    logger.info("best epoch %d of %d: val_loss %.4f, val_accuracy %.4f; %.1f s", record["best_epoch"],
+                record["epochs_run"], record["best_val_loss"], record["best_val_accuracy"], seconds)
+
+
 def save_model(model, path, info):
     """Save a .keras model and a JSON of what prediction needs beside it (classes, recipes), atomically."""
     path = Path(path)
