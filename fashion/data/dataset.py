@@ -23,7 +23,6 @@ import numpy as np
 from fashion.data.recipes import Preprocessing
 from fashion.errors import missing, outdated
 
-PREPARED_DIR = Path("data/prepared")
 IMAGES_FILE = "images.npy"
 MANIFEST_FILE = "manifest.csv"
 SUMMARY_FILE = "summary.json"
@@ -138,7 +137,7 @@ def write_manifest(path, records):
                              for column in MANIFEST_COLUMNS})
 
 
-def read_manifest(prepared_dir=PREPARED_DIR):
+def read_manifest(prepared_dir):
     """The manifest as a list of dicts, with row and label_index as ints."""
     path = Path(prepared_dir) / MANIFEST_FILE
     if not path.is_file():
@@ -151,7 +150,7 @@ def read_manifest(prepared_dir=PREPARED_DIR):
     return records
 
 
-def read_summary(prepared_dir=PREPARED_DIR):
+def read_summary(prepared_dir):
     path = Path(prepared_dir) / SUMMARY_FILE
     if not path.is_file():
         raise missing(path)
