@@ -10,6 +10,7 @@ Images are streamed from the image store one batch at a time, so memory does not
 data set.
 """
 
+import contextlib
 import logging
 import math
 import tempfile
@@ -149,25 +150,14 @@ def split_front(model):
     return front, body
 
 
-class ArrayStore:
-    """The part of dataset.ImageStore that ImageBatches reads: read(rows) -> those rows of an array."""
-
-    def __init__(self, array):
-        self.array = array
-
-    def read(self, rows):
-        return self.array[rows]
-
-
 def front_inputs(front, store, rows, path, batch_size=256):
     """front's output for the store's `rows`, in that order, written batch by batch to a .npy at `path` and
-    returned memory-mapped (an ArrayStore), so memory is bounded by the batch at any data set size."""
-    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(len(rows), *front.output.shape[1:]))
-    for start in range(0, len(rows), batch_size):
-        batch = store.read(rows[start:start + batch_size]).astype(np.float32)
-        out[start:start + len(batch)] = front.predict_on_batch(batch)
-    out.flush()
-    return ArrayStore(out)
+    returned open for reading (a dataset.NpyReader: close it), so memory is bounded by the batch at any data
+    set size."""
+    with dataset.NpyWriter(path, front.output.shape[1:], np.float32) as out:
+        for start in range(0, len(rows), batch_size):
+            out.append(front.predict_on_batch(store.read(rows[start:start + batch_size]).astype(np.float32)))
+    return dataset.NpyReader(path)
 
 
 # --- training ---------------------------------------------------------------------------
@@ -190,7 +180,7 @@ def fit_cnn(store, train, validation, num_classes, cnn, seed, logger=log):
                 len(train_rows), len(val_rows), f"{model.count_params():,}")
     started = time.perf_counter()
     front, body = split_front(model)
-    with tempfile.TemporaryDirectory() as scratch:
+    with tempfile.TemporaryDirectory() as scratch, contextlib.ExitStack() as scratch_files:
 
         def batches(rows, labels, name, order_seed=None):
             if front is None:
@@ -198,7 +188,7 @@ def fit_cnn(store, train, validation, num_classes, cnn, seed, logger=log):
             # The region cut and the resize have no weights and no randomness: run them once per image
             # instead of once per epoch (1.5x faster training), into a scratch file so memory stays bounded
             # by the batch. The body is the model's own layers after them, so training it trains the model.
-            inputs = front_inputs(front, store, rows, Path(scratch) / f"{name}.npy")
+            inputs = scratch_files.enter_context(front_inputs(front, store, rows, Path(scratch) / f"{name}.npy"))
             return ImageBatches(inputs, np.arange(len(rows)), labels, num_classes, cnn.batch_size,
                                 seed=order_seed).dataset()
 
