@@ -29,6 +29,7 @@ from fashion.models.provenance import RECORD_KEY, data_record, trained_on
 from fashion.models.training import (
     best_epoch_record,
     calibrated,
+    epoch_progress,
     log_best_epoch,
     save_model,
     training_callbacks,
@@ -196,9 +197,10 @@ def fit_cnn(store, train, validation, num_classes, cnn, seed, logger=log):
                            steps_per_epoch=steps_per_epoch,
                            validation_data=batches(val_rows, val_labels, "validation"), epochs=cnn.epochs,
                            class_weight=class_weight,
-                           callbacks=training_callbacks(cnn.patience, cnn.reduce_lr_patience,
-                                                        epochs=cnn.epochs, logger=logger,
-                                                        every=PROGRESS_SECONDS),
+                           callbacks=training_callbacks(
+                               cnn.patience, cnn.reduce_lr_patience,
+                               progress=None if logger is None else epoch_progress(
+                                   logger, "train_cnn", len(train_rows), cnn.epochs, PROGRESS_SECONDS)),
                            shuffle=False, verbose=0)
     return model, history, time.perf_counter() - started
 

@@ -18,6 +18,7 @@ from fashion.models.provenance import RECORD_KEY, trained_on
 from fashion.models.training import (
     best_epoch_record,
     calibrated,
+    epoch_progress,
     log_best_epoch,
     save_model,
     training_callbacks,
@@ -101,9 +102,10 @@ def fit_head(train_x, train_y, val_x, val_y, num_classes, head, seed, logger=Non
     train = steady(tf.data.Dataset.from_tensor_slices((train_x, train_y))
                    .shuffle(len(train_y), seed=seed, reshuffle_each_iteration=True).batch(head.batch_size).prefetch(2))
     validation = steady(tf.data.Dataset.from_tensor_slices((val_x, val_y)).batch(head.batch_size).cache())
+    progress = None if logger is None else epoch_progress(logger, "train_head", len(train_y), head.epochs,
+                                                          PROGRESS_SECONDS, unit="training vectors")
     history = model.fit(train, validation_data=validation, epochs=head.epochs,
-                        callbacks=training_callbacks(head.patience, verbose=0, epochs=head.epochs,
-                                                     logger=logger, every=PROGRESS_SECONDS),
+                        callbacks=training_callbacks(head.patience, verbose=0, progress=progress),
                         shuffle=False, verbose=0)  # shuffled above
     return model, history
 
