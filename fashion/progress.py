@@ -54,7 +54,7 @@ class Progress:
         rate = self.done / elapsed if elapsed > 0 else float("inf")
         text = f"{self.what}: {self.done:,} / {self.total:,} {self.unit}"
         if elapsed > 0:
-            text += f", {rate:.1f} {self.unit}/s"
+            text += f", {rate:,.1f} {self.unit}/s"
         if self.done < self.total and self.done and elapsed > 0 and ended is None:
             text += f", {'at most' if self.may_end_early else 'about'} {duration((self.total - self.done) / rate)} left"
         elif self.done >= self.total or ended is not None:
