@@ -28,6 +28,7 @@ from fashion.data import dataset  # noqa: E402
 from fashion.evaluation.crossval import early_stopping_split, folds  # noqa: E402
 from fashion.evaluation.intervals import METRICS, headline  # noqa: E402
 from fashion.params import load_params  # noqa: E402
+from fashion.paths import Paths  # noqa: E402
 from fashion.runtime import make_reproducible  # noqa: E402
 from fashion.models.cnn import fit_cnn  # noqa: E402
 
@@ -43,7 +44,7 @@ def run(repo, n_folds, only, assignments, log):
     repo = Path(repo)
     params = override(load_params(repo / "params.yaml"), assignments)
     cnn, seed = params.cnn, params.seed
-    prepared_dir = repo / dataset.PREPARED_DIR
+    prepared_dir = Paths(repo).prepared
     classes = dataset.read_summary(prepared_dir)["classes"]
     rows, labels, groups = pooled_rows(prepared_dir)
     scores = []

@@ -52,10 +52,10 @@ def override(params, assignments):
 def scored_rows(score_on):
     """(prepared folder, rows, labels) to score on: the test split here, or every image of score_on's."""
     if score_on is None:
-        rows, labels, _ = read_test_split()
-        return dataset.PREPARED_DIR, rows, labels
-    prepared = Path(score_on) / dataset.PREPARED_DIR
-    if dataset.read_summary(prepared)["classes"] != dataset.read_summary()["classes"]:
+        rows, labels, _ = read_test_split(Paths().prepared)
+        return Paths().prepared, rows, labels
+    prepared = Paths(score_on).prepared
+    if dataset.read_summary(prepared)["classes"] != dataset.read_summary(Paths().prepared)["classes"]:
         raise SystemExit(f"{prepared} has other classes than data/prepared: it cannot score this model")
     records = dataset.read_manifest(prepared)
     return prepared, np.array([r["row"] for r in records]), np.array([r["label_index"] for r in records])
@@ -67,7 +67,7 @@ def one_seed(params, seed, folder, score_on=None):
     model, trained = train_cnn(params, Paths(folder, prepared=Paths().prepared))
     seconds = time.perf_counter() - started
     prepared, rows, labels = scored_rows(score_on)
-    classes = dataset.read_summary()["classes"]
+    classes = dataset.read_summary(Paths().prepared)["classes"]
     with dataset.ImageStore(prepared / dataset.IMAGES_FILE) as store:
         probabilities = np.concatenate([model.predict(batch.astype(np.float32), verbose=0)
                                         for batch in store.batches(rows, 256)])

@@ -32,6 +32,7 @@ from fashion.evaluation.crossval_finetuned import fold_images  # noqa: E402
 from fashion.evaluation.intervals import headline  # noqa: E402
 from fashion.features.store import read_info  # noqa: E402
 from fashion.params import load_params, validate  # noqa: E402
+from fashion.paths import Paths  # noqa: E402
 
 
 LOG_FORMAT = "%(asctime)s %(name)s: %(message)s"
@@ -62,7 +63,7 @@ def timed_fold(params, classes, x, y, groups, images, job):
 def run(repo, only, workers, overrides):
     repo = Path(repo)
     params = with_overrides(load_params(repo / "params.yaml"), overrides)
-    features_dir, prepared_dir = repo / "data/features", repo / "data/prepared"
+    features_dir, prepared_dir = Paths(repo).features, Paths(repo).prepared
     info = read_info(features_dir)
     classes = info["classes"]
     x, y, groups = pooled_features(features_dir, prepared_dir)

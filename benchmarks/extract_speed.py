@@ -36,6 +36,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from fashion.data import dataset  # noqa: E402
+from fashion.paths import Paths  # noqa: E402
 from fashion.features.extractor import FeatureExtractor  # noqa: E402
 from fashion.features.extraction import extract_features  # noqa: E402
 
@@ -77,7 +78,7 @@ def memory(args):
         repo = Path(scratch)
         for code in ("stages", "fashion"):
             shutil.copytree(REPO / code, repo / code, ignore=shutil.ignore_patterns("__pycache__"))
-        out = repo / dataset.PREPARED_DIR
+        out = Paths(repo).prepared
         out.mkdir(parents=True)
         writer = dataset.ImageStoreWriter(out / dataset.IMAGES_FILE, source.size)
         records = dataset.read_manifest(args.prepared)
@@ -214,7 +215,7 @@ def main():
     parser.add_argument("--precisions", default="float32,bfloat16")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--workers", type=int, default=2, help="Ray workers (ray)")
-    parser.add_argument("--prepared", type=Path, default=REPO / dataset.PREPARED_DIR, help="a prepare output folder at 224 px")
+    parser.add_argument("--prepared", type=Path, default=Paths(REPO).prepared, help="a prepare output folder at 224 px")
     args = parser.parse_args()
     args.images = args.images or {"memory": 20_000, "ray": 1024}.get(args.what, 256)
     result = {"throughput": throughput, "memory": memory, "epochs": epochs, "ray": ray_overhead}[args.what](args)

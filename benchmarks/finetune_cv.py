@@ -29,10 +29,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fashion.data import dataset  # noqa: E402
 from fashion.models.baseline import baseline_probabilities, fit_baseline  # noqa: E402
 from fashion.evaluation.crossval import fold_head, folds, pooled_features  # noqa: E402
-from fashion.features.store import load_split_rows, read_info  # noqa: E402
+from fashion.features.store import INFO_FILE, load_split_rows, read_info  # noqa: E402
 from fashion.models.finetuning import fine_tune  # noqa: E402
 from fashion.evaluation.intervals import headline  # noqa: E402
 from fashion.params import load_params, validate  # noqa: E402
+from fashion.paths import Paths  # noqa: E402
 from fashion.data.recipes import BackboneRecipe  # noqa: E402
 from fashion.runtime import make_reproducible  # noqa: E402
 
@@ -55,10 +56,10 @@ def run(repo, n_folds, only, overrides):
         section[leaf] = value
     params = validate({**plain, "finetune": {**plain["finetune"], "enabled": True}})
     settings, seed = params.finetune, params.seed
-    features_dir, prepared_dir = repo / "data/features", repo / "data/prepared"
+    features_dir, prepared_dir = Paths(repo).features, Paths(repo).prepared
     info = read_info(features_dir)
     classes = info["classes"]
-    recipe = BackboneRecipe.from_artifact(info, features_dir / "info.json")
+    recipe = BackboneRecipe.from_artifact(info, features_dir / INFO_FILE)
     x, y, groups = pooled_features(features_dir, prepared_dir)
     rows = pooled_rows(features_dir)
     log = logging.getLogger("finetune_cv")

@@ -34,6 +34,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from prepare_memory import make_photos  # noqa: E402
 from fashion.data import dataset  # noqa: E402
+from fashion.paths import Paths  # noqa: E402
 
 WEIGHTS = REPO.parent / "shared/weights/mobilenet_1.0_224_no_top.weights.h5"
 
@@ -72,10 +73,10 @@ def run_pipeline(repo, what):
 
 def features_by_path(repo):
     """{source path: features} of every prepared image (the manifest's path, relative to data.path)."""
-    records = {r["row"]: r["path"] for r in dataset.read_manifest(repo / dataset.PREPARED_DIR)}
+    records = {r["row"]: r["path"] for r in dataset.read_manifest(Paths(repo).prepared)}
     found = {}
     for split in dataset.SPLITS:
-        with np.load(repo / "data/features" / f"{split}.npz", allow_pickle=False) as arrays:
+        with np.load(Paths(repo).features / f"{split}.npz", allow_pickle=False) as arrays:
             for row, features in zip(arrays["rows"], arrays["features"]):
                 found[records[int(row)]] = features
     return found

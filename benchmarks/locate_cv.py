@@ -40,7 +40,7 @@ from fashion.data import dataset, faces, locate  # noqa: E402
 from fashion.models.baseline import baseline_probabilities, fit_baseline  # noqa: E402
 from fashion.evaluation.crossval import fold_head, folds, pooled_features, pooled_paths  # noqa: E402
 from fashion.features.extraction import extract  # noqa: E402
-from fashion.features.store import load_split_rows  # noqa: E402
+from fashion.features.store import INFO_FILE, load_split_rows, read_info  # noqa: E402
 from fashion.evaluation.intervals import headline  # noqa: E402
 from fashion.params import validate  # noqa: E402
 from fashion.data.preparation import prepare  # noqa: E402
@@ -115,7 +115,7 @@ def build(work, name, log):
     """WORK/NAME with data/prepared, data/features and params.yaml of the configuration (reused when there)."""
     folder = work / name
     params = params_for(name)
-    if not (folder / "data/features/info.json").is_file():
+    if not (Paths(folder).features / INFO_FILE).is_file():
         started = time.perf_counter()
         prepare(params, Paths(folder, cache=work / "cache"))
         prepared = time.perf_counter()
@@ -127,7 +127,7 @@ def build(work, name, log):
 
 def located_mask(folder, features_dir):
     """Whether a face was found, per pooled train + validation row (in pooled_features' order)."""
-    located = {r["row"]: r["located"] == "true" for r in dataset.read_manifest(folder / "data/prepared")}
+    located = {r["row"]: r["located"] == "true" for r in dataset.read_manifest(Paths(folder).prepared)}
     rows = np.concatenate([load_split_rows(features_dir, split)[2] for split in ("train", "validation")])
     return np.array([located[int(row)] for row in rows])
 
@@ -135,11 +135,11 @@ def located_mask(folder, features_dir):
 def score(params, folder, models, n_folds, repeats, log):
     """One record per (repeat, fold, model): balanced accuracy on all held-out photos, located, not located.
     Every held-out photo's prediction goes to WORK/NAME/oof-<model>.csv (repeat, path, label, predicted)."""
-    features_dir = folder / "data/features"
-    x, y, groups = pooled_features(features_dir, folder / "data/prepared")
+    features_dir, prepared_dir = Paths(folder).features, Paths(folder).prepared
+    x, y, groups = pooled_features(features_dir, prepared_dir)
     located = located_mask(folder, features_dir)
-    paths = pooled_paths(features_dir, folder / "data/prepared")
-    classes = json.loads((features_dir / "info.json").read_text())["classes"]
+    paths = pooled_paths(features_dir, prepared_dir)
+    classes = read_info(features_dir)["classes"]
     seed, records = params.seed, []
     oof = {model: open(folder / f"oof-{model}.csv", "w") for model in models}
     for handle in oof.values():
@@ -177,7 +177,7 @@ def face_subsets(work, config, model, subsets_from="face"):
     none)} from WORK/config/oof-<model>.csv: every configuration scored on the same photos."""
     from sklearn.metrics import balanced_accuracy_score
 
-    located = {r["path"]: r["located"] == "true" for r in dataset.read_manifest(work / subsets_from / "data/prepared")}
+    located = {r["path"]: r["located"] == "true" for r in dataset.read_manifest(Paths(work / subsets_from).prepared)}
     rows = [line.split(",") for line in (work / config / f"oof-{model}.csv").read_text().splitlines()[1:]]
     out = {}
     for key in sorted({(int(r[0]), int(r[1])) for r in rows}):
@@ -192,7 +192,7 @@ def view_scores(work, config, model):
     photos by their view in its manifest (data.locate auto: front, back, unknown)."""
     from sklearn.metrics import balanced_accuracy_score
 
-    view = {r["path"]: r["view"] or "unknown" for r in dataset.read_manifest(work / config / "data/prepared")}
+    view = {r["path"]: r["view"] or "unknown" for r in dataset.read_manifest(Paths(work / config).prepared)}
     rows = [line.split(",") for line in (work / config / f"oof-{model}.csv").read_text().splitlines()[1:]]
     lines = []
     for wanted in ("front", "back", "unknown"):
@@ -227,7 +227,7 @@ def table(results, work, against=None, subsets_from="face"):
         base = by.get((reference, model), {})
         keys = sorted(folds_)
         paired = [folds_[k]["all"] - base[k]["all"] for k in keys if k in base] if config != reference else []
-        subsets = face_subsets(work, config, model, subsets_from) if (work / subsets_from / "data/prepared").is_dir() \
+        subsets = face_subsets(work, config, model, subsets_from) if Paths(work / subsets_from).prepared.is_dir() \
             else {}
         lines.append(f"| {config} | {model} | {len(keys)} | {stat([folds_[k]['all'] for k in keys])} | "
                      f"{stat(paired) if paired else '-'} | {stat([v[0] for v in subsets.values()])} | "

@@ -2,10 +2,10 @@
 
 Writes data/synthetic/<class>/<class>_0000.jpg, ... from params.yaml (`seed`, `synthetic.image_size`,
 `synthetic.counts`), as an ordinary folder of class sub-folders, so it goes through the same code as
-your photos. How the images are drawn: fashion/data/synthetic.py.
+your photos. How the images are drawn: fashion/data/synthetic/.
 """
 
-from fashion.data.synthetic import synthesize
+from fashion.data.synthetic.writer import synthesize
 from fashion.errors import run_stage
 from fashion.params import load_params
 from fashion.paths import Paths

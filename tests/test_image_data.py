@@ -6,10 +6,19 @@ import numpy as np
 import tensorflow as tf
 
 from fashion.data.image_data import ImageBatches, balanced_class_weights
-from fashion.models.cnn import ArrayStore
 from fashion.runtime import make_reproducible, steady
 
 ROWS, CLASSES, BATCH = 70, 3, 16  # 5 batches an epoch, the last one short
+
+
+class ArrayStore:
+    """What ImageBatches reads of an image store (dataset.NpyReader): read(rows) -> those rows, from memory."""
+
+    def __init__(self, array):
+        self.array = array
+
+    def read(self, rows):
+        return self.array[rows]
 
 
 def images():

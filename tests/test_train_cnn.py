@@ -175,6 +175,7 @@ def test_training_runs_the_region_and_resize_once_and_trains_the_models_own_laye
                                rtol=1e-5, atol=1e-6)
     before = model.get_layer("conv1").get_weights()[0].copy()
     body.fit(stored.read(np.arange(3)), np.eye(3, dtype=np.float32), epochs=1, verbose=0)
+    stored.close()
     assert not np.array_equal(model.get_layer("conv1").get_weights()[0], before)  # the model's own weights trained
     # nothing to run once: the whole image at the network's size
     whole = build_cnn(3, 16, make_params(**{**NO_AUGMENT, **WHOLE_IMAGE, "cnn.image_size": 16,

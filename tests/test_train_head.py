@@ -143,7 +143,7 @@ def test_features_constant_in_training_cannot_swing_a_prediction(tmp_path):
 
 def test_training_logs_a_few_progress_lines_not_kerass_per_epoch_output(tmp_path, caplog, capfd, monkeypatch):
     """Keras's own per-epoch lines are off; the progress line comes once per PROGRESS_SECONDS of epochs and for
-    the last epoch run. With the interval at 0, every epoch gets one (as the CNN's logger did)."""
+    the last epoch run. With the interval at 0, every epoch gets one (as fine-tuning's do)."""
     import logging
 
     from fashion.models import head
@@ -151,8 +151,8 @@ def test_training_logs_a_few_progress_lines_not_kerass_per_epoch_output(tmp_path
     monkeypatch.setattr(head, "PROGRESS_SECONDS", 3600.0)  # longer than the training: the last epoch's line alone
     with caplog.at_level(logging.INFO, logger="fashion"):
         train(tmp_path / "grouped", **{"head.epochs": 12, "head.patience": 20})
-    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("epoch ")]
-    assert len(lines) == 1 and lines[0].startswith("epoch 12/12: ") and "12 epochs in" in lines[0]
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("train_head: ")]
+    assert len(lines) == 1 and "; epoch 12/12: loss " in lines[0] and "training vectors/s" in lines[0]
     captured = capfd.readouterr()
     assert "Epoch 1/12" not in captured.out + captured.err and "step" not in captured.out
 
@@ -160,8 +160,8 @@ def test_training_logs_a_few_progress_lines_not_kerass_per_epoch_output(tmp_path
     monkeypatch.setattr(head, "PROGRESS_SECONDS", 0.0)
     with caplog.at_level(logging.INFO, logger="fashion"):
         train(tmp_path / "each", **{"head.epochs": 12, "head.patience": 20})
-    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("epoch ")]
-    assert [line.split(":")[0] for line in lines] == [f"epoch {n}/12" for n in range(1, 13)]
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("train_head: ")]
+    assert [line.split("; ")[1].split(":")[0] for line in lines] == [f"epoch {n}/12" for n in range(1, 13)]
     assert "val_accuracy" in lines[0] and "left" in lines[0]
 
 
@@ -170,6 +170,6 @@ def test_early_stopping_gets_its_own_last_progress_line(tmp_path, caplog):
 
     with caplog.at_level(logging.INFO, logger="fashion"):
         train(tmp_path, separation=0.0, **{"head.epochs": 200, "head.patience": 2, "head.learning_rate": 0.05})
-    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("epoch ")]
-    assert lines[-1].endswith("early stopping ended it here") and not lines[-1].startswith("epoch 200/")
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("train_head: ")]
+    assert lines[-1].endswith("early stopping ended it here") and "epoch 200/" not in lines[-1]
     assert len(lines) <= 3

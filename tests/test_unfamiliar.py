@@ -34,7 +34,7 @@ GENERATED_RUN = {"features.weights": str(REPO / "weights/mobilenet_0.25_224_no_t
 def generated_run(tmp_path_factory):
     """(params, root): the default run's stages on the generated set, up to the decide stage."""
     from fashion.data.preparation import prepare
-    from fashion.data.synthetic import synthesize
+    from fashion.data.synthetic.writer import synthesize
     from fashion.evaluation.crossval import crossval
     from fashion.evaluation.decisions import decide
     from fashion.features.extraction import extract

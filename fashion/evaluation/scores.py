@@ -95,7 +95,7 @@ def classification_report(labels, probabilities, classes):
                   target_names=classes, digits=3, zero_division=0)
 
 
-def read_test_split(prepared_dir=dataset.PREPARED_DIR):
+def read_test_split(prepared_dir):
     """(rows, labels, paths) of the test split, in manifest order."""
     records = dataset.read_manifest(prepared_dir)
     rows, labels = dataset.split_arrays(records, "test")

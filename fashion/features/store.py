@@ -15,10 +15,6 @@ import numpy as np
 
 from fashion.errors import missing, outdated
 
-FEATURES_DIR = Path("data/features")
-RESAMPLED_DIR = Path("data/resampled")
-SMOTE_COUNTS = Path("metrics/smote.json")
-CV_METRICS = Path("metrics/cv.json")
 INFO_FILE = "info.json"
 
 
@@ -35,7 +31,7 @@ def save_arrays(path, **arrays):
                 np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
 
 
-def read_info(features_dir=FEATURES_DIR):
+def read_info(features_dir):
     path = Path(features_dir) / INFO_FILE
     if not path.is_file():
         raise missing(path)

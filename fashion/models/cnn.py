@@ -10,6 +10,7 @@ Images are streamed from the image store one batch at a time, so memory does not
 data set.
 """
 
+import contextlib
 import logging
 import math
 import tempfile
@@ -25,7 +26,15 @@ from fashion.data import dataset
 from fashion.data.image_data import ImageBatches, augmentation_layers, balanced_class_weights, layer_seed, pixel_splits
 from fashion.data.recipes import Preprocessing
 from fashion.models.provenance import RECORD_KEY, data_record, trained_on
-from fashion.models.training import best_epoch, calibrated, save_model, training_callbacks, write_history
+from fashion.models.training import (
+    best_epoch_record,
+    calibrated,
+    epoch_progress,
+    log_best_epoch,
+    save_model,
+    training_callbacks,
+    write_history,
+)
 from fashion.paths import Paths
 from fashion.runtime import make_reproducible
 from fashion.timings import record_timing
@@ -142,25 +151,14 @@ def split_front(model):
     return front, body
 
 
-class ArrayStore:
-    """The part of dataset.ImageStore that ImageBatches reads: read(rows) -> those rows of an array."""
-
-    def __init__(self, array):
-        self.array = array
-
-    def read(self, rows):
-        return self.array[rows]
-
-
 def front_inputs(front, store, rows, path, batch_size=256):
     """front's output for the store's `rows`, in that order, written batch by batch to a .npy at `path` and
-    returned memory-mapped (an ArrayStore), so memory is bounded by the batch at any data set size."""
-    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(len(rows), *front.output.shape[1:]))
-    for start in range(0, len(rows), batch_size):
-        batch = store.read(rows[start:start + batch_size]).astype(np.float32)
-        out[start:start + len(batch)] = front.predict_on_batch(batch)
-    out.flush()
-    return ArrayStore(out)
+    returned open for reading (a dataset.NpyReader: close it), so memory is bounded by the batch at any data
+    set size."""
+    with dataset.NpyWriter(path, front.output.shape[1:], np.float32) as out:
+        for start in range(0, len(rows), batch_size):
+            out.append(front.predict_on_batch(store.read(rows[start:start + batch_size]).astype(np.float32)))
+    return dataset.NpyReader(path)
 
 
 # --- training ---------------------------------------------------------------------------
@@ -183,7 +181,7 @@ def fit_cnn(store, train, validation, num_classes, cnn, seed, logger=log):
                 len(train_rows), len(val_rows), f"{model.count_params():,}")
     started = time.perf_counter()
     front, body = split_front(model)
-    with tempfile.TemporaryDirectory() as scratch:
+    with tempfile.TemporaryDirectory() as scratch, contextlib.ExitStack() as scratch_files:
 
         def batches(rows, labels, name, order_seed=None):
             if front is None:
@@ -191,7 +189,7 @@ def fit_cnn(store, train, validation, num_classes, cnn, seed, logger=log):
             # The region cut and the resize have no weights and no randomness: run them once per image
             # instead of once per epoch (1.5x faster training), into a scratch file so memory stays bounded
             # by the batch. The body is the model's own layers after them, so training it trains the model.
-            inputs = front_inputs(front, store, rows, Path(scratch) / f"{name}.npy")
+            inputs = scratch_files.enter_context(front_inputs(front, store, rows, Path(scratch) / f"{name}.npy"))
             return ImageBatches(inputs, np.arange(len(rows)), labels, num_classes, cnn.batch_size,
                                 seed=order_seed).dataset()
 
@@ -199,24 +197,17 @@ def fit_cnn(store, train, validation, num_classes, cnn, seed, logger=log):
                            steps_per_epoch=steps_per_epoch,
                            validation_data=batches(val_rows, val_labels, "validation"), epochs=cnn.epochs,
                            class_weight=class_weight,
-                           callbacks=training_callbacks(cnn.patience, cnn.reduce_lr_patience,
-                                                        epochs=cnn.epochs, logger=logger,
-                                                        every=PROGRESS_SECONDS),
+                           callbacks=training_callbacks(
+                               cnn.patience, cnn.reduce_lr_patience,
+                               progress=None if logger is None else epoch_progress(
+                                   logger, "train_cnn", len(train_rows), cnn.epochs, PROGRESS_SECONDS)),
                            shuffle=False, verbose=0)
     return model, history, time.perf_counter() - started
 
 
-def training_metrics(history, seconds, train_images, validation_images):
-    logs, best = history.history, best_epoch(history)
-    epochs_run = len(logs["loss"])
-    return {
-        "best_epoch": best,
-        "epochs_run": epochs_run,
-        "best_val_loss": round(float(logs["val_loss"][best - 1]), 6),
-        "best_val_accuracy": round(float(logs["val_accuracy"][best - 1]), 6),
-        "train_images": train_images,
-        "validation_images": validation_images,
-    }
+def training_metrics(history, train_images, validation_images):
+    """metrics/cnn_train.json: the best epoch's record and the images trained and validated on."""
+    return {**best_epoch_record(history), "train_images": train_images, "validation_images": validation_images}
 
 
 def speed(seconds, train_images, epochs_run):
@@ -247,19 +238,15 @@ def train_cnn(params, paths=Paths()):
         validation = ImageBatches(store, val_rows, val_labels, len(classes), cnn.batch_size)
         model, temperature = calibrated(model, cnn.calibrate, validation, val_labels, None)
 
-    metrics = training_metrics(history, seconds, len(train_rows), len(val_rows))
+    metrics = training_metrics(history, len(train_rows), len(val_rows))
     metrics["temperature"] = temperature
     write_history(history, paths.history("cnn"))
     save_model(model, paths.cnn, {
         "kind": "cnn", "classes": classes, Preprocessing.RECORD_KEY: preprocessing.to_record(),
-        "seed": seed, "best_epoch": metrics["best_epoch"], "epochs_run": metrics["epochs_run"],
-        "best_val_loss": metrics["best_val_loss"], "best_val_accuracy": metrics["best_val_accuracy"],
-        "temperature": temperature, RECORD_KEY: trained_on(data_record(summary), params)})
+        "seed": seed, **best_epoch_record(history), "temperature": temperature, RECORD_KEY: trained_on(data_record(summary), params)})
     record_timing(paths.timings("train_cnn"), **speed(seconds, len(train_rows), metrics["epochs_run"]))
     write_json(paths.cnn_train, metrics)
-    log.info("best epoch %d of %d: val_loss %.4f, val_accuracy %.4f; %.0f s",
-             metrics["best_epoch"], metrics["epochs_run"], metrics["best_val_loss"],
-             metrics["best_val_accuracy"], seconds)
+    log_best_epoch(metrics, seconds, log)
     return model, metrics
 
 

@@ -21,7 +21,14 @@ from fashion.data import dataset
 from fashion.data.recipes import BackboneRecipe, Preprocessing
 from fashion.errors import outdated
 from fashion.models.provenance import RECORD_KEY, data_record, trained_on
-from fashion.models.training import best_epoch, calibrated, load_model_info, write_history, write_keras
+from fashion.models.training import (
+    best_epoch_record,
+    calibrated,
+    load_model_info,
+    log_best_epoch,
+    write_history,
+    write_keras,
+)
 from fashion.paths import Paths
 from fashion.runtime import make_reproducible
 from fashion.timings import record_timing
@@ -75,15 +82,11 @@ def finetune(params, paths=Paths()):
         validation = ImageBatches(store, val_rows, val_labels, len(classes), settings.batch_size)
         model, temperature = calibrated(model, settings.calibrate, validation, val_labels, None)
 
-    best = best_epoch(history)
-    logs = history.history
+    record = best_epoch_record(history)
     info = {
         "kind": "finetuned", "enabled": True, "classes": classes,
         Preprocessing.RECORD_KEY: preprocessing.to_record(), BackboneRecipe.RECORD_KEY: recipe.to_record(),
-        "seed": seed, "unfreeze": settings.unfreeze, "best_epoch": best, "epochs_run": len(logs["loss"]),
-        "best_val_loss": round(float(logs["val_loss"][best - 1]), 6),
-        "best_val_accuracy": round(float(logs["val_accuracy"][best - 1]), 6),
-        "temperature": temperature, "devices": devices,
+        "seed": seed, "unfreeze": settings.unfreeze, **record, "temperature": temperature, "devices": devices,
         RECORD_KEY: trained_on(data_record(summary), params, recipe.to_record()),
     }
     write_history(history, history_path)
@@ -91,9 +94,8 @@ def finetune(params, paths=Paths()):
         write_keras(model, tmp / f"{NAME}.keras")
         write_json(tmp / f"{NAME}.json", info)
     record_timing(paths.timings("finetune"), train_seconds=round(seconds, 2),
-                  images_per_second=round(len(train_rows) * len(logs["loss"]) / seconds, 1))
-    log.info("best epoch %d of %d: val_loss %.4f, val_accuracy %.4f; %.0f s", best, info["epochs_run"],
-             info["best_val_loss"], info["best_val_accuracy"], seconds)
+                  images_per_second=round(len(train_rows) * record["epochs_run"] / seconds, 1))
+    log_best_epoch(record, seconds, log)
     return model
 
 

@@ -25,6 +25,7 @@ from fashion.data.image_data import ImageBatches, augmentation_layers, balanced_
 from fashion.errors import PipelineError
 from fashion.features.backbones import application
 from fashion.features.extractor import MIN_INPUT, _weights_argument
+from fashion.models.training import epoch_progress, training_callbacks
 
 log = logging.getLogger(__name__)
 
@@ -184,9 +185,9 @@ def fine_tune(head_path, recipe, store, train, validation, num_classes, finetune
     started = time.perf_counter()
     history = model.fit(
         batches.dataset(), steps_per_epoch=len(batches), validation_data=checks.dataset(), epochs=finetune.epochs,
-        class_weight=class_weight, shuffle=False, verbose=0, callbacks=[
-            keras.callbacks.EarlyStopping(monitor="val_loss", patience=finetune.patience, restore_best_weights=True),
-            images_per_second_logger(len(train[0]), finetune.epochs, logger)])
+        class_weight=class_weight, shuffle=False, verbose=0,
+        callbacks=training_callbacks(finetune.patience, verbose=0,
+                                     progress=epoch_progress(logger, "finetune", len(train[0]), finetune.epochs)))
     seconds = time.perf_counter() - started
     if policy != "float32":
         # Saved in float32, so the file runs on any machine: the same weights in a float32 twin.
@@ -220,19 +221,3 @@ def strategy():
         return tf.distribute.MirroredStrategy(), f"{len(gpus)} GPU(s): {', '.join(g.name for g in gpus)}", \
             "mixed_float16"
     return tf.distribute.get_strategy(), "CPU", "float32"
-
-
-def images_per_second_logger(images, epochs, logger):
-    """A callback that logs each epoch's scores, seconds and training images per second."""
-    class ImagesPerSecond(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            self.started = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            seconds = time.perf_counter() - self.started
-            scores = ", ".join(f"{name} {value:.3f}" for name, value in (logs or {}).items()
-                               if name in ("loss", "accuracy", "val_loss", "val_accuracy"))
-            logger.info("epoch %d/%d: %s; %.1f s, %.1f training images/s", epoch + 1, epochs, scores, seconds,
-                        images / seconds)
-
-    return ImagesPerSecond()

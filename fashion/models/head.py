@@ -15,7 +15,15 @@ from fashion.data.recipes import BackboneRecipe, Preprocessing
 from fashion.errors import PipelineError, outdated
 from fashion.features.store import load_split, read_info
 from fashion.models.provenance import RECORD_KEY, trained_on
-from fashion.models.training import best_epoch, calibrated, save_model, training_callbacks, write_history
+from fashion.models.training import (
+    best_epoch_record,
+    calibrated,
+    epoch_progress,
+    log_best_epoch,
+    save_model,
+    training_callbacks,
+    write_history,
+)
 from fashion.paths import Paths
 from fashion.runtime import make_reproducible, steady
 from fashion.timings import record_timing
@@ -94,9 +102,10 @@ def fit_head(train_x, train_y, val_x, val_y, num_classes, head, seed, logger=Non
     train = steady(tf.data.Dataset.from_tensor_slices((train_x, train_y))
                    .shuffle(len(train_y), seed=seed, reshuffle_each_iteration=True).batch(head.batch_size).prefetch(2))
     validation = steady(tf.data.Dataset.from_tensor_slices((val_x, val_y)).batch(head.batch_size).cache())
+    progress = None if logger is None else epoch_progress(logger, "train_head", len(train_y), head.epochs,
+                                                          PROGRESS_SECONDS, unit="training vectors")
     history = model.fit(train, validation_data=validation, epochs=head.epochs,
-                        callbacks=training_callbacks(head.patience, verbose=0, epochs=head.epochs,
-                                                     logger=logger, every=PROGRESS_SECONDS),
+                        callbacks=training_callbacks(head.patience, verbose=0, progress=progress),
                         shuffle=False, verbose=0)  # shuffled above
     return model, history
 
@@ -119,7 +128,7 @@ def train_head(params, paths=Paths()):
     model, history = fit_head(train_x, train_y, val_x, val_y, len(info["classes"]), head, params.seed,
                               logger=log)
     seconds = time.perf_counter() - start
-    best = best_epoch(history)
+    record = best_epoch_record(history)
     model, temperature = calibrated(model, head.calibrate, val_x, val_y, head.batch_size)
     try:
         write_history(history, history_path)
@@ -130,10 +139,7 @@ def train_head(params, paths=Paths()):
             Preprocessing.RECORD_KEY: info[Preprocessing.RECORD_KEY],
             BackboneRecipe.RECORD_KEY: info[BackboneRecipe.RECORD_KEY],
             "seed": params.seed,
-            "best_epoch": best,
-            "epochs_run": len(history.history["loss"]),
-            "best_val_loss": round(float(history.history["val_loss"][best - 1]), 6),
-            "best_val_accuracy": round(float(history.history["val_accuracy"][best - 1]), 6),
+            **record,
             "temperature": temperature,
             RECORD_KEY: trained_on(info["data"], params, info[BackboneRecipe.RECORD_KEY]),
         })
@@ -142,9 +148,7 @@ def train_head(params, paths=Paths()):
             remove_stale(*outputs)
         raise
     record_timing(paths.timings("train_head"), train_seconds=round(seconds, 2))
-    log.info("best epoch %d of %d: val_loss %.4f, val_accuracy %.4f (%.1f s)", best,
-             len(history.history["loss"]), history.history["val_loss"][best - 1],
-             history.history["val_accuracy"][best - 1], seconds)
+    log_best_epoch(record, seconds, log)
     return model
 
 

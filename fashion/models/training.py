@@ -14,66 +14,47 @@ log = logging.getLogger(__name__)
 HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy")
 
 
-def training_callbacks(patience, reduce_lr_patience=0, verbose=1, epochs=None, logger=None, every=0.0):
+def training_callbacks(patience, reduce_lr_patience=0, verbose=1, progress=None):
     """Early stopping on validation loss (the best weights kept); with reduce_lr_patience > 0, also halve
     the learning rate whenever validation loss has not improved for that many epochs (0 turns it off).
-    With epochs and a logger, also a progress line per group of epochs (`epoch_logger`); fit's own output
-    and Keras's early-stopping messages are then off."""
+    With a progress callback (`epoch_progress`), also its lines; Keras's early-stopping messages are then off."""
     import keras
 
-    if logger is not None:
+    if progress is not None:
         verbose = 0
     callbacks = [keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True,
                                                verbose=min(verbose, 1))]
-    if logger is not None:
-        callbacks.append(epoch_logger(epochs, logger, every))
+    if progress is not None:
+        callbacks.append(progress)
     if reduce_lr_patience:
         callbacks.append(keras.callbacks.ReduceLROnPlateau(
             monitor="val_loss", factor=0.5, patience=reduce_lr_patience, min_lr=1e-6, verbose=min(verbose, 1)))
     return callbacks
 
 
-def epoch_logger(epochs, logger, every=0.0):
-    """A callback that logs "epoch 30/300: loss 1.234, accuracy 0.550, val_loss ...; 12 epochs in 2.1 s, at most
-    1 min 14 s left": the last epoch's scores once `every` seconds have passed since the previous line (0: every
-    epoch), and always for the last epoch run, whether it is the last planned or early stopping ended there."""
-    import time
-
+def epoch_progress(logger, what, examples, epochs, every=0.0, unit="training images"):
+    """A callback that logs a training run's progress with fashion.progress.Progress, counting the `examples`
+    each epoch trains on: "train_cnn: 23,730 / 237,300 training images, 410.2 training images/s, at most
+    9 min 10 s left; epoch 30/300: loss 1.234, accuracy 0.550, val_loss ...", once `every` seconds have passed
+    since the previous line (0: every epoch), and always for the last epoch run, whether it is the last planned
+    or early stopping ended there."""
     import keras
 
-    from fashion.progress import duration
+    from fashion.progress import Progress
 
-    class EpochLogger(keras.callbacks.Callback):
+    class EpochProgress(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
-            self.started = self.last_line = time.perf_counter()
-            self.last_logged, self.pending = 0, None
+            self.progress = Progress(logger, what, examples * epochs, unit=unit, every=every, may_end_early=True)
 
         def on_epoch_end(self, epoch, logs=None):
-            now = time.perf_counter()
-            self.pending = (epoch + 1, dict(logs or {}))
-            if now - self.last_line >= every or epoch + 1 == epochs:
-                self.log_line(now)
+            logs = logs or {}
+            scores = ", ".join(f"{name} {logs[name]:.3f}" for name in HISTORY_COLUMNS[1:] if name in logs)
+            self.progress.update(examples, note=f"epoch {epoch + 1}/{epochs}: {scores}")
 
         def on_train_end(self, logs=None):
-            if self.pending is not None:
-                self.log_line(time.perf_counter(), stopped=True)
+            self.progress.finish("early stopping ended it here")
 
-        def log_line(self, now, stopped=False):
-            done, scores = self.pending
-            text = ", ".join(f"{name} {value:.3f}" for name, value in scores.items() if name in HISTORY_COLUMNS)
-            group = done - self.last_logged
-            timing = f"{now - self.last_line:.1f} s" if group == 1 else f"{group} epochs in {now - self.last_line:.1f} s"
-            if stopped and done < epochs:
-                tail = ", early stopping ended it here"
-            elif done < epochs:
-                left = (now - self.started) / done * (epochs - done)
-                tail = f", at most {duration(left)} left (early stopping may end it sooner)"
-            else:
-                tail = ""
-            logger.info("epoch %d/%d: %s; %s%s", done, epochs, text, timing, tail)
-            self.last_line, self.last_logged, self.pending = now, done, None
-
-    return EpochLogger()
+    return EpochProgress()
 
 
 def write_history(history, path):
@@ -90,6 +71,21 @@ def best_epoch(history):
     """The 1-based epoch with the lowest validation loss: the weights early stopping kept."""
     losses = history.history["val_loss"]
     return min(range(len(losses)), key=losses.__getitem__) + 1
+
+
+def best_epoch_record(history):
+    """What a model's record says of its training: the best epoch (the weights early stopping kept), the epochs
+    run, and the best epoch's validation loss and accuracy (6 decimals)."""
+    logs, best = history.history, best_epoch(history)
+    return {"best_epoch": best, "epochs_run": len(logs["loss"]),
+            "best_val_loss": round(float(logs["val_loss"][best - 1]), 6),
+            "best_val_accuracy": round(float(logs["val_accuracy"][best - 1]), 6)}
+
+
+def log_best_epoch(record, seconds, logger=log):
+    """The line every trainer ends with: "best epoch 12 of 20: val_loss 0.4321, val_accuracy 0.8500; 3.2 s"."""
+    logger.info("best epoch %d of %d: val_loss %.4f, val_accuracy %.4f; %.1f s", record["best_epoch"],
+                record["epochs_run"], record["best_val_loss"], record["best_val_accuracy"], seconds)
 
 
 def save_model(model, path, info):
