@@ -28,18 +28,11 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 
-from fashion.data.recipes import LOCATORS, RESIZE_MODES
 from fashion.errors import PipelineError
-from fashion.features.backbones import BACKBONES, BLOCKS
+from fashion.names import BACKBONES, BLOCKS, ENGINES, LOCATORS, PARAMS_FILE, RESIZE_MODES, SOURCES
 from fashion.paths import Paths
 
-PARAMS_FILE = "params.yaml"
-
-Source = Literal["synthetic", "folder", "fashion_mnist"]
-SOURCES = get_args(Source)
 SYNTHETIC_DIR = str(Paths().synthetic)  # where the synthesize stage writes the generated data set
-Engine = Literal["local", "ray"]
-ENGINES = get_args(Engine)
 
 
 # --- errors: what a value's or a rule's check raises; `_report` turns them into lines -----------------
@@ -210,7 +203,7 @@ class LocateBox(Section):
 class Data(Section):
     """data: where the photos are and how each becomes a model input."""
 
-    source: Source
+    source: Literal[SOURCES]
     path: Text
     image_size: int = Field(ge=16, le=1024)
     resize: Literal[RESIZE_MODES]
@@ -279,7 +272,7 @@ class Features(Section):
     batch_size: int = Field(ge=1, le=4096)
     cache: bool
     cache_max_gb: float = Field(gt=0, le=100_000)
-    engine: Engine
+    engine: Literal[ENGINES]
     ray: Ray
 
 

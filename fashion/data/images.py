@@ -20,7 +20,8 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from fashion.data.recipes import FULL_REGION, RESIZE_MODES
+from fashion.data.recipes import FULL_REGION
+from fashion.names import RESIZE_MODES
 
 log = logging.getLogger(__name__)
 

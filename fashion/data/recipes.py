@@ -14,12 +14,8 @@ from dataclasses import asdict, dataclass, field, fields
 
 from fashion.errors import outdated
 
-RESIZE_MODES = ("stretch", "pad", "crop")
 # The part of each photo the models see (data.region), as fractions of its height and width.
 FULL_REGION = {"top": 0.0, "bottom": 1.0, "left": 0.0, "right": 1.0}
-# How the neckline is found in a photo (data.locate; fashion/data/locate.py): none keeps the region, face
-# anchors the box under a face, auto tries the face, then BlazePose's shoulders, then the close-up rule.
-LOCATORS = ("none", "face", "auto")
 
 
 class Recipe:
