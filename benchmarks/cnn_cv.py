@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.cnn_seeds import override  # noqa: E402
 from fashion.data import dataset  # noqa: E402
-from fashion.evaluation.crossval import early_stopping_split, folds  # noqa: E402
+from fashion.evaluation.folds import early_stopping_split, folds  # noqa: E402
 from fashion.evaluation.intervals import METRICS, headline  # noqa: E402
 from fashion.params import load_params  # noqa: E402
 from fashion.runtime import make_reproducible  # noqa: E402
