@@ -6,7 +6,7 @@ precision, mirror, and the seed that random weights come from). The stage that d
 builds it from params once (prepare, extract) and writes it into its output; every later artifact
 and `models/<kind>.json` copies it whole, and prediction rebuilds it from there alone.
 
-Adding a setting to a group: a field here, its rule in `fashion/params.py`, the code that applies it
+Adding a setting to a group: a field here, its rule in `fashion/params_schema.py`, the code that applies it
 (`fashion.data.images.preprocess` or `fashion.features.extractor.build_extractor`) and their tests.
 """
 
