@@ -1,10 +1,10 @@
-"""Read and validate params.yaml: the one place that knows what a valid configuration is.
+"""Read and validate params.yaml against its schema (`Params`, fashion/params_schema.py: the one place that
+knows what a valid configuration is).
 
-Every stage calls `load_params()`, which checks the whole file against the schema (`Params`,
-fashion/params_schema.py), so a typo anywhere is reported before any work starts, with the key's full
-name and the allowed values: `validate()` turns pydantic's errors into one line per problem (`report`),
-each naming the dotted key. `params.model_dump()` (or `params.cnn.model_dump()`) gives the plain dicts of
-JSON and YAML.
+Every stage calls `load_params()`, which checks the whole file, so a typo anywhere is reported before any
+work starts, with the key's full name and the allowed values: `validate()` turns pydantic's errors into one
+line per problem (`report`), each naming the dotted key. `params.model_dump()` (or `params.cnn.model_dump()`)
+gives the plain dicts of JSON and YAML.
 """
 
 import difflib
@@ -21,7 +21,7 @@ from fashion.names import PARAMS_FILE
 from fashion.params_schema import Params
 from fashion.params_types import AT
 
-# --- reading and reporting ---------------------------------------------------------------------------------------
+# --- reading --------------------------------------------------------------------------------------
 
 def validate(params):
     """Check every key of params.yaml and the rules between keys; return them as a Params."""
@@ -58,9 +58,11 @@ def load_params(path=PARAMS_FILE):
     return validate(params)
 
 
+# --- reporting: pydantic's errors as the project's lines -------------------------------------------
+
 def report(errors):
-    """One line per problem in pydantic's errors. A key that is missing only because an unknown key next to it is its misspelling gets no line of
-    its own: the unknown key's line suggests it."""
+    """One line per problem in pydantic's errors. A key that is missing only because an unknown key next to
+    it is its misspelling gets no line of its own: the unknown key's line suggests it."""
     lines, suggested = [], set()
     for error in errors:
         if error["type"] in ("extra_forbidden", "invalid_key"):
