@@ -5,7 +5,7 @@ this module); `fashion/features/extractor.py` builds them, `fashion/features/wei
 Nothing here imports Keras until a backbone is asked for.
 """
 
-# Each of fashion.names.BACKBONES (tests/test_finetune.py checks they agree):
+# Each of fashion.names.BACKBONES (tests/test_names.py checks they agree):
 # name: (keras.applications constructor, the keras.applications module with its preprocess_input,
 #        whether it takes a width multiplier alpha)
 APPLICATIONS = {
