@@ -4,7 +4,7 @@
 
 REPO is a repository (a copy) where `dvc repro prepare` has run with the data to measure (for the neckline
 photos: `bash benchmarks/real_data.sh --dry-run necklines_top_nomirror-mobilenet-smote` prints the
-overrides). The folds are the crossval stage's own (fashion.evaluation.crossval.folds: stratified, grouped by item when
+overrides). The folds are the crossval stage's own (fashion.evaluation.folds.folds: stratified, grouped by item when
 split.group is set, seeded by `seed`); in each, crossval.validation of the fold's training part is kept apart
 for early stopping (grouped by item), the network is trained on the rest by the train_cnn stage's own code
 (fashion.models.cnn.fit_cnn) and scored on the held-out fold. -S overrides REPO/params.yaml (dotted keys, YAML
@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.cnn_seeds import override  # noqa: E402
 from fashion.data import dataset  # noqa: E402
-from fashion.evaluation.crossval import early_stopping_split, folds  # noqa: E402
+from fashion.evaluation.folds import early_stopping_split, folds  # noqa: E402
 from fashion.evaluation.intervals import METRICS, headline  # noqa: E402
 from fashion.params import load_params  # noqa: E402
 from fashion.paths import Paths  # noqa: E402

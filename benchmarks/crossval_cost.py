@@ -27,7 +27,8 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fashion.evaluation.crossval import fold_jobs, fold_probabilities, pooled_features, pooled_rows  # noqa: E402
+from fashion.evaluation.crossval import fold_probabilities  # noqa: E402
+from fashion.evaluation.folds import fold_jobs, pooled_features, pooled_rows  # noqa: E402
 from fashion.evaluation.crossval_finetuned import fold_images  # noqa: E402
 from fashion.evaluation.intervals import headline  # noqa: E402
 from fashion.features.store import read_info  # noqa: E402

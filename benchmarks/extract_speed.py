@@ -109,7 +109,7 @@ def ray_overhead(args):
     from fashion.features import ray_engine
     from fashion.features.extractor import build_extractor
     from fashion.data.recipes import BackboneRecipe
-    from fashion.params import Ray
+    from fashion.params_schema import Ray
 
     recipe = BackboneRecipe(model="mobilenet", weights=str(WEIGHTS["mobilenet"]), alpha=1.0, seed=42)
     store_path = args.prepared / dataset.IMAGES_FILE

@@ -38,7 +38,8 @@ sys.path.insert(0, str(REPO))
 from fashion.paths import Paths  # noqa: E402
 from fashion.data import dataset, faces, locate  # noqa: E402
 from fashion.models.baseline import baseline_probabilities, fit_baseline  # noqa: E402
-from fashion.evaluation.crossval import fold_head, folds, pooled_features, pooled_paths  # noqa: E402
+from fashion.evaluation.crossval import fold_head  # noqa: E402
+from fashion.evaluation.folds import folds, pooled_features, pooled_paths  # noqa: E402
 from fashion.features.extraction import extract  # noqa: E402
 from fashion.features.store import INFO_FILE, load_split_rows, read_info  # noqa: E402
 from fashion.evaluation.intervals import headline  # noqa: E402

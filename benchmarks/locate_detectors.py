@@ -22,7 +22,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from fashion.data import faces, pose, tflite  # noqa: E402
-from fashion.data.images import decode_rgb, walk_image_files  # noqa: E402
+from fashion.data.files import walk_image_files  # noqa: E402
+from fashion.data.images import decode_rgb  # noqa: E402
 
 DETECTORS = ("mtcnn", "blazeface_short", "blazeface_full", "pose")
 

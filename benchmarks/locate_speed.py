@@ -26,7 +26,8 @@ sys.path.insert(0, str(REPO))
 from fashion.data import locate  # noqa: E402
 from fashion.data.recipes import Preprocessing  # noqa: E402
 from fashion.paths import Paths  # noqa: E402
-from fashion.data.images import decode_rgb, walk_image_files  # noqa: E402
+from fashion.data.files import walk_image_files  # noqa: E402
+from fashion.data.images import decode_rgb  # noqa: E402
 from fashion.params import validate  # noqa: E402
 from fashion.data.preparation import prepare  # noqa: E402
 

@@ -8,7 +8,8 @@ import pytest
 
 from fashion.data import dataset
 from fashion.errors import PipelineError
-from fashion.evaluation.crossval import crossval, early_stopping_split, folds
+from fashion.evaluation.crossval import crossval
+from fashion.evaluation.folds import early_stopping_split, folds
 from fashion.paths import Paths
 from tests.helpers import make_params
 from tests.test_resample import write_features
@@ -144,7 +145,8 @@ def test_a_class_smaller_than_the_folds_is_a_clear_error(tmp_path):
 def test_folds_in_worker_processes_give_the_same_numbers_to_the_last_digit(tmp_path):
     """The stage runs its folds side by side in processes; each fold seeds its own training, so one process or
     several give the same scores, rows and out-of-fold probabilities."""
-    from fashion.evaluation.crossval import cross_validate, pooled_features
+    from fashion.evaluation.crossval import cross_validate
+    from fashion.evaluation.folds import pooled_features
 
     features, prepared = features_with_manifest(tmp_path, {"train": [16, 12, 9], "validation": [4, 3, 3],
                                                            "test": [2, 2, 2]})

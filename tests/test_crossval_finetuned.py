@@ -10,8 +10,9 @@ import pytest
 
 from fashion.data import dataset
 from fashion.errors import PipelineError
-from fashion.evaluation.crossval import cross_validate, crossval, folds, pooled_features, pooled_rows
+from fashion.evaluation.crossval import cross_validate, crossval
 from fashion.evaluation.crossval_finetuned import FoldImages
+from fashion.evaluation.folds import folds, pooled_features, pooled_rows
 from fashion.evaluation.suspects import read_predictions
 from fashion.paths import Paths
 from tests.helpers import REPO, copy_photos, make_params

@@ -127,7 +127,7 @@ def paths_named(params):
 def offline_weights(params):
     """Whether every backbone of the params has pretrained weights on a machine with no network: a weights
     file, or auto where the repository carries the file."""
-    from fashion.features.backbones import bundled_weights
+    from fashion.features.weights import bundled_weights
 
     weights = params["features"]["weights"]
     for name in params["model"].split("+"):

@@ -11,7 +11,7 @@ import pytest
 from fashion.data import dataset
 from fashion.data.recipes import BackboneRecipe
 from fashion.errors import PipelineError
-from fashion.features.backbones import BLOCKS
+from fashion.names import BLOCKS
 from fashion.paths import Paths
 from fashion.serving.classify import load_classifier
 from tests.helpers import make_params, override

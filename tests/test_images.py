@@ -16,7 +16,8 @@ from fashion.data.images import (
     load_image,
     resize_image,
 )
-from fashion.data.recipes import FULL_REGION, RESIZE_MODES, Preprocessing
+from fashion.data.recipes import FULL_REGION, Preprocessing
+from fashion.names import RESIZE_MODES
 from tests import corpus
 from tests.corpus import BLUE, GRAY_LEVEL, GREEN, RED, WHITE
 from tests.helpers import NECKLINES

@@ -13,7 +13,8 @@ import numpy as np
 
 from fashion.data import decode_cache
 from fashion.data.decode_cache import DecodeCache, file_key
-from fashion.data.images import ImageError, ImageLimits, preprocess_located, skip
+from fashion.data.files import skip
+from fashion.data.images import ImageError, ImageLimits, preprocess_located
 from fashion.progress import Progress
 
 log = logging.getLogger(__name__)

@@ -4,7 +4,7 @@ DVC hashes every dependency of a stage before it runs it, and it stops on a dang
 symlink loop inside a folder dependency, before prepare could skip such a file with a reason. So
 prepare does not depend on data.path but on this inventory, and this stage, marked
 `always_changed` in dvc.yaml, reads the folder on every `dvc repro`, skipping what prepare skips,
-for the same reasons (fashion.data.images.walk_image_files). The inventory holds each usable file's
+for the same reasons (fashion.data.files.walk_image_files). The inventory holds each usable file's
 path, size and content hash, and each skipped entry with its reason: when the photos change, it
 changes and prepare runs again; when they do not, it is the same file and DVC skips prepare.
 Modification times are left out on purpose: a checkout or a copy changes them, not the photos.
@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 
 from fashion.atomic import write_json
-from fashion.data.images import skip, walk_image_files
+from fashion.data.files import skip, walk_image_files
 from fashion.digests import file_sha256
 from fashion.errors import PipelineError
 

@@ -10,7 +10,8 @@ from fashion.data import dataset
 from fashion.data.confirmed import read_confirmed, usable_answers
 from fashion.data.decoding import close_cache, decode_into_store, open_cache
 from fashion.data.exclusions import exclude_listed, read_exclusions
-from fashion.data.images import ImageLimits, decode_side, skip
+from fashion.data.files import skip
+from fashion.data.images import ImageLimits, decode_side
 from fashion.data.recipes import Preprocessing
 from fashion.data.sources import confirmed_candidates, discover_fashion_mnist, discover_folder
 from fashion.data.split import assign_grouped_splits, assign_groups, assign_splits

@@ -6,7 +6,7 @@ precision, mirror, and the seed that random weights come from). The stage that d
 builds it from params once (prepare, extract) and writes it into its output; every later artifact
 and `models/<kind>.json` copies it whole, and prediction rebuilds it from there alone.
 
-Adding a setting to a group: a field here, its rule in `fashion/params.py`, the code that applies it
+Adding a setting to a group: a field here, its rule in `fashion/params_schema.py`, the code that applies it
 (`fashion.data.images.preprocess` or `fashion.features.extractor.build_extractor`) and their tests.
 """
 
@@ -14,12 +14,8 @@ from dataclasses import asdict, dataclass, field, fields
 
 from fashion.errors import outdated
 
-RESIZE_MODES = ("stretch", "pad", "crop")
 # The part of each photo the models see (data.region), as fractions of its height and width.
 FULL_REGION = {"top": 0.0, "bottom": 1.0, "left": 0.0, "right": 1.0}
-# How the neckline is found in a photo (data.locate; fashion/data/locate.py): none keeps the region, face
-# anchors the box under a face, auto tries the face, then BlazePose's shoulders, then the close-up rule.
-LOCATORS = ("none", "face", "auto")
 
 
 class Recipe:

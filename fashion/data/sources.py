@@ -11,8 +11,9 @@ from typing import Callable
 
 import numpy as np
 
+from fashion.data.files import SUPPORTED_EXTENSIONS, skip, walk_image_files
 from fashion.data.idx import FASHION_MNIST_CLASSES, read_fashion_mnist
-from fashion.data.images import SUPPORTED_EXTENSIONS, decode_rgb, skip, walk_image_files
+from fashion.data.images import decode_rgb
 from fashion.errors import PipelineError
 
 log = logging.getLogger(__name__)

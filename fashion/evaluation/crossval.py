@@ -24,17 +24,16 @@ import multiprocessing
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 
 import numpy as np
 
 from fashion.atomic import atomic_file, check_writable, write_json
-from fashion.data import dataset
-from fashion.errors import PipelineError, ShortNames, outdated
+from fashion.errors import PipelineError, ShortNames
 from fashion.evaluation.crossval_finetuned import check_fit_parts, fine_tuned_probabilities, fold_images
+from fashion.evaluation.folds import early_stopping_split, fold_jobs, pooled_features, pooled_paths, pooled_rows
 from fashion.evaluation.intervals import METRICS, headline
 from fashion.features.smote import smote_resample
-from fashion.features.store import load_split_rows, read_info
+from fashion.features.store import read_info
 from fashion.models.baseline import baseline_probabilities, fit_baseline
 from fashion.models.head import fit_head
 from fashion.paths import Paths
@@ -49,52 +48,6 @@ FINETUNED = "finetuned"  # too, with finetune.enabled
 def model_names(params):
     """The models crossval scores, in the order of its outputs (and of ties: the first wins)."""
     return MODELS + ((FINETUNED,) if params.finetune.enabled else ())
-
-
-def pooled_features(features_dir, prepared_dir):
-    """(features, labels, groups) of the train and validation splits together; groups from the manifest."""
-    parts = [load_split_rows(features_dir, split) for split in ("train", "validation")]
-    features = np.concatenate([p[0] for p in parts])
-    labels = np.concatenate([p[1] for p in parts])
-    rows = np.concatenate([p[2] for p in parts])
-    group_of_row = {record["row"]: record["group"] for record in dataset.read_manifest(prepared_dir)}
-    missing = [int(row) for row in rows if int(row) not in group_of_row]
-    if missing:
-        raise outdated(Path(features_dir), f"has features of {len(missing)} image(s) the manifest does not know")
-    return features, labels, np.array([group_of_row[int(row)] for row in rows])
-
-
-def folds(labels, groups, n_folds, repeats, seed):
-    """Yield (repeat, fold, train indices, held-out indices): stratified, and grouped by item when groups
-    repeat (every photo of an item on one side), each repeat with its own shuffle."""
-    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
-
-    grouped = len(set(groups)) < len(groups)
-    for repeat in range(repeats):
-        splitter = (StratifiedGroupKFold if grouped else StratifiedKFold)(
-            n_splits=n_folds, shuffle=True, random_state=seed + repeat)
-        for fold, (train, held) in enumerate(splitter.split(labels, labels, groups if grouped else None)):
-            yield repeat, fold, train, held
-
-
-def fold_jobs(labels, groups, settings, seed):
-    """[(repeat, fold, train indices, held-out indices, the fold's seed)] of crossval settings `settings`."""
-    return [(repeat, fold, train, held, (seed + 1000 * repeat + fold) % 2**32)
-            for repeat, fold, train, held in folds(labels, groups, settings.folds, settings.repeats, seed)]
-
-
-def early_stopping_split(labels, groups, share, seed):
-    """(fit, stop) positions in a fold's training part: `share` of it kept apart for early stopping."""
-    from sklearn.model_selection import StratifiedGroupKFold
-
-    parts = max(2, round(1 / share))
-    if len(set(groups)) < parts:
-        raise PipelineError(f"a fold's training part has {len(set(groups))} photo(s) (items, with split.group); "
-                            f"crossval.validation={share} keeps 1 in {parts} of them apart for early stopping, so it "
-                            f"needs at least {parts}. Lower crossval.folds, raise crossval.validation or add photos")
-    splitter = StratifiedGroupKFold(n_splits=parts, shuffle=True, random_state=seed)
-    fit, stop = next(splitter.split(labels, labels, groups))
-    return fit, stop
 
 
 def fold_head(params, classes, x, y, groups, train, seed):
@@ -126,17 +79,6 @@ def fold_probabilities(params, classes, x, y, groups, train, held, seed, images=
         probabilities[FINETUNED], notes = fine_tuned_probabilities(params, images, model, y, fit, stop, held,
                                                                    len(classes), seed, name)
     return probabilities, notes
-
-
-def pooled_rows(features_dir):
-    """The image-store rows of pooled_features' rows, in the same order."""
-    return np.concatenate([load_split_rows(features_dir, split)[2] for split in ("train", "validation")])
-
-
-def pooled_paths(features_dir, prepared_dir):
-    """The manifest paths of pooled_features' rows, in the same order."""
-    path_of_row = {record["row"]: record["path"] for record in dataset.read_manifest(prepared_dir)}
-    return [path_of_row[int(row)] for row in pooled_rows(features_dir)]
 
 
 def write_predictions(path, paths, labels, probabilities, classes):

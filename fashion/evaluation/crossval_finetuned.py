@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class FoldImages:
     """What a fold needs to fine-tune from pixels: the image store, the store row of every pooled photo
-    (in the order of crossval.pooled_features) and the backbone recipe its features came from."""
+    (in the order of folds.pooled_features) and the backbone recipe its features came from."""
 
     images: Path
     rows: np.ndarray

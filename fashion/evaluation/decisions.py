@@ -29,7 +29,7 @@ from fashion.data import dataset
 from fashion.digests import file_sha256
 from fashion.errors import outdated
 from fashion.evaluation.coverage import choose_threshold, coverage_at, coverage_intervals, with_temperature
-from fashion.evaluation.crossval import folds, pooled_features, pooled_paths
+from fashion.evaluation.folds import folds, pooled_features, pooled_paths
 from fashion.evaluation.scores import batched_probabilities
 from fashion.features.familiarity import fit_familiarity, save_familiarity
 from fashion.features.store import load_split, read_info

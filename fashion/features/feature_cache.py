@@ -22,7 +22,7 @@ import numpy as np
 from fashion.data import entry_cache
 from fashion.data.entry_cache import USED_FILE, EntryCache, hash_identity  # noqa: F401  (USED_FILE: the layout, for tests)
 from fashion.digests import file_sha256
-from fashion.features.backbones import weights_file
+from fashion.features.weights import weights_file
 
 log = logging.getLogger(__name__)
 

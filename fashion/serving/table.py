@@ -12,7 +12,7 @@ from pathlib import Path
 
 import wcwidth
 
-from fashion.data.images import SUPPORTED_EXTENSIONS, link_problem, walk_image_files
+from fashion.data.files import SUPPORTED_EXTENSIONS, link_problem, walk_image_files
 from fashion.errors import PipelineError
 from fashion.serving.classify import BACK_VIEW, LOW_CONFIDENCE, NOT_LOCATED
 from fashion.serving.decision import MEANING, UNFAMILIAR
