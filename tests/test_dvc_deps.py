@@ -1,7 +1,8 @@
 """dvc.yaml lists every project module a stage runs, and no other; the layout keeps stage scripts apart.
 
-`python -m tests.test_dvc_deps` writes the lists: each stage's module deps in dvc.yaml become its script
-and every module it runs, sorted, in place of the ones listed (comments and the other deps stay).
+`python -m tests.test_dvc_deps` writes the lists: each stage's deps in dvc.yaml become one flow list,
+`deps: [script, every module it runs (sorted), the stage's other deps]`, wrapped at 118 columns; the rest of
+the file, comments included, stays as written (a comment inside a deps list is refused: it would be lost).
 
 DVC decides whether a stage is up to date from its deps alone: a module missing from them lets DVC
 serve results made by old code, and a module listed without being used re-runs the stage for nothing.
@@ -11,6 +12,7 @@ transitively through the project's modules (stages/ and the library package fash
 
 import ast
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -79,28 +81,70 @@ def dvc_stages():
     return out
 
 
+FLOW_WIDTH = 118  # the columns a stage's deps list is wrapped at
+
+
+def flow_item(dep):
+    """A dep as an item of a YAML flow sequence: plain when YAML reads it back as itself, else double-quoted
+    (`"${data.exclude}"`: a plain scalar in a flow sequence cannot hold `{` or `}`)."""
+    if not isinstance(dep, str):
+        raise TypeError(f"dvc.yaml: a dep that is not a path: {dep!r}")
+    if re.fullmatch(r"[\w./-]+", dep) and yaml.safe_load(f"[{dep}]") == [dep]:
+        return dep
+    return json.dumps(dep)
+
+
+def flow_deps(deps, indent="    "):
+    """The lines `deps: [a, b, ...]`, wrapped at FLOW_WIDTH columns with each line's items under the first."""
+    head = f"{indent}deps: ["
+    words = [flow_item(dep) + "," for dep in deps[:-1]] + [flow_item(deps[-1]) + "]"]
+    lines, line = [], head + words[0]
+    for word in words[1:]:
+        if len(line) + 1 + len(word) > FLOW_WIDTH:
+            lines.append(line)
+            line = " " * len(head) + word
+        else:
+            line += " " + word
+    return "".join(f"{text}\n" for text in lines + [line])
+
+
 def write_module_deps(dvc_yaml=REPO / "dvc.yaml"):
-    """Rewrite each stage's module deps in dvc.yaml (as text, so comments stay): the script first, then every
-    module it runs, sorted, where the first module dep was. Returns the stages whose lists changed."""
-    lines = Path(dvc_yaml).read_text().splitlines(keepends=True)
-    changed, stage, in_deps, out = [], None, False, []
-    scripts = dvc_stages()
-    for line in lines:
-        stripped = line.strip()
-        if line.startswith("  ") and not line.startswith("   ") and stripped.endswith(":"):
-            stage, in_deps = stripped[:-1], False
-        elif stage in scripts and line.startswith("    ") and not line.startswith("     "):
-            in_deps = stripped == "deps:"
-        if in_deps and stripped.startswith("- ") and stripped.endswith(".py"):
-            script, listed = scripts[stage]
-            if listed is not None:  # the first module dep: the whole list goes here
-                needed = closure(REPO, script)
-                out += [f"      - {module}\n" for module in [script] + sorted(needed - {script})]
-                if needed != listed:
-                    changed.append(stage)
-                scripts[stage] = script, None
+    """Rewrite each stage's deps in dvc.yaml as one flow list: the script, every module it runs (sorted), then the
+    stage's other deps in their order. Only the deps are rewritten, as text: the rest of the file (comments
+    included) stays as it is. Returns the stages whose deps text changed."""
+    text = Path(dvc_yaml).read_text()
+    stages = yaml.safe_load(text)["stages"]
+    lines = text.splitlines(keepends=True)
+    changed, stage, out, i = [], None, [], 0
+    while i < len(lines):
+        line = lines[i]
+        if re.match(r"\S", line):  # a top-level key (stages:, plots:) or comment
+            stage = None
+        if match := re.fullmatch(r"  ([\w-]+):\s*", line):
+            stage = match[1] if match[1] in stages else None
+        if stage is None or not re.fullmatch(r"    deps:.*\s*", line):
+            out.append(line)
+            i += 1
             continue
-        out.append(line)
+        # The deps value: the rest of this line and the lines after it indented deeper than `deps:`.
+        end = scan = i + 1
+        while scan < len(lines) and (lines[scan].startswith("     ") or not lines[scan].strip()):
+            scan += 1
+            end = scan if lines[scan - 1].strip() else end
+        block = lines[i:end]
+        if any(re.search(r"(^|\s)#", part.strip()) for part in [block[0].split(":", 1)[1]] + block[1:]):
+            raise ValueError(f"{dvc_yaml}: a comment inside the deps of stage '{stage}'; move it to the stage's "
+                             "comment above (the deps are rewritten)")
+        command = stages[stage]["cmd"].split()
+        script = command[command.index("-m") + 1].replace(".", "/") + ".py"
+        deps = stages[stage]["deps"] or []
+        others = [dep for dep in deps if not (isinstance(dep, str) and dep.endswith(".py"))]
+        modules = closure(REPO, script)
+        rewritten = flow_deps([script] + sorted(modules - {script}) + others)
+        if rewritten != "".join(block):
+            changed.append(stage)
+        out.append(rewritten)
+        i = end
     Path(dvc_yaml).write_text("".join(out))
     return changed
 
