@@ -1,6 +1,7 @@
 """Back views in training, by grouped cross-validation of train + validation (never the test split).
 
-    python benchmarks/backview_cv.py REPO [--folds 5] [--repeats 1] [--models baseline head] [--weight 0.5]
+    python benchmarks/backview_cv.py REPO [--folds 5] [--repeats 1] [--models baseline head] [--rules all drop weight]
+                                          [--weight 0.5]
     python benchmarks/backview_cv.py REPO --table     # REPO/backview_cv.jsonl (and REPO/oof-finetune_cv.csv) as tables
 
 REPO is a folder laid out like a repository where prepare and extract ran with data.locate: auto, which marks
@@ -123,7 +124,7 @@ def part_scores(labels, predicted, back, num_classes):
     return out
 
 
-def run(repo, models, n_folds, repeats, weight, log):
+def run(repo, models, rules, n_folds, repeats, weight, log):
     params = load_params(repo / "params.yaml")
     features_dir, prepared_dir = repo / "data/features", repo / "data/prepared"
     x, y, groups = pooled_features(features_dir, prepared_dir)
@@ -134,7 +135,7 @@ def run(repo, models, n_folds, repeats, weight, log):
         for repeat, fold, train, held in folds(y, groups, n_folds, repeats, params.seed):
             seed = (params.seed + 1000 * repeat + fold) % 2**32  # the crossval stage's fold seed
             for model in models:
-                for rule in RULES:
+                for rule in rules:
                     predicted = predict(params, classes, x, y, groups, train, held, back, rule, model, weight, seed)
                     record = {"repeat": repeat + 1, "fold": fold + 1, "model": model, "rule": rule,
                               "weight": weight if rule == "weight" else None,
@@ -194,7 +195,7 @@ def table(records):
         cells.append(stat([folds_[k]["not_back"] - folds_[k]["all"] for k in keys], True))
         lines.append(f"| {model} | {rule} | {len(keys)} | " + " | ".join(cells)
                      + f" | {stat([folds_[k]['back'] for k in keys])} |")
-    shares = [r["back_share"] for r in records if r["rule"] == "all"]
+    shares = list({(r["repeat"], r["fold"]): r["back_share"] for r in records}.values())
     lines.append(f"\nBack views among the held-out photos: {stat(shares)} (abstain's coverage is the rest).")
     return "\n".join(lines)
 
@@ -205,6 +206,7 @@ def main():
     parser.add_argument("--models", nargs="+", default=["baseline", "head"], choices=["baseline", "head"])
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--rules", nargs="+", default=list(RULES), choices=RULES)
     parser.add_argument("--weight", type=float, default=0.5, help="the back views' loss weight under rule `weight`")
     parser.add_argument("--table", action="store_true", help="print the tables of REPO's results and stop")
     args = parser.parse_args()
@@ -217,7 +219,7 @@ def main():
         print(table(records))
         return
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    run(args.repo, args.models, args.folds, args.repeats, args.weight, logging.getLogger("backview_cv"))
+    run(args.repo, args.models, args.rules, args.folds, args.repeats, args.weight, logging.getLogger("backview_cv"))
 
 
 if __name__ == "__main__":
