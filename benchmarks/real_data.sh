@@ -94,9 +94,11 @@ for data in "${!DATA[@]}"; do
   done
 done
 
-# The best neckline configuration chosen by grouped cross-validation (docs/locate.md, "The CNN and fine-tuning on the
-# located crops"): every photo located, MobileNet 1.0, SMOTE, and the fine-tuned backbone beside the head, the
-# baseline and the CNN (the crossval stage fine-tunes in every fold too, so its 15 folds take longest).
+# The neckline configuration chosen by grouped cross-validation (docs/locate.md): every photo located, the chosen
+# box, MobileNet 1.0, SMOTE, with every model: the fine-tuned backbone beside the head, the baseline and the CNN, so
+# that CV ranks them on the same folds (the baseline first, the fine-tuned backbone level with it within the noise;
+# docs/locate.md, "The CNN and fine-tuning on the located crops"). The crossval stage fine-tunes in each of its 15
+# folds: about 25 min of the run's 30 on 2 CPU cores.
 RUNS[necklines_best]="$NECKLINES_AUTO $MOBILENET ${SMOTE[smote]} $CROSSVAL -S finetune.enabled=true"
 
 DRY_RUN=false
