@@ -187,8 +187,9 @@ def real_data_overrides(name):
 def test_every_real_data_configuration_is_valid_and_its_files_exist():
     names = subprocess.run(["bash", "benchmarks/real_data.sh", "--list"], cwd=REPO, check=True,
                            capture_output=True, text=True).stdout.split()
-    assert len(names) == 42 and {"necklines_top-ensemble-smote", "necklines_face-ensemble-smote",
-                                 "fashion224-mobilenet-smote"} <= set(names)
+    # the data-backbone-smote grid (7 x 3 x 2) and necklines_best
+    assert len(names) == 43 and {"necklines_top-ensemble-smote", "necklines_face-ensemble-smote",
+                                 "fashion224-mobilenet-smote", "necklines_best"} <= set(names)
     for name in names:
         overrides = real_data_overrides(name)
         # every configuration sets every key it depends on: the workspace holds the last experiment's
@@ -208,6 +209,11 @@ def test_every_real_data_configuration_is_valid_and_its_files_exist():
     whole = {"top": 0.0, "bottom": 1.0, "left": 0.0, "right": 1.0}
     assert face.cnn.region.model_dump() == whole  # all of the located box
     assert make_params(**real_data_overrides("necklines_top-mobilenet-smote")).data.locate == "none"
+    best = make_params(**real_data_overrides("necklines_best"))  # docs/locate.md: chosen by grouped CV
+    assert best.data.locate == "auto" and best.data.locate_box.model_dump() == face.data.locate_box.model_dump()
+    assert best.model == "mobilenet" and best.features.alpha == 1.0 and best.finetune.enabled is True
+    assert best.features.weights.endswith("mobilenet_1.0_224_no_top.weights.h5") and best.smote.enabled is True
+    assert best.cnn.region.model_dump() == whole and best.data.resize == "crop" and best.data.image_size == 224
 
 
 def test_the_fashion_mnist_cnn_is_still_f2_and_other_real_data_see_the_whole_image():
