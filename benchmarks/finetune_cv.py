@@ -32,7 +32,7 @@ from fashion.data import dataset  # noqa: E402
 from fashion.models.baseline import baseline_probabilities, fit_baseline  # noqa: E402
 from fashion.evaluation.crossval import fold_head  # noqa: E402
 from fashion.evaluation.folds import folds, pooled_features, pooled_paths, pooled_rows  # noqa: E402
-from fashion.features.store import INFO_FILE, load_split_rows, read_info  # noqa: E402
+from fashion.features.store import INFO_FILE, read_info  # noqa: E402
 from fashion.models.finetuning import fine_tune  # noqa: E402
 from fashion.evaluation.intervals import headline  # noqa: E402
 from fashion.params import load_params, validate  # noqa: E402
