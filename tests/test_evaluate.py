@@ -333,17 +333,21 @@ def test_report_and_png_plots(trained):
             assert pixels.std() > 5, f"{kind}/{name}.png looks blank"
 
 
-def test_best_model_is_the_one_with_higher_balanced_accuracy(tmp_path):
-    path = tmp_path / "test.json"
-    assert best_model(path) is None
-    path.write_text(json.dumps({"cnn": {"balanced_accuracy": 0.5, "macro_f1": 0.4},
-                                "head": {"balanced_accuracy": 0.7, "macro_f1": 0.6}}))
-    assert best_model(path) == "head"
-    path.write_text(json.dumps({"cnn": {"balanced_accuracy": 0.9, "macro_f1": 0.9},
-                                "head": {"balanced_accuracy": 0.7, "macro_f1": 0.6}}))
-    assert best_model(path) == "cnn"
-    path.write_text("not json")
-    assert best_model(path) is None
+def test_the_default_model_is_the_best_by_cross_validation_never_by_the_test_split(tmp_path):
+    test, cv = tmp_path / "test.json", tmp_path / "cv.json"
+    assert best_model(test) is None  # no cross-validation yet: the commands fall back to the head
+    # The test split would pick the CNN; cross-validation, which does not cover the CNN, picks among the others.
+    test.write_text(json.dumps({"cnn": {"balanced_accuracy": 0.99, "macro_f1": 0.99},
+                                "head": {"balanced_accuracy": 0.5, "macro_f1": 0.5},
+                                "finetuned": {"balanced_accuracy": 0.9, "macro_f1": 0.9}}))
+    cv.write_text(json.dumps({"head": {"balanced_accuracy_mean": 0.7, "macro_f1_mean": 0.6},
+                              "baseline": {"balanced_accuracy_mean": 0.9, "macro_f1_mean": 0.9}, "folds": 5}))
+    assert best_model(test) == "head"  # the baseline is not served
+    cv.write_text(json.dumps({"head": {"balanced_accuracy_mean": 0.7, "macro_f1_mean": 0.6},
+                              "finetuned": {"balanced_accuracy_mean": 0.71, "macro_f1_mean": 0.5}}))
+    assert best_model(test) == "finetuned"
+    cv.write_text("not json")
+    assert best_model(test) is None
 
 
 def test_missing_model_is_a_clear_error(trained, tmp_path):

@@ -105,15 +105,19 @@ def test_json_fields_and_a_whole_folder_recursively(trained):
         assert r["low_confidence"] == (r["probability"] < 0.8)
 
 
-def test_default_model_is_the_better_one_by_the_last_evaluation(trained, tmp_path):
+def test_default_model_is_the_best_by_cross_validation_not_by_the_test_split(trained, tmp_path):
     _, root = trained
     photo = root / "photos" / next(iter(evaluated(root, "cnn")))
-    for better, worse in (("cnn", "head"), ("head", "cnn")):
-        metrics = tmp_path / f"{better}.json"
-        metrics.write_text(json.dumps({better: {"balanced_accuracy": 0.9, "macro_f1": 0.9},
-                                       worse: {"balanced_accuracy": 0.2, "macro_f1": 0.2}}))
+    for better, worse in (("finetuned", "head"), ("head", "finetuned")):
+        folder = tmp_path / better
+        folder.mkdir()
+        # The test split would pick the CNN: it is not asked.
+        (folder / "test.json").write_text(json.dumps({"cnn": {"balanced_accuracy": 1.0, "macro_f1": 1.0}}))
+        (folder / "cv.json").write_text(json.dumps({better: {"balanced_accuracy_mean": 0.9, "macro_f1_mean": 0.9},
+                                                    worse: {"balanced_accuracy_mean": 0.2, "macro_f1_mean": 0.2}}))
         out = io.StringIO()
-        run([str(photo), "--format", "json", "--models-dir", str(root / "models"), "--metrics", str(metrics)], out=out)
+        run([str(photo), "--format", "json", "--models-dir", str(root / "models"), "--metrics",
+             str(folder / "test.json")], out=out)
         _, chosen = predict_json(root, photo, "--model", better)
         assert json.loads(out.getvalue()) == chosen
 

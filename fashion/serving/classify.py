@@ -150,16 +150,21 @@ def load_classifier(kind, models_dir=Paths().models, with_backbone=True):
 
 
 def best_model(metrics_path=Paths().test):
-    # metrics/test.json is written by the evaluate stage: one section per kind
-    """The kind with the highest balanced accuracy (then macro-F1) in the last evaluation, or None."""
-    path = Path(metrics_path)
+    """The model predict, tag and serve answer with by default, or None: of the served kinds that cross-validation
+    covers (the head, and the fine-tuned model when it is on), the one with the highest cross-validated balanced
+    accuracy (then macro-F1), read from cv.json beside metrics_path (metrics/cv.json, the crossval stage's).
+
+    Never by the test split: it scores the chosen model, it does not choose it. The CNN, which the crossval stage
+    does not cover, answers with --model cnn."""
+    path = Path(metrics_path).with_name(Paths().cv.name)
     if not path.is_file():
         return None
     try:
         results = json.loads(path.read_text())
-        scored = [kind for kind in KINDS if kind in results]  # the fine-tuned model only when it was evaluated
-        return max(scored, key=lambda kind: (results[kind]["balanced_accuracy"], results[kind]["macro_f1"]))
-    except (ValueError, KeyError, TypeError):
+        scored = [kind for kind in KINDS if isinstance(results.get(kind), dict)]
+        return max(scored, key=lambda kind: (results[kind]["balanced_accuracy_mean"], results[kind]["macro_f1_mean"]),
+                   default=None)
+    except (ValueError, KeyError, TypeError, AttributeError):
         return None
 
 

@@ -26,13 +26,13 @@ def parse_args(argv):
                                                            "0.0.0.0 for other machines, e.g. a phone)")
     parser.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0: any free port)")
     parser.add_argument("--model", choices=KINDS,
-                        help="default: the better one by the last evaluation (metrics/test.json), else head")
+                        help="default: the best by cross-validation (metrics/cv.json: head or finetuned), else head")
     parser.add_argument("--max-upload-mb", type=positive(float), default=20.0,
                         help="largest photo accepted, in MB (default: 20)")
     parser.add_argument("--max-files", type=positive(int), default=32, help="photos per request (default: 32)")
     parser.add_argument("--models-dir", default=str(Paths().models), help="where the trained models are (default: models)")
     parser.add_argument("--metrics", default=str(Paths().test),
-                        help="the evaluation that picks the default model (default: metrics/test.json)")
+                        help="the last evaluation, shown with the answers (default: metrics/test.json); cv.json beside it picks the default model")
     parser.add_argument("--tags", default="tags.csv",
                         help="the tag run whose uncertain photos the review queue at /queue shows (default: tags.csv, "
                              "written by python -m stages.tag FOLDER)")

@@ -33,7 +33,7 @@ def parse_args(argv):
                     "(no model, no images, or not one file could be classified).")
     parser.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders (read recursively)")
     parser.add_argument("--model", choices=KINDS,
-                        help="cnn, head or finetuned (when fine-tuning is on); default: the better one by the last evaluation (metrics/test.json)")
+                        help="cnn, head or finetuned (when fine-tuning is on); default: the best by cross-validation (metrics/cv.json: head or finetuned), else head")
     parser.add_argument("--threshold", type=float,
                         help="answer automatically at or above this top probability (decision auto, else review); "
                              "default: the model's own, chosen for evaluate.target_accuracy by the decide stage "
@@ -43,7 +43,7 @@ def parse_args(argv):
     parser.add_argument("--batch-size", type=int, default=32, help="images per batch (default: 32)")
     parser.add_argument("--models-dir", default=str(Paths().models), help="where the trained models are (default: models)")
     parser.add_argument("--metrics", default=str(Paths().test),
-                        help="the evaluation that picks the default model (default: metrics/test.json)")
+                        help="the last evaluation, shown with the answers (default: metrics/test.json); cv.json beside it picks the default model")
     args = parser.parse_args(argv)
     if args.threshold is not None and not 0 <= args.threshold <= 1:
         parser.error(f"--threshold must be between 0 and 1, got {args.threshold}")
@@ -53,8 +53,8 @@ def parse_args(argv):
 
 
 def load_for_prediction(model, models_dir, metrics, threshold=None):
-    """(classifier, its DecisionRule, ImageLimits) for predict and tag: --model or the best by the last
-    evaluation, the model's own threshold unless one is given, with a warning where the model has none."""
+    """(classifier, its DecisionRule, ImageLimits) for predict and tag: --model or the best by cross-validation
+    (best_model), the model's own threshold unless one is given, with a warning where the model has none."""
     fallback, limits = settings_from_params()
     kind = model or best_model(metrics) or "head"
     classifier = load_classifier(kind, models_dir)

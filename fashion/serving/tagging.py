@@ -43,7 +43,7 @@ def parse_args(argv):
                     "be (their error says why), 2 nothing could be done.")
     parser.add_argument("folder", metavar="FOLDER", help="the photos to tag (sub-folders too)")
     parser.add_argument("--output", default="tags.csv", help="the CSV to write (default: tags.csv)")
-    parser.add_argument("--model", choices=KINDS, help="default: the better one by the last evaluation")
+    parser.add_argument("--model", choices=KINDS, help="default: the best by cross-validation (metrics/cv.json: head or finetuned), else head")
     parser.add_argument("--threshold", type=float, help="default: the model's own (models/decisions/)")
     parser.add_argument("--batch-size", type=int, default=32, help="images per batch (default: 32)")
     parser.add_argument("--chunk", type=int, default=CHUNK,
