@@ -37,7 +37,7 @@ sys.path.insert(0, str(REPO))
 
 from fashion.data import dataset  # noqa: E402
 from fashion.paths import Paths  # noqa: E402
-from fashion.features.extractor import FeatureExtractor  # noqa: E402
+from fashion.features.frozen_backbone import FeatureExtractor  # noqa: E402
 from fashion.features.extraction import extract_features  # noqa: E402
 
 WEIGHTS = {"mobilenet": REPO.parent / "shared/weights/mobilenet_1.0_224_no_top.weights.h5",
@@ -107,7 +107,7 @@ def ray_overhead(args):
     the first n and the first 2n rows: end to end (start-up included) and the marginal rate of the
     second n images, n / (time for 2n - time for n), in which each engine's start-up cancels out."""
     from fashion.features import ray_engine
-    from fashion.features.extractor import build_extractor
+    from fashion.features.frozen_backbone import build_extractor
     from fashion.data.recipes import BackboneRecipe
     from fashion.params_schema import Ray
 

@@ -7,7 +7,7 @@ REPO is a repository (a copy) where `dvc repro extract` has run with the configu
 prints the overrides). In each fold, exactly as the crossval stage does it (fashion.evaluation.crossval.fold_head): a share
 of the fold's training part is kept apart for early stopping (grouped by item), the head is trained on the rest's
 cached features after SMOTE, the baseline on the whole training part; then the fine-tuning model starts from
-that head and trains on the same images (fashion.models.finetuning.fine_tune, the stage's own code). All three are
+that head and trains on the same images (fashion.models.finetune_model.fine_tune, the stage's own code). All three are
 scored on the held-out fold; every held-out photo's three predictions go to REPO/oof-finetune_cv.csv (repeat, fold,
 path, label, one column per model). --repeats reshuffles the folds as crossval.repeats does (the stage's folds and
 fold seeds). -S overrides the `finetune` params of REPO/params.yaml (the same keys). Prints one JSON line per fold
@@ -33,7 +33,7 @@ from fashion.models.baseline import baseline_probabilities, fit_baseline  # noqa
 from fashion.evaluation.crossval import fold_head  # noqa: E402
 from fashion.evaluation.folds import folds, pooled_features, pooled_paths, pooled_rows  # noqa: E402
 from fashion.features.store import INFO_FILE, read_info  # noqa: E402
-from fashion.models.finetuning import fine_tune  # noqa: E402
+from fashion.models.finetune_model import fine_tune  # noqa: E402
 from fashion.evaluation.intervals import headline  # noqa: E402
 from fashion.params import load_params, validate  # noqa: E402
 from fashion.paths import Paths  # noqa: E402

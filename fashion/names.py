@@ -9,7 +9,7 @@ BACKBONES = ("mobilenet", "mobilenet_v2", "vgg16", "resnet50")
 
 # How many blocks each backbone has for fine-tuning to open from the top (finetune.unfreeze): MobileNet's 13
 # depthwise-separable blocks; MobileNetV2's first block, 16 inverted-residual blocks and its last 1x1
-# convolution; ResNet50's 16 residual blocks; VGG16's 5 blocks of convolutions. fashion/models/finetuning.py
+# convolution; ResNet50's 16 residual blocks; VGG16's 5 blocks of convolutions. fashion/models/finetune_model.py
 # finds them by layer name.
 BLOCKS = {"mobilenet": 13, "mobilenet_v2": 18, "resnet50": 16, "vgg16": 5}
 

@@ -147,7 +147,7 @@ class Head(Section):
 
 
 class CnnAugment(Section):
-    """cnn.augment: every augmentation fashion/data/image_data.py can add (0 or false: off)."""
+    """cnn.augment: every augmentation fashion/data/pixel_batches.py can add (0 or false: off)."""
 
     flip: bool
     rotation: Rotation

@@ -1,10 +1,10 @@
-"""Stage `finetune`: the backbone's top blocks trained with the head, from pixels (fashion/models/finetuned.py).
+"""Stage `finetune`: the backbone's top blocks trained with the head, from pixels (fashion/models/finetune.py).
 
 Off by default (finetune.enabled): then it writes only models/finetuned/finetuned.json saying so.
 """
 
 from fashion.errors import run_stage
-from fashion.models.finetuned import finetune
+from fashion.models.finetune import finetune
 from fashion.params import load_params
 from fashion.paths import Paths
 

@@ -117,7 +117,7 @@ def run_pipeline(params, root):
     from fashion.features.extraction import extract
     from fashion.features.smote import resample
     from fashion.models.cnn import train_cnn
-    from fashion.models.finetuned import finetune
+    from fashion.models.finetune import finetune
     from fashion.models.head import train_head
 
     paths = Paths(root)

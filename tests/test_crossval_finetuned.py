@@ -93,7 +93,7 @@ def fold_positions(params, paths):
 def test_a_fold_trains_and_stops_on_its_training_part_only_and_never_reads_the_test_split(prepared, monkeypatch):
     """What the fine-tuning actually reads, batch by batch: its training batches are the fold's fit part, its
     early-stopping batches the rest of the fold's training part; the held-out fold and the test split never."""
-    from fashion.data.image_data import ImageBatches
+    from fashion.data.pixel_batches import ImageBatches
     from fashion.data.recipes import BackboneRecipe
     from fashion.features.store import read_info
 

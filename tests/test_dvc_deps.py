@@ -205,7 +205,7 @@ def test_every_output_dvc_yaml_declares_is_a_path_named_in_paths():
 
 def test_the_import_reader_sees_imports_inside_functions():
     # classify imports the extractor only when it rebuilds a head's backbone: still a dependency.
-    assert "fashion/features/extractor.py" in direct_imports(REPO, REPO / "fashion/serving/classify.py")
+    assert "fashion/features/frozen_backbone.py" in direct_imports(REPO, REPO / "fashion/serving/classify.py")
     assert "fashion/features/weights.py" in closure(REPO, "fashion/serving/classify.py")
 
 

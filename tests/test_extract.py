@@ -13,7 +13,7 @@ from fashion.data.recipes import BackboneRecipe
 from fashion.digests import file_sha256
 from fashion.errors import PipelineError
 from fashion.features.extraction import extract
-from fashion.features.extractor import Ensemble, FeatureExtractor, MirrorAveraged, build_extractor
+from fashion.features.frozen_backbone import Ensemble, FeatureExtractor, MirrorAveraged, build_extractor
 from fashion.features.store import load_split, read_info
 from fashion.features.weights import weights_alpha
 from fashion.paths import Paths

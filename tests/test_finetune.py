@@ -23,7 +23,7 @@ def finetuned_parts(root):
     """(the saved fine-tuned model, its backbone, the same backbone fresh from the weights file, its record)."""
     import keras
 
-    import fashion.models.finetuning as finetuning
+    import fashion.models.finetune_model as finetuning
 
     info = json.loads((root / "models/finetuned/finetuned.json").read_text())
     model = keras.saving.load_model(root / "models/finetuned/finetuned.keras", compile=False)
@@ -36,7 +36,7 @@ def finetuned_parts(root):
 def test_only_the_top_blocks_learn_and_batch_norm_statistics_never_move(trained):
     from keras import layers
 
-    from fashion.models.finetuning import backbone_blocks
+    from fashion.models.finetune_model import backbone_blocks
 
     params, root = trained
     model, backbone, fresh, info = finetuned_parts(root)
@@ -67,8 +67,8 @@ def test_the_head_starts_from_its_trained_weights_and_then_trains(trained):
     preprocess_input once, the same backbone, the head's own weights."""
     import keras
 
-    from fashion.features.extractor import build_extractor
-    from fashion.models.finetuning import build_model
+    from fashion.features.frozen_backbone import build_extractor
+    from fashion.models.finetune_model import build_model
 
     params, root = trained
     head = keras.saving.load_model(root / "models/head.keras", compile=False)
@@ -91,7 +91,7 @@ def test_the_head_starts_from_its_trained_weights_and_then_trains(trained):
 def test_saved_model_loads_in_safe_mode_with_the_same_probabilities(trained, tmp_path):
     import keras
 
-    from fashion.models.finetuned import finetune
+    from fashion.models.finetune import finetune
 
     params, root = trained
     (tmp_path / "models").mkdir()
@@ -111,7 +111,7 @@ def test_saved_model_loads_in_safe_mode_with_the_same_probabilities(trained, tmp
 
 def test_off_it_writes_only_a_record_and_the_other_stages_leave_it_out(trained, tmp_path):
     from fashion.evaluation.evaluate import evaluate
-    from fashion.models.finetuned import finetune
+    from fashion.models.finetune import finetune
 
     params, root = trained
     off = override(params, {"finetune.enabled": False})
@@ -161,7 +161,7 @@ def test_the_prediction_command_says_when_fine_tuning_is_off(trained, tmp_path):
 
 
 def test_random_backbone_weights_warn_that_this_is_training_from_scratch(trained, tmp_path, caplog):
-    from fashion.models.finetuned import finetune
+    from fashion.models.finetune import finetune
 
     params, root = trained
     for name in ("head.keras", "head.json"):
@@ -197,7 +197,7 @@ def test_every_backbone_has_the_blocks_params_count_and_unfreeze_opens_the_top_o
     import keras
 
     from fashion.features.backbones import application
-    from fashion.models.finetuning import backbone_blocks, set_trainable
+    from fashion.models.finetune_model import backbone_blocks, set_trainable
 
     constructor, _, takes_alpha = application(name)
     backbone = constructor(include_top=False, weights=None, input_shape=(32, 32, 3), pooling="avg",

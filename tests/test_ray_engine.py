@@ -26,7 +26,7 @@ from fashion.data.recipes import BackboneRecipe
 from fashion.errors import PipelineError
 from fashion.features import ray_engine
 from fashion.features.extraction import extract, extract_features
-from fashion.features.extractor import build_extractor
+from fashion.features.frozen_backbone import build_extractor
 from fashion.features.store import load_split_rows
 from fashion.paths import Paths
 from tests.helpers import MOBILENET_025, REPO, copy_photos, make_params, override, prepared_photos

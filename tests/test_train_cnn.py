@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from fashion.data import dataset
-from fashion.data.image_data import ImageBatches, balanced_class_weights
+from fashion.data.pixel_batches import ImageBatches, balanced_class_weights
 from fashion.data.preparation import prepare
 from fashion.errors import PipelineError, run_stage
 from fashion.models.cnn import build_cnn, front_inputs, split_front, train_cnn

@@ -40,7 +40,7 @@ def generated_run(tmp_path_factory):
     from fashion.features.extraction import extract
     from fashion.features.smote import resample
     from fashion.models.cnn import train_cnn
-    from fashion.models.finetuned import finetune
+    from fashion.models.finetune import finetune
     from fashion.models.head import train_head
 
     root = tmp_path_factory.mktemp("generated")

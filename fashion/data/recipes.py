@@ -7,7 +7,7 @@ builds it from params once (prepare, extract) and writes it into its output; eve
 and `models/<kind>.json` copies it whole, and prediction rebuilds it from there alone.
 
 Adding a setting to a group: a field here, its rule in `fashion/params_schema.py`, the code that applies it
-(`fashion.data.images.preprocess` or `fashion.features.extractor.build_extractor`) and their tests.
+(`fashion.data.images.preprocess` or `fashion.features.frozen_backbone.build_extractor`) and their tests.
 """
 
 from dataclasses import asdict, dataclass, field, fields

@@ -2,7 +2,7 @@
 
 In each fold the fine-tuning model starts from that fold's head (trained by crossval.fold_head on the
 fold's training part) and trains as the finetune stage trains it, with the same function
-(fashion.models.finetuning.fine_tune): from the prepared images, streamed a batch at a time, on the
+(fashion.models.finetune_model.fine_tune): from the prepared images, streamed a batch at a time, on the
 images the fold's head was fitted on, with early stopping on the share of the fold's training part the
 head stopped on. The held-out fold is only predicted, a batch at a time; the test split is never read.
 Like the head in cross-validation it is not temperature-scaled: CV scores argmax predictions.
@@ -77,7 +77,7 @@ def fine_tuned_probabilities(params, images, head, labels, fit, stop, held, num_
     """(held-out probabilities, {epochs_run, best_epoch, seconds}) of the model fine-tuned from the fold's `head`
     on the pooled positions `fit`, early stopping on `stop`; `held` is only predicted. Memory: one batch.
     `name` begins its log lines."""
-    from fashion.models.finetuning import fine_tune
+    from fashion.models.finetune_model import fine_tune
     from fashion.models.training import best_epoch
 
     settings = params.finetune

@@ -14,7 +14,7 @@ import numpy as np
 from fashion.atomic import atomic_file
 from fashion.data.exclusions import read_suspects
 from fashion.evaluation.intervals import METRICS as HEADLINE
-from fashion.features.extractor import is_random
+from fashion.features.frozen_backbone import is_random
 from fashion.models.training import TEMPERATURE_BOUNDS, at_temperature_bound
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 """The pretrained backbones the project offers (keras.applications): the one list of them and their blocks.
 
 Their names and block counts are in `fashion/names.py` (params.yaml is checked against them without importing
-this module); `fashion/features/extractor.py` builds them, `fashion/features/weights.py` finds their weights.
+this module); `fashion/features/frozen_backbone.py` builds them, `fashion/features/weights.py` finds their weights.
 Nothing here imports Keras until a backbone is asked for.
 """
 

@@ -20,8 +20,8 @@ import numpy as np
 from fashion.atomic import atomic_dir, check_writable, write_json
 from fashion.data import dataset
 from fashion.data.recipes import BackboneRecipe, Preprocessing
-from fashion.features.extractor import build_extractor
 from fashion.features.feature_cache import FeatureCache, evict, fingerprint
+from fashion.features.frozen_backbone import build_extractor
 from fashion.features.store import INFO_FILE, save_arrays
 from fashion.models.provenance import data_record
 from fashion.paths import Paths
@@ -78,7 +78,7 @@ def extract_features_cached(compute, rows, keys, cache, dim, progress=None):
 
 
 class Extraction(NamedTuple):
-    extractor: object  # fashion.features.extractor.Extractor: the backbone and its recipe
+    extractor: object  # fashion.features.frozen_backbone.Extractor: the backbone and its recipe
     summary: dict  # data/prepared/summary.json
     preprocessing: Preprocessing
     splits: dict  # {split: (rows, labels, features)}

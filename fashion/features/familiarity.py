@@ -87,7 +87,7 @@ class Familiarity:
         if classifier is not None and self.shares_backbone(classifier):
             return classifier.extractor(images)
         if self._extractor is None:
-            from fashion.features.extractor import build_extractor
+            from fashion.features.frozen_backbone import build_extractor
 
             self._extractor = build_extractor(self.backbone, self.preprocessing.image_size)
         return self._extractor(images)

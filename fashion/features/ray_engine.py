@@ -23,7 +23,7 @@ import numpy as np
 
 from fashion.data.dataset import ImageStore
 from fashion.errors import PipelineError
-from fashion.features.extractor import build_extractor
+from fashion.features.frozen_backbone import build_extractor
 
 log = logging.getLogger(__name__)
 

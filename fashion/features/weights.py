@@ -3,7 +3,7 @@
 `features.weights` is auto, imagenet, none or a file. This module finds the file (`weights_file`), Keras's
 cached ImageNet file (`keras_cache_file`) and the repository's own (`bundled_weights`), says whether Keras
 could download one (`can_download`), and reads a weights file's width and backbone (`weights_alpha`,
-`file_width`, `check_weights_file`). `fashion/features/extractor.py` builds the backbones with them; the
+`file_width`, `check_weights_file`). `fashion/features/frozen_backbone.py` builds the backbones with them; the
 feature cache fingerprints the file.
 """
 

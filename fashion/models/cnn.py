@@ -23,7 +23,13 @@ from keras import layers
 
 from fashion.atomic import check_writable, remove_stale, write_json
 from fashion.data import dataset
-from fashion.data.image_data import ImageBatches, augmentation_layers, balanced_class_weights, layer_seed, pixel_splits
+from fashion.data.pixel_batches import (
+    ImageBatches,
+    augmentation_layers,
+    balanced_class_weights,
+    layer_seed,
+    pixel_splits,
+)
 from fashion.data.recipes import Preprocessing
 from fashion.models.provenance import RECORD_KEY, data_record, trained_on
 from fashion.models.training import (

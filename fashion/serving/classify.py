@@ -46,7 +46,7 @@ class Classifier:
     def random_weights(self):
         """True for a head or fine-tuned model whose backbone had random weights (features.weights none, or
         auto with no pretrained weights to be had): its predictions say nothing."""
-        from fashion.features.extractor import is_random
+        from fashion.features.frozen_backbone import is_random
 
         recipe = self.info.get(BackboneRecipe.RECORD_KEY)
         return self.kind != "cnn" and isinstance(recipe, dict) and is_random(recipe.get("weights"))
@@ -55,7 +55,7 @@ class Classifier:
         """The warning the prediction command and the server give at start for such a model, or None."""
         if not self.random_weights:
             return None
-        from fashion.features.extractor import RANDOM_WEIGHTS_ADVICE
+        from fashion.features.frozen_backbone import RANDOM_WEIGHTS_ADVICE
 
         return (f"the {self.title} was trained on features of a backbone with RANDOM weights "
                 f"(weights {self.info[BackboneRecipe.RECORD_KEY]['weights']}): {RANDOM_WEIGHTS_ADVICE}")
@@ -133,7 +133,7 @@ def load_classifier(kind, models_dir=Paths().models, with_backbone=True):
     from fashion.models import cnn_layers  # noqa: F401  (registers the CNN's own layers, so its saved model loads)
 
     if kind == "finetuned":
-        import fashion.models.finetuning  # noqa: F401  (registers the model's preprocess_input layer for loading)
+        import fashion.models.finetune_model  # noqa: F401  (registers the model's preprocess_input layer for loading)
     info = load_model_info(path)
     preprocessing = Preprocessing.from_artifact(info, info_path)
     recipe = BackboneRecipe.from_artifact(info, info_path) if kind == "head" else None
@@ -143,7 +143,7 @@ def load_classifier(kind, models_dir=Paths().models, with_backbone=True):
         raise outdated(path, f"could not be loaded ({type(err).__name__}: {err})") from None
     extractor = None
     if recipe is not None and with_backbone:
-        from fashion.features.extractor import build_extractor
+        from fashion.features.frozen_backbone import build_extractor
 
         extractor = build_extractor(recipe, preprocessing.image_size)
     return Classifier(kind, model, info, preprocessing, extractor)

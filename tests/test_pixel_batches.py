@@ -5,7 +5,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from fashion.data.image_data import ImageBatches, balanced_class_weights
+from fashion.data.pixel_batches import ImageBatches, balanced_class_weights
 from fashion.runtime import make_reproducible, steady
 
 ROWS, CLASSES, BATCH = 70, 3, 16  # 5 batches an epoch, the last one short

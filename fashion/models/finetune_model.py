@@ -21,10 +21,10 @@ from contextlib import nullcontext
 import keras
 from keras import layers
 
-from fashion.data.image_data import ImageBatches, augmentation_layers, balanced_class_weights
+from fashion.data.pixel_batches import ImageBatches, augmentation_layers, balanced_class_weights
 from fashion.errors import PipelineError
 from fashion.features.backbones import application
-from fashion.features.extractor import MIN_INPUT, _weights_argument
+from fashion.features.frozen_backbone import MIN_INPUT, _weights_argument
 from fashion.models.training import epoch_progress, training_callbacks
 
 log = logging.getLogger(__name__)
@@ -89,7 +89,7 @@ def set_trainable(backbone, name, unfreeze):
 class BackbonePreprocess(layers.Layer):
     """A backbone's keras.applications `preprocess_input` on 0..255 pixels, as a layer the saved model carries.
 
-    The same function the extract stage applies (fashion/features/extractor.py), so the head's features and the
+    The same function the extract stage applies (fashion/features/frozen_backbone.py), so the head's features and the
     fine-tuned model's inputs are made alike.
     """
 

@@ -1,7 +1,7 @@
 """The `finetune` stage: the backbone learns the attribute, starting from the trained head.
 
 Two-phase transfer learning: train_head fitted the head on frozen features; here the whole model
-(pixels -> augmentation -> preprocess_input -> backbone -> head, fashion/models/finetuning.py) trains with the
+(pixels -> augmentation -> preprocess_input -> backbone -> head, fashion/models/finetune_model.py) trains with the
 top `finetune.unfreeze` blocks of the backbone open, at a low learning rate with warm-up and cosine
 decay, early stopping on validation loss with the best weights kept, then temperature scaling on
 validation like the other models. Images stream from the image store a batch at a time.
@@ -58,8 +58,8 @@ def finetune(params, paths=Paths()):
         return None
 
     # TensorFlow loads only now: with fine-tuning off, the stage takes a fraction of a second.
-    from fashion.data.image_data import ImageBatches, pixel_splits
-    from fashion.models.finetuning import fine_tune
+    from fashion.data.pixel_batches import ImageBatches, pixel_splits
+    from fashion.models.finetune_model import fine_tune
 
     make_reproducible(seed)
     head_info = load_model_info(head_path)
