@@ -193,7 +193,7 @@ def fit_cnn(store, train, validation, num_classes, cnn, seed, logger=log):
             if front is None:
                 return ImageBatches(store, rows, labels, num_classes, cnn.batch_size, seed=order_seed).dataset()
             # The region cut and the resize have no weights and no randomness: run them once per image
-            # instead of once per epoch (1.5x faster training), into a scratch file so memory stays bounded
+            # instead of once per epoch, into a scratch file so memory stays bounded
             # by the batch. The body is the model's own layers after them, so training it trains the model.
             inputs = scratch_files.enter_context(front_inputs(front, store, rows, Path(scratch) / f"{name}.npy"))
             return ImageBatches(inputs, np.arange(len(rows)), labels, num_classes, cnn.batch_size,

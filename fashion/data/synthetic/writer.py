@@ -22,8 +22,8 @@ log = logging.getLogger(__name__)
 
 JPEG_QUALITY = 92
 # Images are independent and every image has its own generator, so the output doesn't depend on the
-# scheduling: they are rendered in worker processes, one per core. (Threads: numpy and cv2 release the GIL in
-# their loops, but the Python between them held it; on 2 cores 1,125 images took 13.4 s on threads.)
+# scheduling: they are rendered in worker processes, one per core (on threads the Python between numpy's and
+# cv2's loops holds the GIL).
 RENDER_WORKERS = os.cpu_count() or 1
 RENDER_CHUNK = 16  # images per task sent to a worker
 
