@@ -25,6 +25,7 @@ import logging
 from pathlib import Path
 
 from fashion.atomic import atomic_file, locked
+from fashion.data.exclusions import read_text_file
 from fashion.digests import file_sha256
 from fashion.errors import PipelineError
 
@@ -43,18 +44,10 @@ def _check_header(path, header):
 
 def read_confirmed(path):
     """[{path, label, sha256}] of the file, in its order; a clear error for a missing or malformed file."""
-    path = Path(path)
-    if not path.is_file():
-        what = "a folder" if path.is_dir() else "not found"
-        raise PipelineError(f"data.confirmed: {path} is {what}; point data.confirmed at the review queue's labels "
-                            f"file, or create an empty one: echo {','.join(COLUMNS)} > {path}")
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError:
-        text = "\x00"
-    if "\x00" in text:
-        raise PipelineError(f"data.confirmed: {path} is not a text file; it must be a CSV with the header "
-                            f"{','.join(COLUMNS)}")
+    text = read_text_file(path, "data.confirmed",
+                          f"point data.confirmed at the review queue's labels file, or create an empty one: echo "
+                          f"{','.join(COLUMNS)} > {path}",
+                          f"; it must be a CSV with the header {','.join(COLUMNS)}")
     rows = list(csv.reader(io.StringIO(text, newline="")))
     if not rows:
         return []

@@ -45,21 +45,23 @@ class Exclusions:
         return len(self.paths) + len(self.hashes)
 
 
-def read_text_file(path):
-    """The exclude file's text; a clear error for a missing, unreadable or binary file."""
+def read_text_file(path, param="data.exclude",
+                   missing_advice="point data.exclude at a text file of photo paths (relative to data.path), one a "
+                                  "line, e.g. an empty exclude.txt",
+                   binary_advice=" (binary data); it must list photo paths (relative to data.path) or SHA-256 "
+                                 "digests, one a line"):
+    """The text of a file a param names (the exclude file, the labels file); a clear error for a missing or
+    binary file: `{param}: {path} is not found; {missing_advice}`, `... is not a text file{binary_advice}`."""
     path = Path(path)
     if not path.is_file():
         what = "a folder" if path.is_dir() else "not found"
-        raise PipelineError(f"data.exclude: {path} is {what}; point data.exclude at a text file of photo paths "
-                            f"(relative to data.path), one a line, e.g. an empty exclude.txt")
-    data = path.read_bytes()
+        raise PipelineError(f"{param}: {path} is {what}; {missing_advice}")
     try:
-        text = data.decode("utf-8")
+        text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError:
         text = None
     if text is None or "\x00" in text:
-        raise PipelineError(f"data.exclude: {path} is not a text file (binary data); it must list photo paths "
-                            f"(relative to data.path) or SHA-256 digests, one a line")
+        raise PipelineError(f"{param}: {path} is not a text file{binary_advice}")
     return text
 
 
